@@ -1,0 +1,100 @@
+//! `serve --demo`: loads the demo catalog kept in `demo/` through the real
+//! file scraper. The first load ingests the older versions of some files
+//! (`demo/previous/`) and then the current ones, so the demo has real diff
+//! changes; later starts only re-scrape the current files.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use stratum_domain::Store;
+use stratum_scrapers::config::LoadedScrapeConfig;
+use stratum_scrapers::{RunOptions, load_path, run_scrape};
+
+/// Finds the demo directory: `$STRATUM_DEMO_DIR`, `./demo`, or the one
+/// beside the source tree.
+pub fn demo_dir() -> anyhow::Result<PathBuf> {
+    if let Ok(dir) = std::env::var("STRATUM_DEMO_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    let local = PathBuf::from("demo");
+    if local.join("scrapers").is_dir() {
+        return Ok(local);
+    }
+    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo");
+    if beside.join("scrapers").is_dir() {
+        return Ok(beside);
+    }
+    bail!("demo catalog not found: run from the repository root or set STRATUM_DEMO_DIR")
+}
+
+fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target).with_context(|| {
+                format!("copying {} to {}", entry.path().display(), target.display())
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn load_configs(dir: &Path) -> anyhow::Result<Vec<LoadedScrapeConfig>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    let mut configs = Vec::new();
+    for file in files {
+        configs.extend(load_path(&file).with_context(|| format!("loading {}", file.display()))?);
+    }
+    Ok(configs)
+}
+
+/// Copies the demo into `work_dir`, ingests it and returns its configs for
+/// the scheduler.
+pub async fn load(store: &Store, work_dir: &Path) -> anyhow::Result<Vec<Arc<LoadedScrapeConfig>>> {
+    let source = demo_dir()?;
+    let current = work_dir.join("catalog");
+    if current.exists() {
+        std::fs::remove_dir_all(&current)
+            .with_context(|| format!("clearing {}", current.display()))?;
+    }
+    copy_tree(&source.join("catalog"), &current)?;
+    copy_tree(&source.join("scrapers"), &work_dir.join("scrapers"))?;
+    let configs = load_configs(&work_dir.join("scrapers"))?;
+
+    let mut first_load = true;
+    for config in &configs {
+        let id = stratum_domain::ids::scraper_id(&config.metadata.namespace, &config.metadata.name);
+        if store.has_succeeded_run(id).await? {
+            first_load = false;
+        }
+    }
+    let previous = source.join("previous");
+    if first_load && previous.is_dir() {
+        copy_tree(&previous, &current)?;
+        for config in &configs {
+            run_scrape(store, config, &RunOptions::default()).await?;
+        }
+        std::fs::remove_dir_all(&current)?;
+        copy_tree(&source.join("catalog"), &current)?;
+    }
+    let mut total = 0;
+    for config in &configs {
+        let report = run_scrape(store, config, &RunOptions::default()).await?;
+        total += report.summary.scraped;
+        for e in &report.summary.errors {
+            tracing::warn!(scraper = %config.metadata.name, error = %e, "demo scrape error");
+        }
+    }
+    tracing::info!(items = total, dir = %work_dir.display(), "demo catalog loaded");
+    Ok(configs.into_iter().map(Arc::new).collect())
+}

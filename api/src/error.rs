@@ -1,0 +1,62 @@
+//! The API's one error type and its single mapping to GraphQL
+//! `extensions.code` (SPEC §11 "Errors").
+
+use async_graphql::ErrorExtensions;
+use stratum_domain::DomainError;
+use thiserror::Error;
+
+/// Errors a resolver can return.
+#[derive(Debug, Error)]
+pub enum ApiError {
+    /// The client sent something invalid.
+    #[error("{0}")]
+    BadUserInput(String),
+    /// The entity does not exist (or is out of scope).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Anything else; the details are logged, never returned.
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    /// The stable `extensions.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadUserInput(_) => "BAD_USER_INPUT",
+            ApiError::NotFound(_) => "NOT_FOUND",
+            ApiError::Internal => "INTERNAL",
+        }
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::Invalid { what, message } => {
+                ApiError::BadUserInput(format!("invalid {what}: {message}"))
+            }
+            DomainError::NotFound(what) => ApiError::NotFound(what.to_string()),
+            other => {
+                tracing::error!(error = %other, source = ?std::error::Error::source(&other), "request failed");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+impl ErrorExtensions for ApiError {
+    fn extend(&self) -> async_graphql::Error {
+        let code = self.code();
+        async_graphql::Error::new(self.to_string()).extend_with(|_, ext| ext.set("code", code))
+    }
+}
+
+/// Converts any API or domain error into a GraphQL error carrying its code.
+/// Use this (never a bare `?`) so every error has `extensions.code`.
+pub fn gql(e: impl Into<ApiError>) -> async_graphql::Error {
+    e.into().extend()
+}
+
+/// Result type of resolvers.
+pub type ApiResult<T> = Result<T, async_graphql::Error>;

@@ -1,0 +1,9 @@
+//! Stratum's API layer: the GraphQL schema over the catalog, the HTTP
+//! router that serves it, and the subcommands of the `stratum` binary.
+
+pub mod cli;
+pub mod demo;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod serve;

@@ -1,0 +1,81 @@
+//! The `stratum` binary.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use stratum_api::cli::{Cli, Command, MigrateAction, check_config, scrape_once};
+use tracing_subscriber::EnvFilter;
+
+fn init_tracing() {
+    let filter = EnvFilter::try_from_env("STRATUM_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("STRATUM_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => {
+            stratum_api::serve::serve(args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate {
+            database_url,
+            action,
+        } => {
+            let store = stratum_domain::Store::connect(&database_url).await?;
+            match action.unwrap_or(MigrateAction::Up) {
+                MigrateAction::Up => {
+                    store.migrate().await?;
+                    println!("migrations applied");
+                }
+                MigrateAction::Down { n } => {
+                    store.migrate_down(n).await?;
+                    println!("rolled back {n} migration(s)");
+                }
+                MigrateAction::Status => {
+                    for (name, applied) in store.migration_status().await? {
+                        println!("{} {name}", if applied { "applied" } else { "pending" });
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Scrape {
+            configs,
+            database_url,
+            allow_mass_delete,
+            ..
+        } => scrape_once(&configs, &database_url, allow_mass_delete).await,
+        Command::Schema => {
+            print!("{}", stratum_api::graphql::sdl());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { paths, strict } => Ok(check_config(&paths, strict)),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

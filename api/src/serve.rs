@@ -1,0 +1,94 @@
+//! `stratum serve`: opens the store, loads the demo and scrape configs,
+//! starts the scheduler and serves HTTP until SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::cli::{ServeArgs, load_configs, open_store};
+use crate::graphql::build_schema;
+use crate::http::{AppState, router};
+
+/// Runs the server.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let addr: SocketAddr = args.listen.parse().with_context(|| {
+        format!(
+            "--listen {:?} is not an address like 127.0.0.1:8080",
+            args.listen
+        )
+    })?;
+    let store = open_store(&args.database_url).await?;
+
+    let mut configs = Vec::new();
+    if args.demo {
+        configs.extend(
+            crate::demo::load(&store, &args.demo_work_dir)
+                .await
+                .context("loading the demo")?,
+        );
+        if addr.ip().is_loopback() {
+            tracing::info!("demo mode: anonymous viewer access enabled on loopback");
+        }
+    }
+    let loaded = load_configs(&args.scrape_configs).context("loading scrape configs")?;
+    configs.extend(loaded.into_iter().map(Arc::new));
+
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    stratum_scrapers::scheduler::spawn_all(
+        store.clone(),
+        configs,
+        &tracker,
+        cancel.clone(),
+        !args.demo,
+    );
+
+    let state = AppState {
+        schema: build_schema(Some(store.clone())),
+        store,
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(address = %local, graphiql = %format!("http://{local}/graphql"), "stratum listening");
+    println!("stratum listening on http://{local}/graphql");
+
+    let shutdown = cancel.clone();
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            wait_for_signal().await;
+            shutdown.cancel();
+        })
+        .await
+        .context("serving HTTP")?;
+    tracker.close();
+    tracker.wait().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

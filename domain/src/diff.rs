@@ -1,0 +1,184 @@
+//! Diffs between two versions of a config: an RFC 7386 merge patch, a
+//! unified text diff and a short summary of the changed paths (SPEC §5).
+
+use serde_json::{Map, Value};
+use similar::TextDiff;
+
+/// Longest summary kept, in characters.
+const SUMMARY_LIMIT: usize = 200;
+
+/// A computed difference between two documents.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigDiff {
+    /// RFC 7386 merge patch turning the old document into the new one.
+    pub patch: Value,
+    /// Unified diff of the pretty-printed documents.
+    pub unified: String,
+    /// Changed leaf paths, siblings collapsed, at most 200 characters.
+    pub summary: String,
+}
+
+/// Diffs two normalized documents; `None` when they are equal.
+pub fn diff(old: &Value, new: &Value) -> Option<ConfigDiff> {
+    if old == new {
+        return None;
+    }
+    let patch = merge_patch(old, new);
+    let old_text = serde_json::to_string_pretty(old).unwrap_or_default();
+    let new_text = serde_json::to_string_pretty(new).unwrap_or_default();
+    let unified = TextDiff::from_lines(&old_text, &new_text)
+        .unified_diff()
+        .context_radius(3)
+        .header("before", "after")
+        .to_string();
+    let summary = summarize(&changed_paths(&patch));
+    Some(ConfigDiff {
+        patch,
+        unified,
+        summary,
+    })
+}
+
+/// Builds the RFC 7386 merge patch that turns `old` into `new`.
+pub fn merge_patch(old: &Value, new: &Value) -> Value {
+    match (old, new) {
+        (Value::Object(o), Value::Object(n)) => {
+            let mut patch = Map::new();
+            for key in o.keys() {
+                if !n.contains_key(key) {
+                    patch.insert(key.clone(), Value::Null);
+                }
+            }
+            for (key, nv) in n {
+                match o.get(key) {
+                    Some(ov) if ov == nv => {}
+                    Some(ov) => {
+                        patch.insert(key.clone(), merge_patch(ov, nv));
+                    }
+                    None => {
+                        patch.insert(key.clone(), nv.clone());
+                    }
+                }
+            }
+            Value::Object(patch)
+        }
+        _ => new.clone(),
+    }
+}
+
+/// Applies an RFC 7386 merge patch.
+pub fn apply_merge_patch(target: &Value, patch: &Value) -> Value {
+    let Value::Object(p) = patch else {
+        return patch.clone();
+    };
+    let mut out = match target {
+        Value::Object(t) => t.clone(),
+        _ => Map::new(),
+    };
+    for (key, pv) in p {
+        if pv.is_null() {
+            out.remove(key);
+        } else {
+            let current = out.get(key).cloned().unwrap_or(Value::Null);
+            out.insert(key.clone(), apply_merge_patch(&current, pv));
+        }
+    }
+    Value::Object(out)
+}
+
+/// The dotted leaf paths a merge patch touches, in sorted order.
+pub fn changed_paths(patch: &Value) -> Vec<String> {
+    fn walk(prefix: &str, v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(map) if !map.is_empty() => {
+                for (k, child) in map {
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&path, child, out);
+                }
+            }
+            _ => out.push(prefix.to_string()),
+        }
+    }
+    let mut out = Vec::new();
+    walk("", patch, &mut out);
+    out.sort();
+    out
+}
+
+/// Collapses sibling paths into their parent and caps the result.
+pub fn summarize(paths: &[String]) -> String {
+    let mut groups: Vec<(String, Vec<&String>)> = Vec::new();
+    for path in paths {
+        let parent = path
+            .rsplit_once('.')
+            .map(|(p, _)| p.to_string())
+            .unwrap_or_default();
+        match groups.iter_mut().find(|(p, _)| *p == parent) {
+            Some((_, members)) => members.push(path),
+            None => groups.push((parent, vec![path])),
+        }
+    }
+    let mut parts: Vec<String> = Vec::new();
+    for (parent, members) in groups {
+        if members.len() > 1 && !parent.is_empty() {
+            parts.push(parent);
+        } else {
+            parts.extend(members.into_iter().cloned());
+        }
+    }
+    parts.sort();
+    parts.dedup();
+    let joined = parts.join(", ");
+    if joined.chars().count() <= SUMMARY_LIMIT {
+        joined
+    } else {
+        let cut: String = joined.chars().take(SUMMARY_LIMIT - 1).collect();
+        format!("{cut}…")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn merge_patch_round_trips() {
+        let a = json!({"spec": {"replicas": 2, "image": "a:1"}, "data": {"x": "1", "y": "2"}});
+        let b = json!({"spec": {"replicas": 3, "image": "a:1"}, "data": {"x": "1"}, "new": true});
+        let p = merge_patch(&a, &b);
+        assert_eq!(
+            p,
+            json!({"spec": {"replicas": 3}, "data": {"y": null}, "new": true})
+        );
+        assert_eq!(apply_merge_patch(&a, &p), b);
+    }
+
+    #[test]
+    fn equal_documents_have_no_diff() {
+        let a = json!({"a": [1, 2]});
+        assert!(diff(&a, &a).is_none());
+    }
+
+    #[test]
+    fn summary_collapses_siblings() {
+        let d = diff(
+            &json!({"data": {"a": "1", "b": "2"}, "spec": {"replicas": 1}}),
+            &json!({"data": {"a": "9", "b": "8"}, "spec": {"replicas": 2}}),
+        );
+        let d = d.expect("documents differ");
+        assert_eq!(d.summary, "data, spec.replicas");
+        assert!(d.unified.contains("-    \"replicas\": 1"));
+        assert!(d.unified.contains("+    \"replicas\": 2"));
+    }
+
+    #[test]
+    fn summary_is_capped() {
+        let paths: Vec<String> = (0..100).map(|i| format!("k{i}.leaf{i}")).collect();
+        assert!(summarize(&paths).chars().count() <= 200);
+    }
+}

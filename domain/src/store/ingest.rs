@@ -1,0 +1,1363 @@
+//! Batch ingest of scraped items (SPEC §2 data flow, §4, §5).
+//!
+//! Each batch is written in one transaction: new and changed items are
+//! upserted in multi-row statements, unchanged items only get a bulk
+//! `last_scraped_at` touch, and diff and health-transition changes are
+//! recorded with fingerprint dedupe. Edges and stale deletion are settled
+//! once per run by [`Store::complete_run`], behind the safety valve.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, Value};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{MAX_PARAMS, Store, marks, stmt};
+use crate::diff;
+use crate::entities::config_item::{Column as C, Entity as ConfigItems};
+use crate::error::{DomainError, Result};
+use crate::fingerprint::fingerprint;
+use crate::ids;
+use crate::model::{DeleteReason, Health, ItemRef, ScrapedItem, Severity};
+use crate::normalize::config_hash;
+
+/// Changes with the same fingerprint inside this window bump a count instead
+/// of inserting a row.
+pub const DEDUPE_WINDOW: Duration = Duration::hours(1);
+
+/// State carried across the batches of one scrape run.
+#[derive(Debug)]
+pub struct IngestSession {
+    /// The scraper being run.
+    pub scraper_id: Uuid,
+    /// The run being recorded.
+    pub run_id: Uuid,
+    /// When the run started.
+    pub started_at: DateTime<Utc>,
+    paths: HashMap<Uuid, String>,
+    keys: HashMap<(String, String), Uuid>,
+    seen: HashSet<Uuid>,
+    deferred_parents: Vec<(Uuid, ItemRef, String)>,
+    soft_edges: Vec<(Uuid, ItemRef, bool, String)>,
+    /// Totals over the run so far.
+    pub stats: BatchStats,
+}
+
+/// Counters of what a batch (or a whole run) wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchStats {
+    /// Items received.
+    pub scraped: i64,
+    /// Items inserted.
+    pub created: i64,
+    /// Items whose row was rewritten.
+    pub updated: i64,
+    /// Items only touched.
+    pub unchanged: i64,
+    /// Change rows inserted or bumped.
+    pub changes: i64,
+}
+
+impl BatchStats {
+    fn add(&mut self, other: &BatchStats) {
+        self.scraped += other.scraped;
+        self.created += other.created;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+        self.changes += other.changes;
+    }
+}
+
+impl IngestSession {
+    /// Starts a session for a run.
+    pub fn new(scraper_id: Uuid, run_id: Uuid, started_at: DateTime<Utc>) -> Self {
+        IngestSession {
+            scraper_id,
+            run_id,
+            started_at,
+            paths: HashMap::new(),
+            keys: HashMap::new(),
+            seen: HashSet::new(),
+            deferred_parents: Vec::new(),
+            soft_edges: Vec::new(),
+            stats: BatchStats::default(),
+        }
+    }
+
+    /// Number of distinct items seen so far.
+    pub fn seen_count(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// The id an item will get in this session.
+    pub fn item_id(&self, item: &ScrapedItem) -> Uuid {
+        item.source_id.unwrap_or_else(|| {
+            ids::item_id(
+                self.scraper_id,
+                &item.item_type,
+                &item.primary_external_id(),
+            )
+        })
+    }
+}
+
+/// How a run ended, as reported by the scraper.
+#[derive(Debug, Clone)]
+pub struct RunCompletion {
+    /// A full listing (enables stale deletion and edge tombstoning).
+    pub full: bool,
+    /// Errors met while scraping (any error blocks deletions).
+    pub errors: Vec<String>,
+    /// Warnings.
+    pub warnings: Vec<String>,
+    /// `staleItemAge`; `None` keeps stale items.
+    pub stale_item_age: Option<Duration>,
+    /// `maxDeletePercent`.
+    pub max_delete_percent: f64,
+    /// Override the safety valve.
+    pub allow_mass_delete: bool,
+}
+
+/// What [`Store::complete_run`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// Items soft-deleted as stale.
+    pub deleted: i64,
+    /// Edges tombstoned.
+    pub edges_tombstoned: i64,
+    /// Edges created or revived.
+    pub edges_created: i64,
+    /// Edges whose other end is unknown.
+    pub edges_unresolved: i64,
+    /// The safety valve blocked deletions; the reason.
+    pub deletions_blocked: Option<String>,
+}
+
+/// The lightweight part of an existing row used to classify an item.
+struct Existing {
+    config_hash: String,
+    health: String,
+    status: Option<String>,
+    ready: bool,
+    description: Option<String>,
+    parent_id: Option<Uuid>,
+    path: String,
+    name: String,
+    namespace: Option<String>,
+    class: String,
+    tags: serde_json::Value,
+    labels: serde_json::Value,
+    properties: serde_json::Value,
+    external_ids: serde_json::Value,
+    source: Option<String>,
+    deleted: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// A change about to be written.
+struct NewChange {
+    config_id: Uuid,
+    change_type: String,
+    severity: Severity,
+    source: String,
+    summary: String,
+    patches: Option<serde_json::Value>,
+    diff: Option<String>,
+    details: Option<serde_json::Value>,
+    fingerprint: String,
+}
+
+/// An item ready to be written.
+struct Prepared {
+    id: Uuid,
+    item: ScrapedItem,
+    external_ids: Vec<String>,
+    primary: String,
+    hash: String,
+    parent: Option<(Uuid, String)>,
+    path: String,
+}
+
+const ITEM_COLUMNS: [C; 27] = [
+    C::Id,
+    C::ScraperId,
+    C::ExternalIds,
+    C::PrimaryExternalId,
+    C::ItemType,
+    C::ConfigClass,
+    C::Name,
+    C::Namespace,
+    C::Tags,
+    C::Labels,
+    C::Properties,
+    C::Config,
+    C::ConfigHash,
+    C::Health,
+    C::Status,
+    C::Ready,
+    C::Description,
+    C::RolledUpHealth,
+    C::DescendantHealth,
+    C::ParentId,
+    C::Path,
+    C::Source,
+    C::CreatedAt,
+    C::UpdatedAt,
+    C::LastScrapedAt,
+    C::DeletedAt,
+    C::DeleteReason,
+];
+
+fn map_to_json(map: &BTreeMap<String, String>) -> serde_json::Value {
+    serde_json::Value::Object(
+        map.iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect(),
+    )
+}
+
+fn child_prefix(path: &str, id: Uuid) -> String {
+    if path.is_empty() {
+        id.to_string()
+    } else {
+        format!("{path}.{id}")
+    }
+}
+
+fn health_change_type(h: Health) -> &'static str {
+    match h {
+        Health::Healthy => "Healthy",
+        Health::Unhealthy => "Unhealthy",
+        Health::Warning => "Warning",
+        Health::Unknown => "HealthUnknown",
+    }
+}
+
+fn health_severity(h: Health) -> Severity {
+    match h {
+        Health::Unhealthy => Severity::Medium,
+        Health::Warning => Severity::Low,
+        _ => Severity::Info,
+    }
+}
+
+fn sql_err(e: sea_orm::sea_query::error::Error) -> DomainError {
+    DomainError::Corrupt(format!("statement build: {e}"))
+}
+
+impl Store {
+    /// Resolves item references to ids of live items. References that match
+    /// nothing are absent from the result.
+    pub async fn resolve_refs(&self, refs: &[ItemRef]) -> Result<HashMap<ItemRef, Uuid>> {
+        let backend = self.backend();
+        let mut out = HashMap::new();
+        let by_id: Vec<Uuid> = refs
+            .iter()
+            .filter_map(|r| match r {
+                ItemRef::Id(id) => Some(*id),
+                ItemRef::External { .. } => None,
+            })
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for chunk in by_id.chunks(1000) {
+            let sql = format!(
+                "SELECT id FROM config_items WHERE deleted_at IS NULL AND id IN ({})",
+                marks(chunk.len())
+            );
+            let rows = self
+                .db
+                .query_all_raw(stmt(
+                    backend,
+                    &sql,
+                    chunk.iter().map(|u| Value::from(*u)).collect(),
+                ))
+                .await?;
+            for row in rows {
+                let id: Uuid = row.try_get("", "id")?;
+                out.insert(ItemRef::Id(id), id);
+            }
+        }
+        let externals: Vec<(&String, &String)> = refs
+            .iter()
+            .filter_map(|r| match r {
+                ItemRef::External {
+                    item_type,
+                    external_id,
+                } => Some((item_type, external_id)),
+                ItemRef::Id(_) => None,
+            })
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for chunk in externals.chunks(500) {
+            let ext: Vec<Value> = chunk
+                .iter()
+                .map(|(_, e)| Value::from(e.to_lowercase()))
+                .collect();
+            let sql = format!(
+                "SELECT x.external_id, x.type, x.config_id FROM config_external_ids x \
+                 JOIN config_items c ON c.id = x.config_id AND c.deleted_at IS NULL \
+                 WHERE x.external_id IN ({}) ORDER BY c.created_at, c.id",
+                marks(ext.len())
+            );
+            let rows = self.db.query_all_raw(stmt(backend, &sql, ext)).await?;
+            for row in rows {
+                let external_id: String = row.try_get("", "external_id")?;
+                let item_type: String = row.try_get("", "type")?;
+                let id: Uuid = row.try_get("", "config_id")?;
+                out.entry(ItemRef::External {
+                    item_type,
+                    external_id,
+                })
+                .or_insert(id);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn paths_of(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, String>> {
+        let mut out = HashMap::new();
+        for chunk in ids.chunks(1000) {
+            let sql = format!(
+                "SELECT id, path FROM config_items WHERE deleted_at IS NULL AND id IN ({})",
+                marks(chunk.len())
+            );
+            let rows = self
+                .db
+                .query_all_raw(stmt(
+                    self.backend(),
+                    &sql,
+                    chunk.iter().map(|u| Value::from(*u)).collect(),
+                ))
+                .await?;
+            for row in rows {
+                out.insert(row.try_get("", "id")?, row.try_get("", "path")?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes one batch of scraped items in one transaction.
+    pub async fn ingest_batch(
+        &self,
+        session: &mut IngestSession,
+        items: Vec<ScrapedItem>,
+    ) -> Result<BatchStats> {
+        let now = super::now();
+        let mut stats = BatchStats {
+            scraped: items.len() as i64,
+            ..BatchStats::default()
+        };
+
+        // Identify, dedupe within the batch (last wins) and hash.
+        let mut order: Vec<Uuid> = Vec::with_capacity(items.len());
+        let mut by_id: HashMap<Uuid, ScrapedItem> = HashMap::with_capacity(items.len());
+        for item in items {
+            let id = session.item_id(&item);
+            if by_id.insert(id, item).is_none() {
+                order.push(id);
+            }
+        }
+
+        // Resolve parents: this run's items first, then the database.
+        let mut parent_ids: HashMap<Uuid, Option<(Uuid, String)>> = HashMap::new();
+        let mut unresolved: Vec<ItemRef> = Vec::new();
+        for id in &order {
+            let Some(item) = by_id.get(id) else { continue };
+            if let Some((parent_ref, _)) = &item.parent {
+                match parent_ref {
+                    ItemRef::Id(p) => {
+                        parent_ids.insert(*id, Some((*p, String::new())));
+                    }
+                    ItemRef::External {
+                        item_type,
+                        external_id,
+                    } => match session
+                        .keys
+                        .get(&(item_type.clone(), external_id.to_lowercase()))
+                    {
+                        Some(p) => {
+                            parent_ids.insert(*id, Some((*p, String::new())));
+                        }
+                        None => unresolved.push(parent_ref.clone()),
+                    },
+                }
+            }
+        }
+        let looked_up = if unresolved.is_empty() {
+            HashMap::new()
+        } else {
+            self.resolve_refs(&unresolved).await?
+        };
+        let mut need_paths: Vec<Uuid> = Vec::new();
+        for id in &order {
+            let Some(item) = by_id.get(id) else { continue };
+            let Some((parent_ref, relation)) = &item.parent else {
+                continue;
+            };
+            let parent = match parent_ref {
+                ItemRef::Id(p) => Some(*p),
+                ItemRef::External {
+                    item_type,
+                    external_id,
+                } => session
+                    .keys
+                    .get(&(item_type.clone(), external_id.to_lowercase()))
+                    .copied()
+                    .or_else(|| {
+                        looked_up
+                            .get(&ItemRef::External {
+                                item_type: item_type.clone(),
+                                external_id: external_id.to_lowercase(),
+                            })
+                            .copied()
+                    }),
+            };
+            match parent {
+                Some(p) => {
+                    parent_ids.insert(*id, Some((p, relation.clone())));
+                    if !session.paths.contains_key(&p) && !by_id.contains_key(&p) {
+                        need_paths.push(p);
+                    }
+                }
+                None => {
+                    parent_ids.insert(*id, None);
+                    session
+                        .deferred_parents
+                        .push((*id, parent_ref.clone(), relation.clone()));
+                }
+            }
+        }
+        let db_paths = self.paths_of(&need_paths).await?;
+
+        // Compute paths in order (parents earlier in the batch come first).
+        let mut batch_paths: HashMap<Uuid, String> = HashMap::new();
+        let mut prepared: Vec<Prepared> = Vec::with_capacity(order.len());
+        for id in &order {
+            let Some(item) = by_id.remove(id) else {
+                continue;
+            };
+            let mut parent = parent_ids.get(id).cloned().flatten();
+            let mut path = String::new();
+            if let Some((p, _)) = &parent {
+                let parent_path = batch_paths
+                    .get(p)
+                    .or_else(|| session.paths.get(p))
+                    .or_else(|| db_paths.get(p))
+                    .cloned();
+                match parent_path {
+                    // A parent whose path contains the child would make a cycle.
+                    Some(pp) if *p != *id && !pp.contains(&id.to_string()) => {
+                        path = child_prefix(&pp, *p);
+                    }
+                    Some(_) => parent = None,
+                    None => {
+                        if let Some((_, relation)) = &item.parent {
+                            session
+                                .deferred_parents
+                                .push((*id, ItemRef::Id(*p), relation.clone()));
+                        }
+                        parent = None;
+                    }
+                }
+            }
+            batch_paths.insert(*id, path.clone());
+            let mut external_ids: Vec<String> = Vec::new();
+            for e in &item.external_ids {
+                let e = e.to_lowercase();
+                if !external_ids.contains(&e) {
+                    external_ids.push(e);
+                }
+            }
+            let primary = item.primary_external_id();
+            if external_ids.is_empty() {
+                external_ids.push(primary.clone());
+            }
+            let hash = config_hash(&item.config);
+            prepared.push(Prepared {
+                id: *id,
+                item,
+                external_ids,
+                primary,
+                hash,
+                parent,
+                path,
+            });
+        }
+
+        let (_guard, txn) = self.write_txn().await?;
+        let existing =
+            load_existing(&txn, &prepared.iter().map(|p| p.id).collect::<Vec<_>>()).await?;
+        let changed_config_ids: Vec<Uuid> = prepared
+            .iter()
+            .filter(|p| existing.get(&p.id).is_some_and(|e| e.config_hash != p.hash))
+            .map(|p| p.id)
+            .collect();
+        let old_configs = load_configs(&txn, &changed_config_ids).await?;
+
+        let mut rows: Vec<Vec<Value>> = Vec::new();
+        let mut touch: Vec<Uuid> = Vec::new();
+        let mut changes: Vec<NewChange> = Vec::new();
+        let mut external_rows: Vec<(Uuid, Vec<String>, String)> = Vec::new();
+        let mut parent_moves: Vec<(Uuid, Option<(Uuid, String)>)> = Vec::new();
+        let mut reparented: Vec<(String, String)> = Vec::new();
+
+        for p in &prepared {
+            let item = &p.item;
+            let health = item.health.health;
+            let ext_json = json!(p.external_ids);
+            let tags = map_to_json(&item.tags);
+            let labels = map_to_json(&item.labels);
+            let parent_id = p.parent.as_ref().map(|(id, _)| *id);
+            let (created_at, updated_at, write) = match existing.get(&p.id) {
+                None => {
+                    stats.created += 1;
+                    external_rows.push((p.id, p.external_ids.clone(), item.item_type.clone()));
+                    if p.parent.is_some() {
+                        parent_moves.push((p.id, p.parent.clone()));
+                    }
+                    if matches!(health, Health::Unhealthy | Health::Warning) {
+                        changes.push(health_change(p.id, Health::Unknown, None, item));
+                    }
+                    (now, now, true)
+                }
+                Some(e) => {
+                    let config_changed = e.config_hash != p.hash;
+                    let meta_changed = e.deleted
+                        || e.health != health.as_str()
+                        || e.status != item.health.status
+                        || e.ready != item.health.ready
+                        || e.description != item.health.message
+                        || e.parent_id != parent_id
+                        || e.path != p.path
+                        || e.name != item.name
+                        || e.namespace != item.namespace
+                        || e.class != item.class
+                        || e.tags != tags
+                        || e.labels != labels
+                        || e.properties != item.properties
+                        || e.external_ids != ext_json
+                        || e.source != item.source;
+                    if !config_changed && !meta_changed {
+                        touch.push(p.id);
+                        stats.unchanged += 1;
+                        continue;
+                    }
+                    stats.updated += 1;
+                    if e.external_ids != ext_json {
+                        external_rows.push((p.id, p.external_ids.clone(), item.item_type.clone()));
+                    }
+                    if e.parent_id != parent_id {
+                        parent_moves.push((p.id, p.parent.clone()));
+                    }
+                    if e.path != p.path {
+                        reparented.push((child_prefix(&e.path, p.id), child_prefix(&p.path, p.id)));
+                    }
+                    if config_changed
+                        && !ignored(item, "diff")
+                        && let Some(old) = old_configs.get(&p.id)
+                        && let Some(d) = diff::diff(old, &item.config)
+                    {
+                        changes.push(NewChange {
+                            config_id: p.id,
+                            change_type: "diff".into(),
+                            severity: Severity::Info,
+                            source: "diff".into(),
+                            summary: d.summary,
+                            fingerprint: fingerprint("diff", Some(&d.patch)),
+                            patches: Some(d.patch),
+                            diff: Some(d.unified),
+                            details: None,
+                        });
+                    }
+                    let previous: Health = e.health.parse().unwrap_or(Health::Unknown);
+                    if previous != health {
+                        changes.push(health_change(p.id, previous, Some(e), item));
+                    }
+                    (
+                        e.created_at,
+                        if config_changed { now } else { e.updated_at },
+                        true,
+                    )
+                }
+            };
+            if write {
+                rows.push(vec![
+                    p.id.into(),
+                    session.scraper_id.into(),
+                    ext_json.into(),
+                    p.primary.clone().into(),
+                    item.item_type.clone().into(),
+                    item.class.clone().into(),
+                    item.name.clone().into(),
+                    item.namespace.clone().into(),
+                    tags.into(),
+                    labels.into(),
+                    item.properties.clone().into(),
+                    item.config.clone().into(),
+                    p.hash.clone().into(),
+                    health.as_str().into(),
+                    item.health.status.clone().into(),
+                    item.health.ready.into(),
+                    item.health.message.clone().into(),
+                    health.as_str().into(),
+                    json!({}).into(),
+                    parent_id.into(),
+                    p.path.clone().into(),
+                    item.source.clone().into(),
+                    created_at.into(),
+                    updated_at.into(),
+                    now.into(),
+                    Option::<DateTime<Utc>>::None.into(),
+                    Option::<String>::None.into(),
+                ]);
+            }
+        }
+
+        write_items(&txn, rows).await?;
+        touch_items(&txn, &touch, now).await?;
+        write_external_ids(&txn, &external_rows).await?;
+        move_parents(&txn, session.scraper_id, &parent_moves, now).await?;
+        for (old, new) in &reparented {
+            rewrite_descendant_paths(&txn, old, new).await?;
+        }
+        stats.changes = record_changes(&txn, changes, now).await?;
+        txn.commit().await?;
+
+        for p in prepared {
+            session.seen.insert(p.id);
+            for e in &p.external_ids {
+                session
+                    .keys
+                    .insert((p.item.item_type.clone(), e.clone()), p.id);
+            }
+            for rel in &p.item.relationships {
+                session.soft_edges.push((
+                    p.id,
+                    rel.other.clone(),
+                    rel.other_is_upstream,
+                    rel.relation.clone(),
+                ));
+            }
+            session.paths.insert(p.id, p.path);
+        }
+        session.stats.add(&stats);
+        Ok(stats)
+    }
+
+    /// Settles a run: resolves deferred parents and soft edges, then (for a
+    /// full run that passes the safety valve) tombstones edges the run no
+    /// longer emitted and soft-deletes stale items.
+    pub async fn complete_run(
+        &self,
+        session: &mut IngestSession,
+        completion: &RunCompletion,
+    ) -> Result<RunOutcome> {
+        let now = super::now();
+        let mut outcome = RunOutcome::default();
+
+        // Parents that were not resolvable while their child was written.
+        let deferred = std::mem::take(&mut session.deferred_parents);
+        if !deferred.is_empty() {
+            let refs: Vec<ItemRef> = deferred.iter().map(|(_, r, _)| r.clone()).collect();
+            let resolved = self.resolve_refs(&refs).await?;
+            let targets: Vec<Uuid> = deferred
+                .iter()
+                .filter_map(|(_, r, _)| resolved.get(&lower(r)).copied())
+                .collect();
+            let mut paths = self.paths_of(&targets).await?;
+            for (child, r, relation) in deferred {
+                let Some(parent) = resolved.get(&lower(&r)).copied() else {
+                    outcome.edges_unresolved += 1;
+                    continue;
+                };
+                let Some(parent_path) = paths.get(&parent).cloned() else {
+                    continue;
+                };
+                if parent == child || parent_path.contains(&child.to_string()) {
+                    continue;
+                }
+                let new_path = child_prefix(&parent_path, parent);
+                self.set_parent(session.scraper_id, child, parent, &relation, &new_path, now)
+                    .await?;
+                paths.insert(child, new_path);
+            }
+        }
+
+        // Soft edges.
+        let wanted = std::mem::take(&mut session.soft_edges);
+        let refs: Vec<ItemRef> = wanted
+            .iter()
+            .map(|(_, r, _, _)| r.clone())
+            .filter(|r| !matches!(r, ItemRef::Id(id) if session.seen.contains(id)))
+            .collect();
+        let resolved = self.resolve_refs(&refs).await?;
+        let mut desired: BTreeSet<(Uuid, Uuid, String)> = BTreeSet::new();
+        for (id, other, upstream, relation) in wanted {
+            let other_id = match &other {
+                ItemRef::Id(o) if session.seen.contains(o) => Some(*o),
+                r => resolved.get(&lower(r)).copied(),
+            };
+            match other_id {
+                Some(o) if o != id => {
+                    let edge = if upstream {
+                        (o, id, relation)
+                    } else {
+                        (id, o, relation)
+                    };
+                    desired.insert(edge);
+                }
+                Some(_) => {}
+                None => outcome.edges_unresolved += 1,
+            }
+        }
+
+        // The safety valve (SPEC §5).
+        let live = self.count_live_items(session.scraper_id).await?;
+        let stale_cutoff = completion.stale_item_age.map(|age| {
+            let duration = now - session.started_at;
+            let age = age.max(duration * 2);
+            (now - age).min(session.started_at)
+        });
+        let stale = match stale_cutoff {
+            Some(cutoff) if completion.full => self.count_stale(session.scraper_id, cutoff).await?,
+            _ => 0,
+        };
+        let blocked = if !completion.full {
+            None
+        } else if !completion.errors.is_empty() {
+            Some(format!("the run had {} error(s)", completion.errors.len()))
+        } else if session.seen.is_empty() && live > 0 {
+            Some(format!(
+                "the run saw no items while {live} live items exist"
+            ))
+        } else if !completion.allow_mass_delete
+            && stale > 10
+            && (stale as f64) > (live as f64) * completion.max_delete_percent / 100.0
+        {
+            Some(format!(
+                "the run would delete {stale} of {live} live items (more than {}%)",
+                completion.max_delete_percent
+            ))
+        } else {
+            None
+        };
+        outcome.deletions_blocked = blocked.clone();
+
+        let (_guard, txn) = self.write_txn().await?;
+        let (created, tombstoned) = sync_soft_edges(
+            &txn,
+            session.scraper_id,
+            &desired,
+            completion.full && blocked.is_none(),
+            now,
+        )
+        .await?;
+        outcome.edges_created = created;
+        outcome.edges_tombstoned = tombstoned;
+        if completion.full
+            && blocked.is_none()
+            && let Some(cutoff) = stale_cutoff
+        {
+            outcome.deleted = delete_stale(&txn, session.scraper_id, cutoff, now).await?;
+        }
+        txn.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn count_live_items(&self, scraper_id: Uuid) -> Result<i64> {
+        let row = self
+            .db
+            .query_one_raw(stmt(
+                self.backend(),
+                "SELECT COUNT(*) AS n FROM config_items WHERE scraper_id = ? AND deleted_at IS NULL",
+                vec![scraper_id.into()],
+            ))
+            .await?;
+        Ok(row
+            .map(|r| r.try_get::<i64>("", "n"))
+            .transpose()?
+            .unwrap_or(0))
+    }
+
+    async fn count_stale(&self, scraper_id: Uuid, cutoff: DateTime<Utc>) -> Result<i64> {
+        let row = self
+            .db
+            .query_one_raw(stmt(
+                self.backend(),
+                "SELECT COUNT(*) AS n FROM config_items WHERE scraper_id = ? AND deleted_at IS NULL AND last_scraped_at < ?",
+                vec![scraper_id.into(), cutoff.into()],
+            ))
+            .await?;
+        Ok(row
+            .map(|r| r.try_get::<i64>("", "n"))
+            .transpose()?
+            .unwrap_or(0))
+    }
+
+    async fn set_parent(
+        &self,
+        scraper_id: Uuid,
+        child: Uuid,
+        parent: Uuid,
+        relation: &str,
+        new_path: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let backend = self.backend();
+        let (_guard, txn) = self.write_txn().await?;
+        let row = txn
+            .query_one_raw(stmt(
+                backend,
+                "SELECT parent_id, path FROM config_items WHERE id = ?",
+                vec![child.into()],
+            ))
+            .await?;
+        let Some(row) = row else {
+            return Ok(());
+        };
+        let old_parent: Option<Uuid> = row.try_get("", "parent_id")?;
+        let old_path: String = row.try_get("", "path")?;
+        if old_parent == Some(parent) && old_path == new_path {
+            return Ok(());
+        }
+        txn.execute_raw(stmt(
+            backend,
+            "UPDATE config_items SET parent_id = ?, path = ? WHERE id = ?",
+            vec![parent.into(), new_path.into(), child.into()],
+        ))
+        .await?;
+        move_parents(
+            &txn,
+            scraper_id,
+            &[(child, Some((parent, relation.to_string())))],
+            now,
+        )
+        .await?;
+        rewrite_descendant_paths(
+            &txn,
+            &child_prefix(&old_path, child),
+            &child_prefix(new_path, child),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+}
+
+fn lower(r: &ItemRef) -> ItemRef {
+    match r {
+        ItemRef::Id(id) => ItemRef::Id(*id),
+        ItemRef::External {
+            item_type,
+            external_id,
+        } => ItemRef::External {
+            item_type: item_type.clone(),
+            external_id: external_id.to_lowercase(),
+        },
+    }
+}
+
+fn ignored(item: &ScrapedItem, change_type: &str) -> bool {
+    item.ignored_change_types
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(change_type))
+}
+
+fn health_change(
+    id: Uuid,
+    previous: Health,
+    old: Option<&Existing>,
+    item: &ScrapedItem,
+) -> NewChange {
+    let current = item.health.health;
+    let status = item.health.status.clone().unwrap_or_default();
+    let message = item.health.message.clone().unwrap_or_default();
+    let summary = match (status.is_empty(), message.is_empty()) {
+        (false, false) => format!("{status}: {message}"),
+        (false, true) => status.clone(),
+        (true, false) => message.clone(),
+        (true, true) => current.as_str().to_string(),
+    };
+    let details = json!({
+        "previous": {
+            "health": previous.as_str(),
+            "status": old.and_then(|e| e.status.clone()),
+            "ready": old.map(|e| e.ready),
+            "description": old.and_then(|e| e.description.clone()),
+        },
+        "current": {
+            "health": current.as_str(),
+            "status": item.health.status,
+            "ready": item.health.ready,
+            "description": item.health.message,
+        },
+    });
+    let change_type = health_change_type(current);
+    NewChange {
+        config_id: id,
+        change_type: change_type.into(),
+        severity: health_severity(current),
+        source: "health".into(),
+        summary,
+        patches: None,
+        diff: None,
+        fingerprint: fingerprint(
+            change_type,
+            Some(&json!({"previous": previous.as_str(), "status": status})),
+        ),
+        details: Some(details),
+    }
+}
+
+async fn load_existing(txn: &DatabaseTransaction, ids: &[Uuid]) -> Result<HashMap<Uuid, Existing>> {
+    let backend = txn.get_database_backend();
+    let mut out = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(1000) {
+        let sql = format!(
+            "SELECT id, config_hash, health, status, ready, description, parent_id, path, name, namespace, \
+             config_class, tags, labels, properties, external_ids, source, deleted_at, created_at, updated_at \
+             FROM config_items WHERE id IN ({})",
+            marks(chunk.len())
+        );
+        let rows = txn
+            .query_all_raw(stmt(
+                backend,
+                &sql,
+                chunk.iter().map(|u| Value::from(*u)).collect(),
+            ))
+            .await?;
+        for r in rows {
+            let deleted_at: Option<DateTime<Utc>> = r.try_get("", "deleted_at")?;
+            out.insert(
+                r.try_get("", "id")?,
+                Existing {
+                    config_hash: r.try_get("", "config_hash")?,
+                    health: r.try_get("", "health")?,
+                    status: r.try_get("", "status")?,
+                    ready: r.try_get("", "ready")?,
+                    description: r.try_get("", "description")?,
+                    parent_id: r.try_get("", "parent_id")?,
+                    path: r.try_get("", "path")?,
+                    name: r.try_get("", "name")?,
+                    namespace: r.try_get("", "namespace")?,
+                    class: r.try_get("", "config_class")?,
+                    tags: r.try_get("", "tags")?,
+                    labels: r.try_get("", "labels")?,
+                    properties: r.try_get("", "properties")?,
+                    external_ids: r.try_get("", "external_ids")?,
+                    source: r.try_get("", "source")?,
+                    deleted: deleted_at.is_some(),
+                    created_at: r.try_get("", "created_at")?,
+                    updated_at: r.try_get("", "updated_at")?,
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+async fn load_configs(
+    txn: &DatabaseTransaction,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, serde_json::Value>> {
+    let backend = txn.get_database_backend();
+    let mut out = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT id, config FROM config_items WHERE id IN ({})",
+            marks(chunk.len())
+        );
+        let rows = txn
+            .query_all_raw(stmt(
+                backend,
+                &sql,
+                chunk.iter().map(|u| Value::from(*u)).collect(),
+            ))
+            .await?;
+        for r in rows {
+            out.insert(r.try_get("", "id")?, r.try_get("", "config")?);
+        }
+    }
+    Ok(out)
+}
+
+async fn write_items(txn: &DatabaseTransaction, rows: Vec<Vec<Value>>) -> Result<()> {
+    let per_stmt = (MAX_PARAMS / ITEM_COLUMNS.len()).max(1);
+    let update: Vec<C> = ITEM_COLUMNS
+        .iter()
+        .copied()
+        .filter(|c| !matches!(c, C::Id | C::CreatedAt | C::ScraperId | C::DescendantHealth))
+        .collect();
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let mut insert = Query::insert();
+        insert
+            .into_table(ConfigItems)
+            .columns(ITEM_COLUMNS)
+            .on_conflict(
+                OnConflict::column(C::Id)
+                    .update_columns(update.clone())
+                    .to_owned(),
+            );
+        for row in rows.by_ref().take(per_stmt) {
+            insert
+                .values(row.into_iter().map(Expr::val))
+                .map_err(sql_err)?;
+        }
+        txn.execute(&insert).await?;
+    }
+    Ok(())
+}
+
+async fn touch_items(txn: &DatabaseTransaction, ids: &[Uuid], now: DateTime<Utc>) -> Result<()> {
+    let backend = txn.get_database_backend();
+    for chunk in ids.chunks(5000) {
+        let sql = format!(
+            "UPDATE config_items SET last_scraped_at = ? WHERE id IN ({})",
+            marks(chunk.len())
+        );
+        let mut values: Vec<Value> = vec![now.into()];
+        values.extend(chunk.iter().map(|u| Value::from(*u)));
+        txn.execute_raw(stmt(backend, &sql, values)).await?;
+    }
+    Ok(())
+}
+
+async fn write_external_ids(
+    txn: &DatabaseTransaction,
+    rows: &[(Uuid, Vec<String>, String)],
+) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let backend = txn.get_database_backend();
+    for chunk in rows.chunks(1000) {
+        let sql = format!(
+            "DELETE FROM config_external_ids WHERE config_id IN ({})",
+            marks(chunk.len())
+        );
+        txn.execute_raw(stmt(
+            backend,
+            &sql,
+            chunk.iter().map(|(id, _, _)| Value::from(*id)).collect(),
+        ))
+        .await?;
+    }
+    let flat: Vec<(String, Uuid, String)> = rows
+        .iter()
+        .flat_map(|(id, ext, t)| ext.iter().map(move |e| (e.clone(), *id, t.clone())))
+        .collect();
+    for chunk in flat.chunks(MAX_PARAMS / 3) {
+        let sql = format!(
+            "INSERT INTO config_external_ids (external_id, config_id, type) VALUES {} ON CONFLICT DO NOTHING",
+            vec!["(?, ?, ?)"; chunk.len()].join(", ")
+        );
+        let values: Vec<Value> = chunk
+            .iter()
+            .flat_map(|(e, id, t)| {
+                [
+                    Value::from(e.clone()),
+                    Value::from(*id),
+                    Value::from(t.clone()),
+                ]
+            })
+            .collect();
+        txn.execute_raw(stmt(backend, &sql, values)).await?;
+    }
+    Ok(())
+}
+
+/// Replaces the hard edge of each child: the old one is tombstoned, the new
+/// one upserted (edge writes sorted by `(from, to)`).
+async fn move_parents(
+    txn: &DatabaseTransaction,
+    scraper_id: Uuid,
+    moves: &[(Uuid, Option<(Uuid, String)>)],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if moves.is_empty() {
+        return Ok(());
+    }
+    let backend = txn.get_database_backend();
+    for chunk in moves.chunks(1000) {
+        let sql = format!(
+            "UPDATE config_relationships SET deleted_at = ? WHERE hard = ? AND deleted_at IS NULL AND to_id IN ({})",
+            marks(chunk.len())
+        );
+        let mut values: Vec<Value> = vec![now.into(), true.into()];
+        values.extend(chunk.iter().map(|(c, _)| Value::from(*c)));
+        txn.execute_raw(stmt(backend, &sql, values)).await?;
+    }
+    let mut edges: Vec<(Uuid, Uuid, String)> = moves
+        .iter()
+        .filter_map(|(child, p)| {
+            p.as_ref()
+                .map(|(parent, rel)| (*parent, *child, rel.clone()))
+        })
+        .collect();
+    edges.sort();
+    upsert_edges(txn, scraper_id, &edges, true, now).await?;
+    Ok(())
+}
+
+async fn upsert_edges(
+    txn: &DatabaseTransaction,
+    scraper_id: Uuid,
+    edges: &[(Uuid, Uuid, String)],
+    hard: bool,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let backend = txn.get_database_backend();
+    for chunk in edges.chunks(MAX_PARAMS / 8) {
+        let sql = format!(
+            "INSERT INTO config_relationships (id, from_id, to_id, relation, hard, scraper_id, created_at, last_seen_at, deleted_at) \
+             VALUES {} ON CONFLICT (from_id, to_id, relation, scraper_id) \
+             DO UPDATE SET deleted_at = NULL, last_seen_at = excluded.last_seen_at, hard = excluded.hard",
+            vec!["(?, ?, ?, ?, ?, ?, ?, ?, NULL)"; chunk.len()].join(", ")
+        );
+        let values: Vec<Value> = chunk
+            .iter()
+            .flat_map(|(from, to, rel)| {
+                [
+                    Value::from(ids::row_id()),
+                    Value::from(*from),
+                    Value::from(*to),
+                    Value::from(rel.clone()),
+                    Value::from(hard),
+                    Value::from(scraper_id),
+                    Value::from(now),
+                    Value::from(now),
+                ]
+            })
+            .collect();
+        txn.execute_raw(stmt(backend, &sql, values)).await?;
+    }
+    Ok(())
+}
+
+async fn rewrite_descendant_paths(
+    txn: &DatabaseTransaction,
+    old_prefix: &str,
+    new_prefix: &str,
+) -> Result<()> {
+    if old_prefix == new_prefix {
+        return Ok(());
+    }
+    let backend = txn.get_database_backend();
+    let sql = "UPDATE config_items SET path = ? || substr(path, CAST(? AS INTEGER)) WHERE path = ? OR path LIKE ?";
+    txn.execute_raw(stmt(
+        backend,
+        sql,
+        vec![
+            new_prefix.into(),
+            (old_prefix.len() as i64 + 1).into(),
+            old_prefix.into(),
+            format!("{old_prefix}.%").into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Inserts the desired soft edges that are missing and, when `tombstone`,
+/// marks the scraper's live soft edges that are no longer desired.
+async fn sync_soft_edges(
+    txn: &DatabaseTransaction,
+    scraper_id: Uuid,
+    desired: &BTreeSet<(Uuid, Uuid, String)>,
+    tombstone: bool,
+    now: DateTime<Utc>,
+) -> Result<(i64, i64)> {
+    let backend = txn.get_database_backend();
+    let rows = txn
+        .query_all_raw(stmt(
+            backend,
+            "SELECT id, from_id, to_id, relation, deleted_at FROM config_relationships WHERE scraper_id = ? AND hard = ?",
+            vec![scraper_id.into(), false.into()],
+        ))
+        .await?;
+    let mut live: HashMap<(Uuid, Uuid, String), Uuid> = HashMap::new();
+    for r in rows {
+        let deleted: Option<DateTime<Utc>> = r.try_get("", "deleted_at")?;
+        if deleted.is_none() {
+            live.insert(
+                (
+                    r.try_get("", "from_id")?,
+                    r.try_get("", "to_id")?,
+                    r.try_get("", "relation")?,
+                ),
+                r.try_get("", "id")?,
+            );
+        }
+    }
+    let missing: Vec<(Uuid, Uuid, String)> = desired
+        .iter()
+        .filter(|e| !live.contains_key(*e))
+        .cloned()
+        .collect();
+    upsert_edges(txn, scraper_id, &missing, false, now).await?;
+    let mut tombstoned = 0;
+    if tombstone {
+        let gone: Vec<Uuid> = live
+            .iter()
+            .filter(|(k, _)| !desired.contains(*k))
+            .map(|(_, id)| *id)
+            .collect();
+        for chunk in gone.chunks(1000) {
+            let sql = format!(
+                "UPDATE config_relationships SET deleted_at = ? WHERE id IN ({})",
+                marks(chunk.len())
+            );
+            let mut values: Vec<Value> = vec![now.into()];
+            values.extend(chunk.iter().map(|u| Value::from(*u)));
+            txn.execute_raw(stmt(backend, &sql, values)).await?;
+        }
+        tombstoned = gone.len() as i64;
+    }
+    Ok((missing.len() as i64, tombstoned))
+}
+
+async fn delete_stale(
+    txn: &DatabaseTransaction,
+    scraper_id: Uuid,
+    cutoff: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<i64> {
+    let backend = txn.get_database_backend();
+    let rows = txn
+        .query_all_raw(stmt(
+            backend,
+            "SELECT id, name FROM config_items WHERE scraper_id = ? AND deleted_at IS NULL AND last_scraped_at < ?",
+            vec![scraper_id.into(), cutoff.into()],
+        ))
+        .await?;
+    let mut ids_deleted: Vec<Uuid> = Vec::with_capacity(rows.len());
+    for r in &rows {
+        ids_deleted.push(r.try_get("", "id")?);
+    }
+    for chunk in ids_deleted.chunks(1000) {
+        let sql = format!(
+            "UPDATE config_items SET deleted_at = ?, delete_reason = ? WHERE id IN ({})",
+            marks(chunk.len())
+        );
+        let mut values: Vec<Value> = vec![now.into(), DeleteReason::Stale.as_str().into()];
+        values.extend(chunk.iter().map(|u| Value::from(*u)));
+        txn.execute_raw(stmt(backend, &sql, values)).await?;
+    }
+    let changes: Vec<NewChange> = ids_deleted
+        .iter()
+        .map(|id| NewChange {
+            config_id: *id,
+            change_type: "Deleted".into(),
+            severity: Severity::Info,
+            source: "scraper".into(),
+            summary: "not seen by a full scrape (stale)".into(),
+            patches: None,
+            diff: None,
+            details: Some(json!({"reason": DeleteReason::Stale.as_str()})),
+            fingerprint: fingerprint("Deleted", None),
+        })
+        .collect();
+    record_changes(txn, changes, now).await?;
+    Ok(ids_deleted.len() as i64)
+}
+
+/// Inserts changes, or bumps the count of a same-fingerprint change inside
+/// the dedupe window. Returns the number of changes recorded.
+async fn record_changes(
+    txn: &DatabaseTransaction,
+    changes: Vec<NewChange>,
+    now: DateTime<Utc>,
+) -> Result<i64> {
+    if changes.is_empty() {
+        return Ok(0);
+    }
+    let backend = txn.get_database_backend();
+    let total = changes.len() as i64;
+    let config_ids: Vec<Uuid> = changes
+        .iter()
+        .map(|c| c.config_id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut recent: HashMap<(Uuid, String), Uuid> = HashMap::new();
+    for chunk in config_ids.chunks(1000) {
+        let sql = format!(
+            "SELECT id, config_id, fingerprint FROM config_changes WHERE created_at >= ? AND config_id IN ({}) ORDER BY created_at",
+            marks(chunk.len())
+        );
+        let mut values: Vec<Value> = vec![(now - DEDUPE_WINDOW).into()];
+        values.extend(chunk.iter().map(|u| Value::from(*u)));
+        for r in txn.query_all_raw(stmt(backend, &sql, values)).await? {
+            recent.insert(
+                (r.try_get("", "config_id")?, r.try_get("", "fingerprint")?),
+                r.try_get("", "id")?,
+            );
+        }
+    }
+    let seqs = Store::allocate_seq(txn, changes.len()).await?;
+    let mut inserts: Vec<(Uuid, i64, i64, NewChange)> = Vec::new();
+    let mut pending: HashMap<(Uuid, String), usize> = HashMap::new();
+    for (change, seq) in changes.into_iter().zip(seqs) {
+        let key = (change.config_id, change.fingerprint.clone());
+        if let Some(index) = pending.get(&key) {
+            if let Some(slot) = inserts.get_mut(*index) {
+                let count = slot.2 + 1;
+                *slot = (slot.0, seq, count, change);
+            }
+        } else if let Some(existing) = recent.get(&key) {
+            txn.execute_raw(stmt(
+                backend,
+                "UPDATE config_changes SET count = count + 1, created_at = ?, summary = ?, details = ?, severity = ?, \
+                 patches = ?, diff = ?, seq = ? WHERE id = ?",
+                vec![
+                    now.into(),
+                    change.summary.into(),
+                    change.details.into(),
+                    change.severity.as_str().into(),
+                    change.patches.into(),
+                    change.diff.into(),
+                    seq.into(),
+                    (*existing).into(),
+                ],
+            ))
+            .await?;
+        } else {
+            pending.insert(key, inserts.len());
+            inserts.push((ids::row_id(), seq, 1, change));
+        }
+    }
+    for chunk in inserts.chunks(MAX_PARAMS / 15) {
+        let sql = format!(
+            "INSERT INTO config_changes (id, seq, config_id, change_type, severity, source, summary, patches, diff, details, \
+             external_change_id, fingerprint, count, first_observed, created_at) VALUES {}",
+            vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)"; chunk.len()].join(", ")
+        );
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 14);
+        for (id, seq, count, c) in chunk {
+            values.extend([
+                Value::from(*id),
+                Value::from(*seq),
+                Value::from(c.config_id),
+                Value::from(c.change_type.clone()),
+                Value::from(c.severity.as_str()),
+                Value::from(c.source.clone()),
+                Value::from(c.summary.clone()),
+                Value::from(c.patches.clone()),
+                Value::from(c.diff.clone()),
+                Value::from(c.details.clone()),
+                Value::from(c.fingerprint.clone()),
+                Value::from(*count),
+                Value::from(now),
+                Value::from(now),
+            ]);
+        }
+        txn.execute_raw(stmt(backend, &sql, values)).await?;
+    }
+    Ok(total)
+}

@@ -1,0 +1,224 @@
+//! The catalog store: one handle over SQLite or PostgreSQL through SeaORM.
+//!
+//! Reads go straight to the pool. On SQLite all writes are serialized
+//! through one in-process writer lock (WAL mode), as SPEC §2 requires.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    Statement, Value,
+};
+use stratum_migrations::{Migrate, Migrator};
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::error::{DomainError, Result};
+
+pub mod graph;
+pub mod ingest;
+pub mod items;
+pub mod scrapers;
+
+pub use graph::{Direction, GraphNode, RelationKind, TraversalQuery, TraversalResult};
+pub use ingest::{BatchStats, IngestSession, RunCompletion, RunOutcome};
+pub use items::{ChangeRow, ItemFilter, ItemPage, PageRequest};
+pub use scrapers::{RunSummary, ScraperRecord};
+
+/// Largest number of bound parameters per statement (below SQLite's and
+/// Postgres's limits).
+pub(crate) const MAX_PARAMS: usize = 30_000;
+
+/// A handle on the catalog database.
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    writer: Arc<Mutex<()>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend())
+            .finish()
+    }
+}
+
+/// The current time truncated to microseconds, the precision both backends keep.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`). SQLite files are
+    /// created when missing and run in WAL mode.
+    pub async fn connect(url: &str) -> Result<Store> {
+        let is_sqlite = url.starts_with("sqlite:");
+        let url = if is_sqlite && !url.contains("mode=") && !url.contains(":memory:") {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}mode=rwc")
+        } else {
+            url.to_string()
+        };
+        let mut options = ConnectOptions::new(url);
+        options
+            .sqlx_logging(false)
+            .max_connections(if is_sqlite { 8 } else { 16 })
+            .acquire_timeout(Duration::from_secs(10));
+        if is_sqlite {
+            options.map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(false)
+            });
+        } else {
+            options.map_sqlx_postgres_opts(|o| o.application_name("stratum"));
+        }
+        let db = Database::connect(options).await?;
+        Ok(Store {
+            db,
+            writer: Arc::new(Mutex::new(())),
+        })
+    }
+
+    /// Applies every pending migration.
+    pub async fn migrate(&self) -> Result<()> {
+        Migrator::up(&self.db, None).await?;
+        Ok(())
+    }
+
+    /// Names of applied and pending migrations.
+    pub async fn migration_status(&self) -> Result<Vec<(String, bool)>> {
+        let applied: Vec<String> = Migrator::get_applied_migrations(&self.db)
+            .await?
+            .iter()
+            .map(|m| m.name().to_string())
+            .collect();
+        let pending: Vec<String> = Migrator::get_pending_migrations(&self.db)
+            .await?
+            .iter()
+            .map(|m| m.name().to_string())
+            .collect();
+        Ok(applied
+            .into_iter()
+            .map(|n| (n, true))
+            .chain(pending.into_iter().map(|n| (n, false)))
+            .collect())
+    }
+
+    /// Rolls back the last `n` migrations.
+    pub async fn migrate_down(&self, n: u32) -> Result<()> {
+        Migrator::down(&self.db, Some(n)).await?;
+        Ok(())
+    }
+
+    /// The underlying connection (for read-only callers in this crate's tests).
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        self.db.ping().await?;
+        Ok(())
+    }
+
+    /// Takes the writer lock (SQLite) and opens a transaction.
+    pub(crate) async fn write_txn(
+        &self,
+    ) -> Result<(Option<MutexGuard<'_, ()>>, DatabaseTransaction)> {
+        use sea_orm::TransactionTrait;
+        let guard = if self.backend() == DbBackend::Sqlite {
+            Some(self.writer.lock().await)
+        } else {
+            None
+        };
+        let txn = self.db.begin().await?;
+        Ok((guard, txn))
+    }
+
+    /// Allocates `n` consecutive event sequence numbers inside `txn`.
+    pub(crate) async fn allocate_seq(txn: &DatabaseTransaction, n: usize) -> Result<Vec<i64>> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let backend = txn.get_database_backend();
+        if backend == DbBackend::Postgres {
+            let rows = txn
+                .query_all_raw(Statement::from_sql_and_values(
+                    backend,
+                    "SELECT nextval('stratum_event_seq') AS seq FROM generate_series(1, $1)",
+                    [Value::from(n as i64)],
+                ))
+                .await?;
+            rows.iter()
+                .map(|r| r.try_get::<i64>("", "seq").map_err(DomainError::from))
+                .collect()
+        } else {
+            txn.execute_unprepared(
+                "INSERT INTO sequences (name, value) VALUES ('events', 0) ON CONFLICT (name) DO NOTHING",
+            )
+            .await?;
+            let row = txn
+                .query_one_raw(Statement::from_sql_and_values(
+                    backend,
+                    "UPDATE sequences SET value = value + ? WHERE name = 'events' RETURNING value",
+                    [Value::from(n as i64)],
+                ))
+                .await?
+                .ok_or_else(|| DomainError::Corrupt("sequence row missing".into()))?;
+            let last: i64 = row.try_get("", "value")?;
+            Ok(((last - n as i64 + 1)..=last).collect())
+        }
+    }
+}
+
+/// Rewrites `?` placeholders into the backend's syntax.
+pub(crate) fn placeholders(backend: DbBackend, sql: &str) -> String {
+    if backend != DbBackend::Postgres {
+        return sql.to_string();
+    }
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `?, ?, ?` with `n` placeholders.
+pub(crate) fn marks(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// A statement with `?` placeholders adapted to `backend`.
+pub(crate) fn stmt(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(backend, placeholders(backend, sql), values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_for_postgres() {
+        assert_eq!(
+            placeholders(DbBackend::Postgres, "a = ? AND b IN (?, ?)"),
+            "a = $1 AND b IN ($2, $3)"
+        );
+        assert_eq!(placeholders(DbBackend::Sqlite, "a = ?"), "a = ?");
+    }
+}

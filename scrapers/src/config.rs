@@ -1,0 +1,613 @@
+//! ScrapeConfig documents (SPEC §10): `stratum.dev/v1` and Mission Control's
+//! `configs.flanksource.com/v1`, loaded from YAML with every problem reported
+//! as a `file:line:col` diagnostic. CEL and JSONPath are compiled at load.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::ScraperError;
+use crate::extract::{Field, FieldError, FieldSource};
+
+/// How bad a diagnostic is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The document is rejected.
+    Error,
+    /// The document loads; something was ignored.
+    Warning,
+}
+
+/// A problem found in a ScrapeConfig file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    /// The file.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// Error or warning.
+    pub severity: Severity,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(
+            f,
+            "{}:{}:{}: {level}: {}",
+            self.file, self.line, self.column, self.message
+        )
+    }
+}
+
+/// `metadata` of a document.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Metadata {
+    /// Name, unique per namespace.
+    pub name: String,
+    /// Namespace; `default` when absent.
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+}
+
+fn default_namespace() -> String {
+    "default".to_string()
+}
+
+/// The raw document.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawDocument {
+    api_version: String,
+    kind: String,
+    metadata: Metadata,
+    #[serde(default)]
+    spec: Spec,
+}
+
+/// `spec` of a ScrapeConfig.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Spec {
+    /// `@every 15m`, `@hourly`, `@daily`.
+    #[serde(default)]
+    pub schedule: Option<String>,
+    /// Documents may carry reserved keys.
+    #[serde(default)]
+    pub full: bool,
+    /// Retention settings.
+    #[serde(default)]
+    pub retention: Retention,
+    /// Mission Control's `staleItemAge` at the top of the spec.
+    #[serde(default)]
+    pub stale_item_age: Option<String>,
+    /// File sources.
+    #[serde(default)]
+    pub file: Vec<FileSpec>,
+    /// Transformations.
+    #[serde(default)]
+    pub transform: Transform,
+    /// Every other key, reported as unsupported.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+/// `spec.retention`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Retention {
+    /// `24h` by default; `keep` disables stale deletion.
+    #[serde(default)]
+    pub stale_item_age: Option<String>,
+    /// 20 by default.
+    #[serde(default)]
+    pub max_delete_percent: Option<f64>,
+    /// Other keys.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+/// One `spec.file[]` entry.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileSpec {
+    /// Paths or globs, relative to the ScrapeConfig's directory.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// `json` or `yaml`; by extension when absent.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// Splits a document into items.
+    #[serde(default)]
+    pub items: Option<FieldSource>,
+    /// Item id.
+    #[serde(default)]
+    pub id: Option<FieldSource>,
+    /// Item type.
+    #[serde(default, rename = "type")]
+    pub item_type: Option<FieldSource>,
+    /// Item class.
+    #[serde(default)]
+    pub class: Option<FieldSource>,
+    /// Item name.
+    #[serde(default)]
+    pub name: Option<FieldSource>,
+    /// Item namespace.
+    #[serde(default)]
+    pub namespace: Option<FieldSource>,
+    /// Item status (health falls back to it).
+    #[serde(default)]
+    pub status: Option<FieldSource>,
+    /// Tags: key → field.
+    #[serde(default)]
+    pub tags: BTreeMap<String, FieldSource>,
+    /// Other keys.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+/// `spec.transform`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Transform {
+    /// JSONPaths removed from matching items.
+    #[serde(default)]
+    pub exclude: Vec<ExcludeSpec>,
+    /// Other keys.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+/// One `transform.exclude[]` entry.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExcludeSpec {
+    /// Type globs; all types when empty.
+    #[serde(default)]
+    pub types: Vec<String>,
+    /// The JSONPath to remove.
+    pub jsonpath: String,
+}
+
+/// A compiled `file` entry.
+#[derive(Debug)]
+pub struct FileSource {
+    /// Paths or globs, already resolved against the config's directory.
+    pub paths: Vec<PathBuf>,
+    /// Forced format.
+    pub format: Option<String>,
+    /// Item splitter.
+    pub items: Option<Field>,
+    /// Id field.
+    pub id: Option<Field>,
+    /// Type field.
+    pub item_type: Option<Field>,
+    /// Class field.
+    pub class: Option<Field>,
+    /// Name field.
+    pub name: Option<Field>,
+    /// Namespace field.
+    pub namespace: Option<Field>,
+    /// Status field.
+    pub status: Option<Field>,
+    /// Tag fields.
+    pub tags: Vec<(String, Field)>,
+}
+
+/// A compiled exclusion.
+#[derive(Debug)]
+pub struct Exclusion {
+    /// Type globs.
+    pub types: Vec<String>,
+    /// The path.
+    pub path: serde_json_path::JsonPath,
+}
+
+/// A validated, compiled ScrapeConfig.
+#[derive(Debug)]
+pub struct LoadedScrapeConfig {
+    /// The file it came from.
+    pub file: PathBuf,
+    /// Metadata.
+    pub metadata: Metadata,
+    /// The spec as written (for storage, secrets elided).
+    pub spec: Spec,
+    /// How often to run.
+    pub interval: Duration,
+    /// `staleItemAge`; `None` for `keep`.
+    pub stale_item_age: Option<Duration>,
+    /// `maxDeletePercent`.
+    pub max_delete_percent: f64,
+    /// File sources.
+    pub files: Vec<FileSource>,
+    /// Exclusions.
+    pub exclusions: Vec<Exclusion>,
+    /// Warnings found while loading.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Default schedule.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15 * 60);
+/// Default `staleItemAge`.
+pub const DEFAULT_STALE_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// Parses `@every 15m`, `@hourly`, `@daily` or a bare duration.
+pub fn parse_schedule(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    match s {
+        "@hourly" => return Ok(Duration::from_secs(3600)),
+        "@daily" | "@midnight" => return Ok(Duration::from_secs(86_400)),
+        _ => {}
+    }
+    let d = s.strip_prefix("@every").unwrap_or(s).trim();
+    let parsed = humantime::parse_duration(d).map_err(|e| {
+        format!("invalid schedule {s:?}: {e} (use \"@every 15m\", \"@hourly\" or \"@daily\")")
+    })?;
+    if parsed < Duration::from_secs(1) {
+        return Err(format!("invalid schedule {s:?}: must be at least 1s"));
+    }
+    Ok(parsed)
+}
+
+/// Finds the 1-based line and column of `needle` in `text`, at or after
+/// line `from_line`.
+fn locate(text: &str, needle: &str, from_line: usize) -> Option<(usize, usize)> {
+    let mut offset = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        if i + 1 >= from_line {
+            if let Some(pos) = text[offset..].find(needle) {
+                let abs = offset + pos;
+                let line_no = text[..abs].matches('\n').count() + 1;
+                let col = abs - text[..abs].rfind('\n').map(|p| p + 1).unwrap_or(0) + 1;
+                return Some((line_no, col));
+            }
+            return None;
+        }
+        offset += line.len();
+    }
+    None
+}
+
+struct Ctx<'a> {
+    file: String,
+    text: &'a str,
+    doc_line: usize,
+    diags: Vec<Diagnostic>,
+}
+
+impl Ctx<'_> {
+    fn at(&mut self, needle: &str, severity: Severity, message: String) {
+        let (line, column) = locate(self.text, needle, self.doc_line).unwrap_or((self.doc_line, 1));
+        self.diags.push(Diagnostic {
+            file: self.file.clone(),
+            line,
+            column,
+            severity,
+            message,
+        });
+    }
+
+    fn field(&mut self, name: &str, source: &Option<FieldSource>) -> Option<Field> {
+        let source = source.as_ref()?;
+        match Field::compile(source) {
+            Ok(f) => Some(f),
+            Err(FieldError {
+                text,
+                line,
+                column,
+                message,
+            }) => {
+                let (l, c) = locate(self.text, &text, self.doc_line).unwrap_or((self.doc_line, 1));
+                let (line, column) = if line > 1 {
+                    (l + line - 1, column)
+                } else {
+                    (l, c + column - 1)
+                };
+                self.diags.push(Diagnostic {
+                    file: self.file.clone(),
+                    line,
+                    column,
+                    severity: Severity::Error,
+                    message: format!("{name}: {message}"),
+                });
+                None
+            }
+        }
+    }
+
+    fn unsupported(&mut self, section: &str, other: &BTreeMap<String, Value>) {
+        for key in other.keys() {
+            let message = match key.as_str() {
+                "kubernetes" | "sql" | "http" | "cost" => {
+                    format!(
+                        "{section}{key}: this scraper type is not available in this build; the entries are skipped"
+                    )
+                }
+                _ => format!("{section}{key}: unknown or unsupported field, ignored"),
+            };
+            self.at(&format!("{key}:"), Severity::Warning, message);
+        }
+    }
+}
+
+/// Loads every ScrapeConfig document of a file.
+pub fn load_path(path: &Path) -> Result<Vec<LoadedScrapeConfig>, ScraperError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ScraperError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    load_str(path, &text)
+}
+
+/// Loads every ScrapeConfig document of `text`, read from `path`.
+/// Any error diagnostic rejects the whole file.
+pub fn load_str(path: &Path, text: &str) -> Result<Vec<LoadedScrapeConfig>, ScraperError> {
+    let file = path.display().to_string();
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut configs = Vec::new();
+    let mut errors = Vec::new();
+    let doc_starts: Vec<usize> = std::iter::once(1)
+        .chain(
+            text.lines()
+                .enumerate()
+                .filter(|(_, l)| l.trim_end() == "---")
+                .map(|(i, _)| i + 2),
+        )
+        .collect();
+    for (index, de) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        let doc_line = doc_starts.get(index).copied().unwrap_or(1);
+        let value: Value = match Value::deserialize(de) {
+            Ok(v) => v,
+            Err(e) => {
+                let (line, column) = e
+                    .location()
+                    .map(|l| (l.line(), l.column()))
+                    .unwrap_or((doc_line, 1));
+                errors.push(Diagnostic {
+                    file: file.clone(),
+                    line,
+                    column,
+                    severity: Severity::Error,
+                    message: format!("invalid YAML: {e}"),
+                });
+                break;
+            }
+        };
+        if value.is_null() {
+            continue;
+        }
+        let mut ctx = Ctx {
+            file: file.clone(),
+            text,
+            doc_line,
+            diags: Vec::new(),
+        };
+        match compile_document(&mut ctx, value, &base) {
+            Some(config) if !ctx.diags.iter().any(|d| d.severity == Severity::Error) => {
+                configs.push(config)
+            }
+            _ => {}
+        }
+        for d in ctx.diags {
+            match d.severity {
+                Severity::Error => errors.push(d),
+                Severity::Warning => {
+                    if let Some(last) = configs.last_mut() {
+                        last.warnings.push(d);
+                    }
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(configs)
+    } else {
+        Err(ScraperError::Invalid(errors))
+    }
+}
+
+fn compile_document(ctx: &mut Ctx<'_>, value: Value, base: &Path) -> Option<LoadedScrapeConfig> {
+    let raw: RawDocument = match serde_json::from_value(value) {
+        Ok(r) => r,
+        Err(e) => {
+            ctx.at(
+                "spec:",
+                Severity::Error,
+                format!("not a valid ScrapeConfig: {e}"),
+            );
+            return None;
+        }
+    };
+    match raw.api_version.as_str() {
+        "stratum.dev/v1" | "configs.flanksource.com/v1" => {}
+        other => {
+            ctx.at(
+                "apiVersion:",
+                Severity::Error,
+                format!("unsupported apiVersion {other:?} (expected stratum.dev/v1 or configs.flanksource.com/v1)"),
+            );
+            return None;
+        }
+    }
+    if raw.kind != "ScrapeConfig" {
+        ctx.at(
+            "kind:",
+            Severity::Error,
+            format!("unsupported kind {:?} (expected ScrapeConfig)", raw.kind),
+        );
+        return None;
+    }
+    let spec = raw.spec;
+    let interval = match spec.schedule.as_deref() {
+        None => DEFAULT_INTERVAL,
+        Some(s) => match parse_schedule(s) {
+            Ok(d) => d,
+            Err(message) => {
+                ctx.at("schedule:", Severity::Error, message);
+                DEFAULT_INTERVAL
+            }
+        },
+    };
+    let stale_raw = spec
+        .retention
+        .stale_item_age
+        .clone()
+        .or_else(|| spec.stale_item_age.clone());
+    let stale_item_age = match stale_raw.as_deref() {
+        None => Some(DEFAULT_STALE_AGE),
+        Some("keep") => None,
+        Some(s) => match humantime::parse_duration(s) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                ctx.at(
+                    "staleItemAge:",
+                    Severity::Error,
+                    format!("invalid staleItemAge {s:?}: {e}"),
+                );
+                None
+            }
+        },
+    };
+    let max_delete_percent = spec.retention.max_delete_percent.unwrap_or(20.0);
+    if !(0.0..=100.0).contains(&max_delete_percent) {
+        ctx.at(
+            "maxDeletePercent:",
+            Severity::Error,
+            "maxDeletePercent must be between 0 and 100".into(),
+        );
+    }
+    ctx.unsupported("spec.", &spec.other);
+    ctx.unsupported("spec.retention.", &spec.retention.other);
+    ctx.unsupported("spec.transform.", &spec.transform.other);
+
+    let mut files = Vec::new();
+    for entry in &spec.file {
+        ctx.unsupported("spec.file[].", &entry.other);
+        if entry.paths.is_empty() {
+            ctx.at("file:", Severity::Error, "file entry has no paths".into());
+        }
+        if let Some(f) = &entry.format
+            && !matches!(f.as_str(), "json" | "yaml")
+        {
+            ctx.at(
+                "format:",
+                Severity::Error,
+                format!("unsupported format {f:?} (json or yaml)"),
+            );
+        }
+        let tags = entry
+            .tags
+            .iter()
+            .filter_map(|(k, v)| {
+                ctx.field(&format!("tags.{k}"), &Some(v.clone()))
+                    .map(|f| (k.clone(), f))
+            })
+            .collect();
+        files.push(FileSource {
+            paths: entry.paths.iter().map(|p| base.join(p)).collect(),
+            format: entry.format.clone(),
+            items: ctx.field("items", &entry.items),
+            id: ctx.field("id", &entry.id),
+            item_type: ctx.field("type", &entry.item_type),
+            class: ctx.field("class", &entry.class),
+            name: ctx.field("name", &entry.name),
+            namespace: ctx.field("namespace", &entry.namespace),
+            status: ctx.field("status", &entry.status),
+            tags,
+        });
+    }
+    let mut exclusions = Vec::new();
+    for ex in &spec.transform.exclude {
+        match serde_json_path::JsonPath::parse(&ex.jsonpath) {
+            Ok(path) => exclusions.push(Exclusion {
+                types: ex.types.clone(),
+                path,
+            }),
+            Err(e) => ctx.at(
+                &ex.jsonpath,
+                Severity::Error,
+                format!("transform.exclude: invalid JSONPath: {}", e.message()),
+            ),
+        }
+    }
+    Some(LoadedScrapeConfig {
+        file: PathBuf::from(&ctx.file),
+        metadata: raw.metadata,
+        spec,
+        interval,
+        stale_item_age,
+        max_delete_percent,
+        files,
+        exclusions,
+        warnings: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "apiVersion: stratum.dev/v1\nkind: ScrapeConfig\nmetadata: {name: inv}\nspec:\n  schedule: \"@every 5m\"\n  file:\n    - paths: [data/*.yaml]\n      id: $.id\n      type: {expr: '\"Inventory::\" + config.kind'}\n      name: $.name\n";
+
+    #[test]
+    fn loads_a_valid_config() {
+        let configs = load_str(Path::new("/etc/x/inv.yaml"), GOOD).expect("valid");
+        assert_eq!(configs.len(), 1);
+        assert_eq!(configs[0].interval, Duration::from_secs(300));
+        assert_eq!(
+            configs[0].files[0].paths[0],
+            PathBuf::from("/etc/x/data/*.yaml")
+        );
+    }
+
+    #[test]
+    fn bad_cel_names_file_line_and_column() {
+        let text = GOOD.replace("config.kind'", "config.kind +'");
+        let err = load_str(Path::new("inv.yaml"), &text).expect_err("invalid");
+        let ScraperError::Invalid(diags) = err else {
+            panic!("expected diagnostics")
+        };
+        assert_eq!(diags[0].line, 9, "{}", diags[0]);
+        assert!(
+            diags[0].to_string().starts_with("inv.yaml:9:"),
+            "{}",
+            diags[0]
+        );
+        assert!(diags[0].message.contains("CEL"), "{}", diags[0]);
+    }
+
+    #[test]
+    fn malformed_yaml_and_unknown_fields() {
+        let err = load_str(Path::new("x.yaml"), "apiVersion: [").expect_err("invalid");
+        assert!(err.to_string().starts_with("x.yaml:"), "{err}");
+        let text = format!("{GOOD}  kubernetes: []\n");
+        let configs = load_str(Path::new("x.yaml"), &text).expect("loads with warning");
+        assert_eq!(configs[0].warnings.len(), 1);
+        assert_eq!(configs[0].warnings[0].line, 11);
+    }
+
+    #[test]
+    fn schedules() {
+        assert_eq!(
+            parse_schedule("@every 1h30m").ok(),
+            Some(Duration::from_secs(5400))
+        );
+        assert_eq!(
+            parse_schedule("@hourly").ok(),
+            Some(Duration::from_secs(3600))
+        );
+        assert!(parse_schedule("*/5 * * * *").is_err());
+    }
+}

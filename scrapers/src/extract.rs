@@ -1,0 +1,160 @@
+//! Field extraction: a ScrapeConfig field is a JSONPath (`$.metadata.name`),
+//! a CEL expression (`{expr: ...}`) or a literal.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json_path::JsonPath;
+use stratum_domain::celx::{CompileError, Expression};
+
+/// A field as written in a ScrapeConfig.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum FieldSource {
+    /// `$.path`, or a literal.
+    Text(String),
+    /// `{expr: CEL}`.
+    Expr {
+        /// The CEL expression.
+        expr: String,
+    },
+}
+
+/// A compiled field.
+#[derive(Debug)]
+pub enum Field {
+    /// A JSONPath query; the first match is used.
+    Path(JsonPath),
+    /// A CEL expression over `config`.
+    Cel(Expression),
+    /// A constant.
+    Literal(String),
+}
+
+/// Why a field failed to compile; `offset` is a column inside the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The offending text.
+    pub text: String,
+    /// 1-based line inside the text.
+    pub line: usize,
+    /// 1-based column inside the text.
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Field {
+    /// Compiles a field.
+    pub fn compile(source: &FieldSource) -> Result<Field, FieldError> {
+        match source {
+            FieldSource::Text(t) if t.starts_with('$') => {
+                JsonPath::parse(t).map(Field::Path).map_err(|e| FieldError {
+                    text: t.clone(),
+                    line: 1,
+                    column: e.position() + 1,
+                    message: format!("invalid JSONPath: {}", e.message()),
+                })
+            }
+            FieldSource::Text(t) => Ok(Field::Literal(t.clone())),
+            FieldSource::Expr { expr } => Expression::compile(expr).map(Field::Cel).map_err(
+                |CompileError {
+                     line,
+                     column,
+                     message,
+                 }| FieldError {
+                    text: expr.clone(),
+                    line,
+                    column,
+                    message: format!("invalid CEL expression: {message}"),
+                },
+            ),
+        }
+    }
+
+    /// Evaluates the field on a document. `Ok(None)` when a path matches nothing.
+    pub fn value(&self, config: &Value, extra: &[(&str, &Value)]) -> Result<Option<Value>, String> {
+        match self {
+            Field::Path(p) => Ok(p.query(config).first().cloned()),
+            Field::Literal(s) => Ok(Some(Value::String(s.clone()))),
+            Field::Cel(e) => {
+                let mut vars: Vec<(&str, &Value)> = vec![("config", config)];
+                vars.extend_from_slice(extra);
+                e.evaluate(&vars).map(Some).map_err(|err| err.to_string())
+            }
+        }
+    }
+
+    /// Evaluates the field as a string (numbers and booleans are rendered).
+    pub fn string(
+        &self,
+        config: &Value,
+        extra: &[(&str, &Value)],
+    ) -> Result<Option<String>, String> {
+        Ok(self.value(config, extra)?.and_then(|v| match v {
+            Value::String(s) => Some(s),
+            Value::Null => None,
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            other => Some(other.to_string()),
+        }))
+    }
+
+    /// Evaluates the field as a list of documents (for `items`).
+    pub fn items(&self, config: &Value) -> Result<Vec<Value>, String> {
+        match self {
+            Field::Path(p) => {
+                let nodes = p.query(config).all();
+                // `$.items` selects one array; `$.items[*]` selects its members.
+                if let [Value::Array(items)] = nodes.as_slice() {
+                    return Ok(items.clone());
+                }
+                Ok(nodes.into_iter().cloned().collect())
+            }
+            Field::Cel(_) | Field::Literal(_) => match self.value(config, &[])? {
+                Some(Value::Array(items)) => Ok(items),
+                Some(Value::Null) | None => Ok(Vec::new()),
+                Some(other) => Ok(vec![other]),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn jsonpath_cel_and_literal() {
+        let doc = json!({"metadata": {"name": "a"}, "kind": "Pod", "items": [1, 2]});
+        let p = Field::compile(&FieldSource::Text("$.metadata.name".into())).expect("path");
+        assert_eq!(p.string(&doc, &[]).ok().flatten().as_deref(), Some("a"));
+        let c = Field::compile(&FieldSource::Expr {
+            expr: r#""K::" + config.kind"#.into(),
+        })
+        .expect("cel");
+        assert_eq!(
+            c.string(&doc, &[]).ok().flatten().as_deref(),
+            Some("K::Pod")
+        );
+        let l = Field::compile(&FieldSource::Text("Service".into())).expect("literal");
+        assert_eq!(
+            l.string(&doc, &[]).ok().flatten().as_deref(),
+            Some("Service")
+        );
+        let i = Field::compile(&FieldSource::Text("$.items".into())).expect("items");
+        assert_eq!(i.items(&doc).ok(), Some(vec![json!(1), json!(2)]));
+        let i = Field::compile(&FieldSource::Text("$.items[*]".into())).expect("items");
+        assert_eq!(i.items(&doc).ok(), Some(vec![json!(1), json!(2)]));
+    }
+
+    #[test]
+    fn bad_fields_are_reported() {
+        assert!(Field::compile(&FieldSource::Text("$.[".into())).is_err());
+        let err = Field::compile(&FieldSource::Expr {
+            expr: "config.kind ==".into(),
+        })
+        .expect_err("bad cel");
+        assert!(err.message.starts_with("invalid CEL expression"));
+    }
+}

@@ -1,0 +1,17 @@
+//! Stratum's scrapers: ScrapeConfig documents, the `file` scraper, the ingest
+//! pipeline that turns scraped documents into catalog items (through
+//! `stratum-domain` only), and the scheduler that runs them.
+
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod file;
+pub mod kubernetes_links;
+pub mod pipeline;
+pub mod scheduler;
+
+pub use config::{
+    Diagnostic, LoadedScrapeConfig, Severity as DiagnosticSeverity, load_path, load_str,
+};
+pub use error::ScraperError;
+pub use pipeline::{RunOptions, RunReport, run_scrape};

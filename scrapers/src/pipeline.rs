@@ -1,0 +1,461 @@
+//! The ingest pipeline (SPEC §2 data flow): read sources, extract items,
+//! normalize, strip noise, exclude, compute health and links, order parents
+//! first, write in batches through the domain store, then settle the run.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::Utc;
+use serde_json::Value;
+use stratum_domain::normalize::{normalize, strip_kubernetes_noise};
+use stratum_domain::store::{RunCompletion, RunOutcome, RunSummary, ScraperRecord};
+use stratum_domain::{ItemRef, RunMode, RunStatus, ScrapedItem, ScraperSource, Store, health};
+use uuid::Uuid;
+
+use crate::config::{FileSource, LoadedScrapeConfig};
+use crate::error::ScraperError;
+use crate::file::{RawDocument, read_source};
+use crate::kubernetes_links::{self, object_key};
+
+/// Items written per transaction.
+pub const BATCH_SIZE: usize = 500;
+
+/// Options of one run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Override the deletion safety valve.
+    pub allow_mass_delete: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The scraper.
+    pub scraper_id: Uuid,
+    /// The run record.
+    pub run_id: Uuid,
+    /// Final status.
+    pub status: RunStatus,
+    /// Counters.
+    pub summary: RunSummary,
+    /// What settling the run did.
+    pub outcome: RunOutcome,
+}
+
+/// Annotation values that skip an object or drop change types.
+const IGNORE: [&str; 2] = ["stratum.dev/ignore", "config-db.flanksource.com/ignore"];
+const IGNORE_CHANGES: [&str; 2] = [
+    "stratum.dev/ignore-changes",
+    "config-db.flanksource.com/ignore-changes",
+];
+
+fn annotation<'a>(config: &'a Value, keys: &[&str]) -> Option<&'a str> {
+    let annotations = config.pointer("/metadata/annotations")?.as_object()?;
+    keys.iter()
+        .find_map(|k| annotations.get(*k).and_then(Value::as_str))
+}
+
+fn glob_match(pattern: &str, text: &str) -> bool {
+    glob::Pattern::new(pattern)
+        .map(|p| p.matches(text))
+        .unwrap_or(pattern == text)
+}
+
+fn str_map(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| match v {
+                    Value::String(s) => Some((k.clone(), s.clone())),
+                    Value::Number(n) => Some((k.clone(), n.to_string())),
+                    Value::Bool(b) => Some((k.clone(), b.to_string())),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Turns one document into an item, or explains why it cannot.
+fn extract(
+    config: &LoadedScrapeConfig,
+    source: &FileSource,
+    doc: &RawDocument,
+    value: Value,
+    now: chrono::DateTime<Utc>,
+) -> Result<Option<ScrapedItem>, String> {
+    let file = doc.file.display().to_string();
+    let err = |field: &str, e: String| format!("{file}: {field}: {e}");
+    let kind = value
+        .get("kind")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let meta_name = value
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let is_manifest = value.get("apiVersion").is_some() && kind.is_some() && meta_name.is_some();
+    let source_val = Value::String(file.clone());
+    let scraper_val = Value::String(config.metadata.name.clone());
+    let extra: [(&str, &Value); 2] = [("source", &source_val), ("scraper", &scraper_val)];
+
+    if annotation(&value, &IGNORE) == Some("true") {
+        return Ok(None);
+    }
+    let get =
+        |field: &Option<crate::extract::Field>, name: &str| -> Result<Option<String>, String> {
+            match field {
+                Some(f) => f.string(&value, &extra).map_err(|e| err(name, e)),
+                None => Ok(None),
+            }
+        };
+    let item_type = match get(&source.item_type, "type")? {
+        Some(t) => t,
+        None if is_manifest => format!("Kubernetes::{}", kind.clone().unwrap_or_default()),
+        None => {
+            return Err(format!(
+                "{file}: type: no type (set `type` on the file entry)"
+            ));
+        }
+    };
+    let name = match get(&source.name, "name")? {
+        Some(n) => n,
+        None => meta_name
+            .clone()
+            .or_else(|| {
+                value
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .ok_or_else(|| format!("{file}: name: no name (set `name` on the file entry)"))?,
+    };
+    let id = match get(&source.id, "id")? {
+        Some(i) => i,
+        None => value
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| value.get("id").and_then(Value::as_str).map(str::to_string))
+            .ok_or_else(|| {
+                format!("{file}: id: no id for {name:?} (set `id` on the file entry)")
+            })?,
+    };
+    let class = match get(&source.class, "class")? {
+        Some(c) => c,
+        None => kind.clone().unwrap_or_else(|| {
+            item_type
+                .rsplit("::")
+                .next()
+                .unwrap_or(&item_type)
+                .to_string()
+        }),
+    };
+    let namespace = match get(&source.namespace, "namespace")? {
+        Some(n) => Some(n),
+        None => value
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    };
+    let status = get(&source.status, "status")?;
+    let mut tags = BTreeMap::new();
+    for (key, field) in &source.tags {
+        if let Some(v) = field
+            .string(&value, &extra)
+            .map_err(|e| err(&format!("tags.{key}"), e))?
+        {
+            tags.insert(key.clone(), v);
+        }
+    }
+    let labels = str_map(value.pointer("/metadata/labels"));
+    let ignored_change_types = annotation(&value, &IGNORE_CHANGES)
+        .map(|s| {
+            s.split(',')
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+
+    // Normalize, strip noise, apply exclusions.
+    let mut config_doc = normalize(value);
+    if item_type.starts_with("Kubernetes::") {
+        strip_kubernetes_noise(&mut config_doc);
+    }
+    for ex in &config.exclusions {
+        if !ex.types.is_empty() && !ex.types.iter().any(|t| glob_match(t, &item_type)) {
+            continue;
+        }
+        let pointers: Vec<String> = ex
+            .path
+            .query_located(&config_doc)
+            .locations()
+            .map(|l| l.to_json_pointer())
+            .collect();
+        for pointer in pointers.iter().rev() {
+            remove_pointer(&mut config_doc, pointer);
+        }
+    }
+
+    let mut health_result = health::evaluate(&item_type, &config_doc, now);
+    if let Some(s) = status
+        && health_result.status.is_none()
+    {
+        let from_status = health::fallback(&serde_json::json!({ "status": s }));
+        health_result = from_status;
+    }
+    let source_id = Uuid::parse_str(&id).ok();
+    let mut external_ids = vec![id.to_lowercase()];
+    if item_type.starts_with("Kubernetes::") {
+        external_ids.push(object_key(namespace.as_deref(), &name));
+    }
+    Ok(Some(ScrapedItem {
+        source_id,
+        external_ids,
+        item_type,
+        class,
+        name,
+        namespace,
+        tags,
+        labels,
+        properties: Value::Array(Vec::new()),
+        config: config_doc,
+        health: health_result,
+        source: Some(file),
+        parent: None,
+        relationships: Vec::new(),
+        ignored_change_types,
+    }))
+}
+
+fn remove_pointer(doc: &mut Value, pointer: &str) {
+    let Some((parent, last)) = pointer.rsplit_once('/') else {
+        return;
+    };
+    let key = last.replace("~1", "/").replace("~0", "~");
+    match doc.pointer_mut(parent) {
+        Some(Value::Object(map)) => {
+            map.remove(&key);
+        }
+        Some(Value::Array(items)) => {
+            if let Ok(i) = key.parse::<usize>()
+                && i < items.len()
+            {
+                items.remove(i);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Orders items so that parents produced by this run come before children.
+fn parents_first(items: Vec<ScrapedItem>, scraper_id: Uuid) -> Vec<ScrapedItem> {
+    let mut key_to_index: HashMap<ItemRef, usize> = HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let id = item.source_id.unwrap_or_else(|| {
+            stratum_domain::ids::item_id(scraper_id, &item.item_type, &item.primary_external_id())
+        });
+        key_to_index.insert(ItemRef::Id(id), i);
+        for e in &item.external_ids {
+            key_to_index.insert(
+                ItemRef::External {
+                    item_type: item.item_type.clone(),
+                    external_id: e.to_lowercase(),
+                },
+                i,
+            );
+        }
+    }
+    let parent_of: Vec<Option<usize>> = items
+        .iter()
+        .map(|item| {
+            item.parent
+                .as_ref()
+                .and_then(|(r, _)| key_to_index.get(r).copied())
+        })
+        .collect();
+    let depth_of = |mut i: usize| {
+        let mut depth = 0usize;
+        while let Some(p) = parent_of[i] {
+            depth += 1;
+            if depth > items.len() {
+                break; // a cycle; the store refuses it
+            }
+            i = p;
+        }
+        depth
+    };
+    let depths: Vec<usize> = (0..items.len()).map(depth_of).collect();
+    let mut indexed: Vec<(usize, ScrapedItem)> = items.into_iter().enumerate().collect();
+    indexed.sort_by_key(|(i, _)| depths[*i]);
+    indexed.into_iter().map(|(_, item)| item).collect()
+}
+
+/// Registers the scraper and records a failed run for a config that could
+/// not be loaded, leaving the catalog untouched.
+pub async fn record_rejected(
+    store: &Store,
+    namespace: &str,
+    name: &str,
+    errors: Vec<String>,
+) -> Result<Uuid, ScraperError> {
+    let scraper_id = store
+        .upsert_scraper(
+            &ScraperRecord {
+                name: name.to_string(),
+                namespace: namespace.to_string(),
+                spec: Value::Object(Default::default()),
+                source: ScraperSource::File,
+            },
+            false,
+        )
+        .await?;
+    let (run_id, _) = store.start_run(scraper_id, RunMode::Full).await?;
+    let summary = RunSummary {
+        status: Some(RunStatus::Failed),
+        deletions_blocked: true,
+        errors,
+        ..RunSummary::default()
+    };
+    store.finish_run(run_id, scraper_id, &summary).await?;
+    Ok(run_id)
+}
+
+/// Runs one full scrape of `config` and records it.
+pub async fn run_scrape(
+    store: &Store,
+    config: &LoadedScrapeConfig,
+    options: &RunOptions,
+) -> Result<RunReport, ScraperError> {
+    let spec = serde_json::to_value(&config.spec).unwrap_or(Value::Null);
+    let scraper_id = store
+        .upsert_scraper(
+            &ScraperRecord {
+                name: config.metadata.name.clone(),
+                namespace: config.metadata.namespace.clone(),
+                spec,
+                source: ScraperSource::File,
+            },
+            true,
+        )
+        .await?;
+    let (run_id, started_at) = store.start_run(scraper_id, RunMode::Full).await?;
+    let run = async {
+        let now = Utc::now();
+        let mut errors: Vec<String> = Vec::new();
+        let warnings: Vec<String> = config.warnings.iter().map(|d| d.to_string()).collect();
+        let mut items: Vec<ScrapedItem> = Vec::new();
+        for source in &config.files {
+            let read = {
+                let paths = source.paths.clone();
+                let format = source.format.clone();
+                tokio::task::spawn_blocking(move || {
+                    let shadow = FileSource {
+                        paths,
+                        format,
+                        items: None,
+                        id: None,
+                        item_type: None,
+                        class: None,
+                        name: None,
+                        namespace: None,
+                        status: None,
+                        tags: Vec::new(),
+                    };
+                    read_source(&shadow)
+                })
+                .await
+                .map_err(|e| stratum_domain::DomainError::Corrupt(format!("file reader: {e}")))?
+            };
+            errors.extend(read.errors);
+            for doc in &read.documents {
+                let values = match &source.items {
+                    Some(splitter) => match splitter.items(&doc.value) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            errors.push(format!("{}: items: {e}", doc.file.display()));
+                            continue;
+                        }
+                    },
+                    None => vec![doc.value.clone()],
+                };
+                for value in values {
+                    match extract(config, source, doc, value, now) {
+                        Ok(Some(item)) => items.push(item),
+                        Ok(None) => {}
+                        Err(e) => errors.push(e),
+                    }
+                }
+            }
+        }
+        kubernetes_links::link(&mut items);
+        let items = parents_first(items, scraper_id);
+
+        let mut session = stratum_domain::store::IngestSession::new(scraper_id, run_id, started_at);
+        let mut iter = items.into_iter().peekable();
+        while iter.peek().is_some() {
+            let batch: Vec<ScrapedItem> = iter.by_ref().take(BATCH_SIZE).collect();
+            store.ingest_batch(&mut session, batch).await?;
+        }
+        let completion = RunCompletion {
+            full: true,
+            errors: errors.clone(),
+            warnings: warnings.clone(),
+            stale_item_age: config
+                .stale_item_age
+                .and_then(|d| chrono::Duration::from_std(d).ok()),
+            max_delete_percent: config.max_delete_percent,
+            allow_mass_delete: options.allow_mass_delete,
+        };
+        let outcome = store.complete_run(&mut session, &completion).await?;
+        let status = if errors.is_empty() {
+            RunStatus::Succeeded
+        } else if session.seen_count() > 0 {
+            RunStatus::Partial
+        } else {
+            RunStatus::Failed
+        };
+        let mut warnings = warnings;
+        if let Some(reason) = &outcome.deletions_blocked {
+            warnings.push(format!("deletions blocked: {reason}"));
+        }
+        let stats = &session.stats;
+        let summary = RunSummary {
+            status: Some(status),
+            scraped: stats.scraped,
+            created: stats.created,
+            updated: stats.updated,
+            unchanged: stats.unchanged,
+            deleted: outcome.deleted,
+            changes: stats.changes,
+            edges_unresolved: outcome.edges_unresolved,
+            deletions_blocked: outcome.deletions_blocked.is_some(),
+            errors,
+            warnings,
+        };
+        Ok::<_, ScraperError>((status, summary, outcome))
+    };
+    match run.await {
+        Ok((status, summary, outcome)) => {
+            store.finish_run(run_id, scraper_id, &summary).await?;
+            Ok(RunReport {
+                scraper_id,
+                run_id,
+                status,
+                summary,
+                outcome,
+            })
+        }
+        Err(e) => {
+            let summary = RunSummary {
+                status: Some(RunStatus::Failed),
+                deletions_blocked: true,
+                errors: vec![e.to_string()],
+                ..RunSummary::default()
+            };
+            // Best effort: the store error is the one worth returning.
+            let _ = store.finish_run(run_id, scraper_id, &summary).await;
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! Runs each loaded ScrapeConfig on its schedule until cancelled.
+
+use std::sync::Arc;
+
+use stratum_domain::Store;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::LoadedScrapeConfig;
+use crate::pipeline::{RunOptions, run_scrape};
+
+/// Spawns one loop per config on `tracker`; each runs at once, then every
+/// `interval`, and stops when `cancel` fires.
+pub fn spawn_all(
+    store: Store,
+    configs: Vec<Arc<LoadedScrapeConfig>>,
+    tracker: &TaskTracker,
+    cancel: CancellationToken,
+    run_immediately: bool,
+) {
+    for config in configs {
+        let store = store.clone();
+        let cancel = cancel.clone();
+        tracker.spawn(async move {
+            let mut first = run_immediately;
+            loop {
+                if !first {
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(config.interval) => {}
+                    }
+                }
+                first = false;
+                let name = config.metadata.name.clone();
+                let options = RunOptions::default();
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    result = run_scrape(&store, &config, &options) => match result {
+                        Ok(report) => tracing::info!(
+                            scraper = %name,
+                            run_id = %report.run_id,
+                            status = %report.status,
+                            created = report.summary.created,
+                            updated = report.summary.updated,
+                            unchanged = report.summary.unchanged,
+                            errors = report.summary.errors.len(),
+                            "scrape finished"
+                        ),
+                        Err(error) => tracing::error!(scraper = %name, %error, "scrape failed"),
+                    }
+                }
+            }
+        });
+    }
+}

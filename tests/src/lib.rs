@@ -1,0 +1,158 @@
+//! Test support shared by Stratum's cross-crate tests: a fresh database per
+//! test on SQLite (a temp file) or PostgreSQL (a randomly named database,
+//! dropped when the handle is dropped), and helpers to run the binary.
+//!
+//! PostgreSQL comes from `STRATUM_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`); a test that cannot reach
+//! it fails rather than skips.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::Value;
+use stratum_domain::{HealthResult, ScrapedItem, Store};
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A temp-file SQLite database.
+    Sqlite,
+    /// A fresh PostgreSQL database.
+    Postgres,
+}
+
+/// The admin URL of the test PostgreSQL server.
+pub fn postgres_admin_url() -> String {
+    std::env::var("STRATUM_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// A fresh, migrated database that disappears with the handle.
+pub struct TestDb {
+    /// Its URL.
+    pub url: String,
+    /// The store, migrated.
+    pub store: Store,
+    _dir: Option<tempfile::TempDir>,
+    pg_name: Option<String>,
+}
+
+impl TestDb {
+    /// Creates and migrates a fresh database.
+    pub async fn new(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("test.db").display());
+                let store = Store::connect(&url).await.expect("open sqlite");
+                store.migrate().await.expect("migrate sqlite");
+                TestDb {
+                    url,
+                    store,
+                    _dir: Some(dir),
+                    pg_name: None,
+                }
+            }
+            Backend::Postgres => {
+                let admin = postgres_admin_url();
+                let name = format!("stratum_test_{}", uuid::Uuid::new_v4().simple());
+                let conn = Database::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| panic!("PostgreSQL is required for tests ({admin}): {e}"));
+                conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create test database");
+                let _ = conn.close().await;
+                let url = match admin.rsplit_once('/') {
+                    Some((base, _)) => format!("{base}/{name}"),
+                    None => panic!("bad STRATUM_TEST_POSTGRES_URL"),
+                };
+                let store = Store::connect(&url).await.expect("open postgres");
+                store.migrate().await.expect("migrate postgres");
+                TestDb {
+                    url,
+                    store,
+                    _dir: None,
+                    pg_name: Some(name),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
+        let admin = postgres_admin_url();
+        // Drop runs outside the test's runtime: use a short-lived one.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(conn) = Database::connect(&admin).await {
+                    let _ = conn
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                    let _ = conn.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A scraped item with the given identity and config, healthy unless the
+/// config says otherwise through `health`.
+pub fn item(item_type: &str, external_id: &str, config: Value) -> ScrapedItem {
+    ScrapedItem {
+        source_id: None,
+        external_ids: vec![external_id.to_string()],
+        item_type: item_type.to_string(),
+        class: item_type
+            .rsplit("::")
+            .next()
+            .unwrap_or(item_type)
+            .to_string(),
+        name: external_id.to_string(),
+        namespace: None,
+        tags: BTreeMap::new(),
+        labels: BTreeMap::new(),
+        properties: Value::Array(Vec::new()),
+        config: stratum_domain::normalize::normalize(config),
+        health: HealthResult {
+            health: stratum_domain::Health::Healthy,
+            status: Some("OK".into()),
+            ready: true,
+            message: None,
+        },
+        source: Some("test".into()),
+        parent: None,
+        relationships: Vec::new(),
+        ignored_change_types: Vec::new(),
+    }
+}
+
+/// Path of the built `stratum` binary (cargo builds it for integration tests).
+pub fn stratum_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("target")
+        .join(if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        })
+        .join("stratum")
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
