@@ -135,6 +135,7 @@ impl MigrationTrait for Migration {
                 .col(json("properties"))
                 .col(json("config"))
                 .col(text("config_hash"))
+                .col(text("row_hash"))
                 .col(text("health"))
                 .col(text_null("status"))
                 .col(boolean("ready"))
@@ -409,6 +410,13 @@ impl MigrationTrait for Migration {
             ] {
                 db.execute_unprepared(sql).await?;
             }
+            // lz4 TOAST compression is far cheaper than pglz for config
+            // documents; servers built without lz4 keep the default.
+            db.execute_unprepared(
+                "DO $$ BEGIN ALTER TABLE config_items ALTER COLUMN config SET COMPRESSION lz4; \
+                 EXCEPTION WHEN OTHERS THEN NULL; END $$",
+            )
+            .await?;
         }
         Ok(())
     }

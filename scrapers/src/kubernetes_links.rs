@@ -57,7 +57,8 @@ pub fn link(items: &mut [ScrapedItem]) {
         let Some(kind) = kind_of(item).map(str::to_string) else {
             continue;
         };
-        let config = item.config.clone();
+        // Borrow the document out of the item while its links are added.
+        let config = std::mem::take(&mut item.config);
         let namespace = item.namespace.clone().filter(|n| !n.is_empty());
         let cluster = item.tags.get("cluster").cloned();
         let owners = config
@@ -191,6 +192,7 @@ pub fn link(items: &mut [ScrapedItem]) {
             }
             _ => {}
         }
+        item.config = config;
     }
 }
 

@@ -17,7 +17,7 @@ use crate::file::{RawDocument, read_source};
 use crate::kubernetes_links::{self, object_key};
 
 /// Items written per transaction.
-pub const BATCH_SIZE: usize = 500;
+pub const BATCH_SIZE: usize = 1000;
 
 /// Options of one run.
 #[derive(Debug, Clone, Default)]
@@ -39,6 +39,21 @@ pub struct RunReport {
     pub summary: RunSummary,
     /// What settling the run did.
     pub outcome: RunOutcome,
+    /// Wall time per phase.
+    pub timings: PhaseTimings,
+}
+
+/// Wall time spent in each phase of a run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PhaseTimings {
+    /// Reading and parsing sources.
+    pub read: std::time::Duration,
+    /// Extracting, normalizing, health and links.
+    pub extract: std::time::Duration,
+    /// Writing batches.
+    pub ingest: std::time::Duration,
+    /// Settling edges and deletions.
+    pub settle: std::time::Duration,
 }
 
 /// Annotation values that skip an object or drop change types.
@@ -291,6 +306,18 @@ fn parents_first(items: Vec<ScrapedItem>, scraper_id: Uuid) -> Vec<ScrapedItem> 
     indexed.into_iter().map(|(_, item)| item).collect()
 }
 
+/// How coarsely `last_scraped_at` is maintained: at most an hour, and at
+/// most half of `staleItemAge` (zero when stale items are deleted at once).
+pub fn touch_granularity(stale_item_age: Option<std::time::Duration>) -> chrono::Duration {
+    let hour = chrono::Duration::hours(1);
+    match stale_item_age {
+        None => hour,
+        Some(age) => chrono::Duration::from_std(age / 2)
+            .unwrap_or(hour)
+            .min(hour),
+    }
+}
+
 /// Registers the scraper and records a failed run for a config that could
 /// not be loaded, leaving the catalog untouched.
 pub async fn record_rejected(
@@ -342,10 +369,12 @@ pub async fn run_scrape(
     let (run_id, started_at) = store.start_run(scraper_id, RunMode::Full).await?;
     let run = async {
         let now = Utc::now();
+        let mut timings = PhaseTimings::default();
         let mut errors: Vec<String> = Vec::new();
         let warnings: Vec<String> = config.warnings.iter().map(|d| d.to_string()).collect();
         let mut items: Vec<ScrapedItem> = Vec::new();
         for source in &config.files {
+            let clock = std::time::Instant::now();
             let read = {
                 let paths = source.paths.clone();
                 let format = source.format.clone();
@@ -368,6 +397,8 @@ pub async fn run_scrape(
                 .map_err(|e| stratum_domain::DomainError::Corrupt(format!("file reader: {e}")))?
             };
             errors.extend(read.errors);
+            timings.read += clock.elapsed();
+            let clock = std::time::Instant::now();
             for doc in &read.documents {
                 let values = match &source.items {
                     Some(splitter) => match splitter.items(&doc.value) {
@@ -387,11 +418,16 @@ pub async fn run_scrape(
                     }
                 }
             }
+            timings.extract += clock.elapsed();
         }
+        let clock = std::time::Instant::now();
         kubernetes_links::link(&mut items);
         let items = parents_first(items, scraper_id);
+        timings.extract += clock.elapsed();
+        let clock = std::time::Instant::now();
 
         let mut session = stratum_domain::store::IngestSession::new(scraper_id, run_id, started_at);
+        session.touch_granularity = touch_granularity(config.stale_item_age);
         let mut iter = items.into_iter().peekable();
         while iter.peek().is_some() {
             let batch: Vec<ScrapedItem> = iter.by_ref().take(BATCH_SIZE).collect();
@@ -407,7 +443,10 @@ pub async fn run_scrape(
             max_delete_percent: config.max_delete_percent,
             allow_mass_delete: options.allow_mass_delete,
         };
+        timings.ingest = clock.elapsed();
+        let clock = std::time::Instant::now();
         let outcome = store.complete_run(&mut session, &completion).await?;
+        timings.settle = clock.elapsed();
         let status = if errors.is_empty() {
             RunStatus::Succeeded
         } else if session.seen_count() > 0 {
@@ -433,10 +472,10 @@ pub async fn run_scrape(
             errors,
             warnings,
         };
-        Ok::<_, ScraperError>((status, summary, outcome))
+        Ok::<_, ScraperError>((status, summary, outcome, timings))
     };
     match run.await {
-        Ok((status, summary, outcome)) => {
+        Ok((status, summary, outcome, timings)) => {
             store.finish_run(run_id, scraper_id, &summary).await?;
             Ok(RunReport {
                 scraper_id,
@@ -444,6 +483,7 @@ pub async fn run_scrape(
                 status,
                 summary,
                 outcome,
+                timings,
             })
         }
         Err(e) => {

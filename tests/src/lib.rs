@@ -64,8 +64,12 @@ impl TestDb {
                     .await
                     .expect("create test database");
                 let _ = conn.close().await;
-                let url = match admin.rsplit_once('/') {
-                    Some((base, _)) => format!("{base}/{name}"),
+                let (address, query) = match admin.split_once('?') {
+                    Some((a, q)) => (a, format!("?{q}")),
+                    None => (admin.as_str(), String::new()),
+                };
+                let url = match address.rsplit_once('/') {
+                    Some((base, _)) => format!("{base}/{name}{query}"),
                     None => panic!("bad STRATUM_TEST_POSTGRES_URL"),
                 };
                 let store = Store::connect(&url).await.expect("open postgres");

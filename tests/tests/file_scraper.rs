@@ -27,7 +27,10 @@ macro_rules! on_both_backends {
     };
 }
 
-on_both_backends!(unchanged_rescrape_writes_nothing_and_one_edit_is_one_diff, manifests_get_parents_edges_and_health);
+on_both_backends!(
+    unchanged_rescrape_writes_nothing_and_one_edit_is_one_diff,
+    manifests_get_parents_edges_and_health
+);
 
 const CONFIG: &str = r#"apiVersion: stratum.dev/v1
 kind: ScrapeConfig
@@ -69,7 +72,9 @@ fn services(file: usize, version: &str, scraped_at: &str) -> String {
 
 async fn scrape(store: &Store, config: &Path) -> stratum_scrapers::RunReport {
     let configs = load_path(config).expect("config loads");
-    run_scrape(store, &configs[0], &RunOptions::default()).await.expect("scrape")
+    run_scrape(store, &configs[0], &RunOptions::default())
+        .await
+        .expect("scrape")
 }
 
 async fn unchanged_rescrape_writes_nothing_and_one_edit_is_one_diff(backend: Backend) {
@@ -77,34 +82,77 @@ async fn unchanged_rescrape_writes_nothing_and_one_edit_is_one_diff(backend: Bac
     let dir = tempfile::tempdir().expect("tmp");
     write(dir.path(), "inventory.yaml", CONFIG);
     for f in 0..3 {
-        write(dir.path(), &format!("data/{f}.json"), &services(f, "1.0.0", "2026-11-01T00:00:00Z"));
+        write(
+            dir.path(),
+            &format!("data/{f}.json"),
+            &services(f, "1.0.0", "2026-11-01T00:00:00Z"),
+        );
     }
     let config = dir.path().join("inventory.yaml");
     let first = scrape(&db.store, &config).await;
-    assert_eq!(first.status, RunStatus::Succeeded, "{:?}", first.summary.errors);
+    assert_eq!(
+        first.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        first.summary.errors
+    );
     assert_eq!((first.summary.created, first.summary.scraped), (60, 60));
-    let before = db.store.list_items(&ItemFilter::default(), &page()).await.expect("list");
+    let before = db
+        .store
+        .list_items(&ItemFilter::default(), &page())
+        .await
+        .expect("list");
 
     // Only an excluded field moves: nothing is written but the touch.
     for f in 0..3 {
-        write(dir.path(), &format!("data/{f}.json"), &services(f, "1.0.0", "2026-11-02T00:00:00Z"));
+        write(
+            dir.path(),
+            &format!("data/{f}.json"),
+            &services(f, "1.0.0", "2026-11-02T00:00:00Z"),
+        );
     }
     let second = scrape(&db.store, &config).await;
     assert_eq!(
-        (second.summary.created, second.summary.updated, second.summary.unchanged, second.summary.changes),
+        (
+            second.summary.created,
+            second.summary.updated,
+            second.summary.unchanged,
+            second.summary.changes
+        ),
         (0, 0, 60, 0)
     );
-    assert_eq!(second.outcome.edges_created + second.outcome.edges_tombstoned + second.outcome.deleted, 0);
+    assert_eq!(
+        second.outcome.edges_created + second.outcome.edges_tombstoned + second.outcome.deleted,
+        0
+    );
     assert_eq!(db.store.count_changes(None).await.expect("count"), 0);
-    let after = db.store.list_items(&ItemFilter::default(), &page()).await.expect("list");
+    let after = db
+        .store
+        .list_items(&ItemFilter::default(), &page())
+        .await
+        .expect("list");
     for ((_, a), (_, b)) in before.items.iter().zip(after.items.iter()) {
-        assert_eq!((a.id, &a.config_hash, a.updated_at), (b.id, &b.config_hash, b.updated_at));
+        assert_eq!(
+            (a.id, &a.config_hash, a.updated_at),
+            (b.id, &b.config_hash, b.updated_at)
+        );
     }
 
     // One changed file, one changed item: exactly one diff change.
-    write(dir.path(), "data/1.json", &services(1, "1.1.0", "2026-11-03T00:00:00Z"));
+    write(
+        dir.path(),
+        "data/1.json",
+        &services(1, "1.1.0", "2026-11-03T00:00:00Z"),
+    );
     let third = scrape(&db.store, &config).await;
-    assert_eq!((third.summary.updated, third.summary.unchanged, third.summary.changes), (1, 59, 1));
+    assert_eq!(
+        (
+            third.summary.updated,
+            third.summary.unchanged,
+            third.summary.changes
+        ),
+        (1, 59, 1)
+    );
     assert_eq!(db.store.count_changes(None).await.expect("count"), 1);
     let changed = db
         .store
@@ -120,13 +168,19 @@ async fn unchanged_rescrape_writes_nothing_and_one_edit_is_one_diff(backend: Bac
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0].change_type, "diff");
     assert_eq!(changes[0].summary, "version");
-    assert_eq!(changes[0].patches, Some(serde_json::json!({"version": "1.1.0"})));
+    assert_eq!(
+        changes[0].patches,
+        Some(serde_json::json!({"version": "1.1.0"}))
+    );
     assert_eq!(changed.tags, serde_json::json!({"team": "payments"}));
     assert_eq!(changed.health, "healthy");
 }
 
 fn page() -> stratum_domain::store::PageRequest {
-    stratum_domain::store::PageRequest { first: 100, after: None }
+    stratum_domain::store::PageRequest {
+        first: 100,
+        after: None,
+    }
 }
 
 const MANIFESTS: &str = r#"apiVersion: v1
@@ -178,24 +232,54 @@ async fn manifests_get_parents_edges_and_health(backend: Backend) {
     );
     write(dir.path(), "manifests/shop.yaml", MANIFESTS);
     let report = scrape(&db.store, &dir.path().join("k8s.yaml")).await;
-    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.summary.errors);
+    assert_eq!(
+        report.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        report.summary.errors
+    );
     assert_eq!(report.summary.created, 6);
     assert_eq!(report.outcome.edges_unresolved, 0);
-    let id = |n: u8| uuid::Uuid::parse_str(&format!("00000000-0000-4000-8000-00000000000{n}")).expect("uuid");
+    let id = |n: u8| {
+        uuid::Uuid::parse_str(&format!("00000000-0000-4000-8000-00000000000{n}")).expect("uuid")
+    };
     let pod = db.store.get_item(id(5)).await.expect("get").expect("pod");
     assert_eq!(pod.item_type, "Kubernetes::Pod");
-    assert_eq!((pod.health.as_str(), pod.status.as_deref()), ("unhealthy", Some("CrashLoopBackOff")));
+    assert_eq!(
+        (pod.health.as_str(), pod.status.as_deref()),
+        ("unhealthy", Some("CrashLoopBackOff"))
+    );
     assert_eq!(pod.parent_id, Some(id(4)));
     assert_eq!(pod.path, format!("{}.{}.{}", id(1), id(2), id(4)));
-    let deploy = db.store.get_item(id(4)).await.expect("get").expect("deployment");
+    let deploy = db
+        .store
+        .get_item(id(4))
+        .await
+        .expect("get")
+        .expect("deployment");
     assert_eq!(deploy.health, "unhealthy");
-    assert!(deploy.config.pointer("/metadata/resourceVersion").is_none(), "noise stripped");
+    assert!(
+        deploy.config.pointer("/metadata/resourceVersion").is_none(),
+        "noise stripped"
+    );
 
     let mut q = TraversalQuery::new(vec![id(5)]);
     q.direction = Direction::Incoming;
     q.relation = RelationKind::Soft;
     q.depth = 1;
-    let mut upstream: Vec<uuid::Uuid> = db.store.traverse(&q).await.expect("walk").nodes.iter().map(|n| n.id).collect();
+    let mut upstream: Vec<uuid::Uuid> = db
+        .store
+        .traverse(&q)
+        .await
+        .expect("walk")
+        .nodes
+        .iter()
+        .map(|n| n.id)
+        .collect();
     upstream.sort();
-    assert_eq!(upstream, vec![id(2), id(3), id(6)], "namespace, node and service point at the pod");
+    assert_eq!(
+        upstream,
+        vec![id(2), id(3), id(6)],
+        "namespace, node and service point at the pod"
+    );
 }

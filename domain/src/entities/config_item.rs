@@ -39,6 +39,9 @@ pub struct Model {
     pub config: Json,
     /// SHA-256 of `config`.
     pub config_hash: String,
+    /// SHA-256 of everything a scrape writes (config hash and metadata):
+    /// equal hashes mean nothing to write.
+    pub row_hash: String,
     /// Health (`healthy|unhealthy|warning|unknown`).
     pub health: String,
     /// Human-readable status.

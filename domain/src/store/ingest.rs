@@ -40,7 +40,13 @@ pub struct IngestSession {
     keys: HashMap<(String, String), Uuid>,
     seen: HashSet<Uuid>,
     deferred_parents: Vec<(Uuid, ItemRef, String)>,
+    unresolvable: HashSet<ItemRef>,
     soft_edges: Vec<(Uuid, ItemRef, bool, String)>,
+    /// Unchanged items whose `last_scraped_at` is younger than this are not
+    /// touched again (a steady re-scrape then writes nothing). Stale
+    /// deletion subtracts it from its cutoff, so it can only delete late,
+    /// never early.
+    pub touch_granularity: Duration,
     /// Totals over the run so far.
     pub stats: BatchStats,
 }
@@ -81,7 +87,9 @@ impl IngestSession {
             keys: HashMap::new(),
             seen: HashSet::new(),
             deferred_parents: Vec::new(),
+            unresolvable: HashSet::new(),
             soft_edges: Vec::new(),
+            touch_granularity: Duration::zero(),
             stats: BatchStats::default(),
         }
     }
@@ -144,14 +152,8 @@ struct Existing {
     description: Option<String>,
     parent_id: Option<Uuid>,
     path: String,
-    name: String,
-    namespace: Option<String>,
-    class: String,
-    tags: serde_json::Value,
-    labels: serde_json::Value,
-    properties: serde_json::Value,
-    external_ids: serde_json::Value,
-    source: Option<String>,
+    row_hash: String,
+    last_scraped_at: DateTime<Utc>,
     deleted: bool,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -181,7 +183,7 @@ struct Prepared {
     path: String,
 }
 
-const ITEM_COLUMNS: [C; 27] = [
+const ITEM_COLUMNS: [C; 28] = [
     C::Id,
     C::ScraperId,
     C::ExternalIds,
@@ -195,6 +197,7 @@ const ITEM_COLUMNS: [C; 27] = [
     C::Properties,
     C::Config,
     C::ConfigHash,
+    C::RowHash,
     C::Health,
     C::Status,
     C::Ready,
@@ -264,17 +267,11 @@ impl Store {
             .into_iter()
             .collect();
         for chunk in by_id.chunks(1000) {
-            let sql = format!(
-                "SELECT id FROM config_items WHERE deleted_at IS NULL AND id IN ({})",
-                marks(chunk.len())
-            );
+            let (list, ids_values) = super::in_ids(self.backend(), chunk);
+            let sql = format!("SELECT id FROM config_items WHERE deleted_at IS NULL AND id{list}");
             let rows = self
                 .db
-                .query_all_raw(stmt(
-                    backend,
-                    &sql,
-                    chunk.iter().map(|u| Value::from(*u)).collect(),
-                ))
+                .query_all_raw(stmt(backend, &sql, ids_values))
                 .await?;
             for row in rows {
                 let id: Uuid = row.try_get("", "id")?;
@@ -299,16 +296,29 @@ impl Store {
                 .map(|(_, e)| Value::from(e.to_lowercase()))
                 .collect();
             let sql = format!(
-                "SELECT x.external_id, x.type, x.config_id FROM config_external_ids x \
-                 JOIN config_items c ON c.id = x.config_id AND c.deleted_at IS NULL \
-                 WHERE x.external_id IN ({}) ORDER BY c.created_at, c.id",
+                "SELECT external_id, type, config_id FROM config_external_ids WHERE external_id IN ({})",
                 marks(ext.len())
             );
             let rows = self.db.query_all_raw(stmt(backend, &sql, ext)).await?;
+            let mut candidates: Vec<(String, String, Uuid)> = Vec::with_capacity(rows.len());
             for row in rows {
-                let external_id: String = row.try_get("", "external_id")?;
-                let item_type: String = row.try_get("", "type")?;
-                let id: Uuid = row.try_get("", "config_id")?;
+                candidates.push((
+                    row.try_get("", "external_id")?,
+                    row.try_get("", "type")?,
+                    row.try_get("", "config_id")?,
+                ));
+            }
+            // Several live items may carry one external id: the oldest wins.
+            let ids: Vec<Uuid> = candidates
+                .iter()
+                .map(|(_, _, id)| *id)
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let live = self.live_created_at(&ids).await?;
+            candidates.retain(|(_, _, id)| live.contains_key(id));
+            candidates.sort_by_key(|(_, _, id)| (live.get(id).copied(), *id));
+            for (external_id, item_type, id) in candidates {
                 out.entry(ItemRef::External {
                     item_type,
                     external_id,
@@ -319,20 +329,33 @@ impl Store {
         Ok(out)
     }
 
-    async fn paths_of(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, String>> {
+    async fn live_created_at(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, DateTime<Utc>>> {
         let mut out = HashMap::new();
         for chunk in ids.chunks(1000) {
+            let (list, ids_values) = super::in_ids(self.backend(), chunk);
             let sql = format!(
-                "SELECT id, path FROM config_items WHERE deleted_at IS NULL AND id IN ({})",
-                marks(chunk.len())
+                "SELECT id, created_at FROM config_items WHERE deleted_at IS NULL AND id{list}"
             );
             let rows = self
                 .db
-                .query_all_raw(stmt(
-                    self.backend(),
-                    &sql,
-                    chunk.iter().map(|u| Value::from(*u)).collect(),
-                ))
+                .query_all_raw(stmt(self.backend(), &sql, ids_values))
+                .await?;
+            for row in rows {
+                out.insert(row.try_get("", "id")?, row.try_get("", "created_at")?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn paths_of(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, String>> {
+        let mut out = HashMap::new();
+        for chunk in ids.chunks(1000) {
+            let (list, ids_values) = super::in_ids(self.backend(), chunk);
+            let sql =
+                format!("SELECT id, path FROM config_items WHERE deleted_at IS NULL AND id{list}");
+            let rows = self
+                .db
+                .query_all_raw(stmt(self.backend(), &sql, ids_values))
                 .await?;
             for row in rows {
                 out.insert(row.try_get("", "id")?, row.try_get("", "path")?);
@@ -363,7 +386,13 @@ impl Store {
             }
         }
 
-        // Resolve parents: this run's items first, then the database.
+        // Resolve parents: this batch, earlier batches of the run, then the database.
+        let mut batch_keys: HashMap<(String, String), Uuid> = HashMap::new();
+        for (id, item) in &by_id {
+            for e in &item.external_ids {
+                batch_keys.insert((item.item_type.clone(), e.to_lowercase()), *id);
+            }
+        }
         let mut parent_ids: HashMap<Uuid, Option<(Uuid, String)>> = HashMap::new();
         let mut unresolved: Vec<ItemRef> = Vec::new();
         for id in &order {
@@ -376,13 +405,18 @@ impl Store {
                     ItemRef::External {
                         item_type,
                         external_id,
-                    } => match session
-                        .keys
+                    } => match batch_keys
                         .get(&(item_type.clone(), external_id.to_lowercase()))
-                    {
+                        .or_else(|| {
+                            session
+                                .keys
+                                .get(&(item_type.clone(), external_id.to_lowercase()))
+                        }) {
                         Some(p) => {
                             parent_ids.insert(*id, Some((*p, String::new())));
                         }
+                        // Refs that missed earlier in this run are settled at the end.
+                        None if session.unresolvable.contains(parent_ref) => {}
                         None => unresolved.push(parent_ref.clone()),
                     },
                 }
@@ -404,9 +438,13 @@ impl Store {
                 ItemRef::External {
                     item_type,
                     external_id,
-                } => session
-                    .keys
+                } => batch_keys
                     .get(&(item_type.clone(), external_id.to_lowercase()))
+                    .or_else(|| {
+                        session
+                            .keys
+                            .get(&(item_type.clone(), external_id.to_lowercase()))
+                    })
                     .copied()
                     .or_else(|| {
                         looked_up
@@ -426,6 +464,7 @@ impl Store {
                 }
                 None => {
                     parent_ids.insert(*id, None);
+                    session.unresolvable.insert(parent_ref.clone());
                     session
                         .deferred_parents
                         .push((*id, parent_ref.clone(), relation.clone()));
@@ -503,6 +542,7 @@ impl Store {
         let mut touch: Vec<Uuid> = Vec::new();
         let mut changes: Vec<NewChange> = Vec::new();
         let mut external_rows: Vec<(Uuid, Vec<String>, String)> = Vec::new();
+        let mut new_external_rows: Vec<(Uuid, Vec<String>, String)> = Vec::new();
         let mut parent_moves: Vec<(Uuid, Option<(Uuid, String)>)> = Vec::new();
         let mut reparented: Vec<(String, String)> = Vec::new();
 
@@ -513,10 +553,26 @@ impl Store {
             let tags = map_to_json(&item.tags);
             let labels = map_to_json(&item.labels);
             let parent_id = p.parent.as_ref().map(|(id, _)| *id);
+            let row_hash = config_hash(&json!([
+                p.hash,
+                item.item_type,
+                item.class,
+                item.name,
+                item.namespace,
+                tags,
+                labels,
+                item.properties,
+                ext_json,
+                item.source,
+                health.as_str(),
+                item.health.status,
+                item.health.ready,
+                item.health.message,
+            ]));
             let (created_at, updated_at, write) = match existing.get(&p.id) {
                 None => {
                     stats.created += 1;
-                    external_rows.push((p.id, p.external_ids.clone(), item.item_type.clone()));
+                    new_external_rows.push((p.id, p.external_ids.clone(), item.item_type.clone()));
                     if p.parent.is_some() {
                         parent_moves.push((p.id, p.parent.clone()));
                     }
@@ -528,29 +584,19 @@ impl Store {
                 Some(e) => {
                     let config_changed = e.config_hash != p.hash;
                     let meta_changed = e.deleted
-                        || e.health != health.as_str()
-                        || e.status != item.health.status
-                        || e.ready != item.health.ready
-                        || e.description != item.health.message
+                        || e.row_hash != row_hash
                         || e.parent_id != parent_id
-                        || e.path != p.path
-                        || e.name != item.name
-                        || e.namespace != item.namespace
-                        || e.class != item.class
-                        || e.tags != tags
-                        || e.labels != labels
-                        || e.properties != item.properties
-                        || e.external_ids != ext_json
-                        || e.source != item.source;
+                        || e.path != p.path;
                     if !config_changed && !meta_changed {
-                        touch.push(p.id);
+                        // Coarse touch: skip rows seen recently (see `touch_granularity`).
+                        if now - e.last_scraped_at >= session.touch_granularity {
+                            touch.push(p.id);
+                        }
                         stats.unchanged += 1;
                         continue;
                     }
                     stats.updated += 1;
-                    if e.external_ids != ext_json {
-                        external_rows.push((p.id, p.external_ids.clone(), item.item_type.clone()));
-                    }
+                    external_rows.push((p.id, p.external_ids.clone(), item.item_type.clone()));
                     if e.parent_id != parent_id {
                         parent_moves.push((p.id, p.parent.clone()));
                     }
@@ -600,6 +646,7 @@ impl Store {
                     item.properties.clone().into(),
                     item.config.clone().into(),
                     p.hash.clone().into(),
+                    row_hash.into(),
                     health.as_str().into(),
                     item.health.status.clone().into(),
                     item.health.ready.into(),
@@ -620,7 +667,8 @@ impl Store {
 
         write_items(&txn, rows).await?;
         touch_items(&txn, &touch, now).await?;
-        write_external_ids(&txn, &external_rows).await?;
+        write_external_ids(&txn, &external_rows, true).await?;
+        write_external_ids(&txn, &new_external_rows, false).await?;
         move_parents(&txn, session.scraper_id, &parent_moves, now).await?;
         for (old, new) in &reparented {
             rewrite_descendant_paths(&txn, old, new).await?;
@@ -721,7 +769,7 @@ impl Store {
         let stale_cutoff = completion.stale_item_age.map(|age| {
             let duration = now - session.started_at;
             let age = age.max(duration * 2);
-            (now - age).min(session.started_at)
+            (now - age - session.touch_granularity).min(session.started_at)
         });
         let stale = match stale_cutoff {
             Some(cutoff) if completion.full => self.count_stale(session.scraper_id, cutoff).await?,
@@ -918,19 +966,12 @@ async fn load_existing(txn: &DatabaseTransaction, ids: &[Uuid]) -> Result<HashMa
     let backend = txn.get_database_backend();
     let mut out = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(1000) {
+        let (list, ids_values) = super::in_ids(backend, chunk);
         let sql = format!(
-            "SELECT id, config_hash, health, status, ready, description, parent_id, path, name, namespace, \
-             config_class, tags, labels, properties, external_ids, source, deleted_at, created_at, updated_at \
-             FROM config_items WHERE id IN ({})",
-            marks(chunk.len())
+            "SELECT id, config_hash, row_hash, health, status, ready, description, parent_id, path, \
+             deleted_at, created_at, updated_at, last_scraped_at FROM config_items WHERE id{list}"
         );
-        let rows = txn
-            .query_all_raw(stmt(
-                backend,
-                &sql,
-                chunk.iter().map(|u| Value::from(*u)).collect(),
-            ))
-            .await?;
+        let rows = txn.query_all_raw(stmt(backend, &sql, ids_values)).await?;
         for r in rows {
             let deleted_at: Option<DateTime<Utc>> = r.try_get("", "deleted_at")?;
             out.insert(
@@ -943,14 +984,8 @@ async fn load_existing(txn: &DatabaseTransaction, ids: &[Uuid]) -> Result<HashMa
                     description: r.try_get("", "description")?,
                     parent_id: r.try_get("", "parent_id")?,
                     path: r.try_get("", "path")?,
-                    name: r.try_get("", "name")?,
-                    namespace: r.try_get("", "namespace")?,
-                    class: r.try_get("", "config_class")?,
-                    tags: r.try_get("", "tags")?,
-                    labels: r.try_get("", "labels")?,
-                    properties: r.try_get("", "properties")?,
-                    external_ids: r.try_get("", "external_ids")?,
-                    source: r.try_get("", "source")?,
+                    row_hash: r.try_get("", "row_hash")?,
+                    last_scraped_at: r.try_get("", "last_scraped_at")?,
                     deleted: deleted_at.is_some(),
                     created_at: r.try_get("", "created_at")?,
                     updated_at: r.try_get("", "updated_at")?,
@@ -968,17 +1003,9 @@ async fn load_configs(
     let backend = txn.get_database_backend();
     let mut out = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
-        let sql = format!(
-            "SELECT id, config FROM config_items WHERE id IN ({})",
-            marks(chunk.len())
-        );
-        let rows = txn
-            .query_all_raw(stmt(
-                backend,
-                &sql,
-                chunk.iter().map(|u| Value::from(*u)).collect(),
-            ))
-            .await?;
+        let (list, ids_values) = super::in_ids(backend, chunk);
+        let sql = format!("SELECT id, config FROM config_items WHERE id{list}");
+        let rows = txn.query_all_raw(stmt(backend, &sql, ids_values)).await?;
         for r in rows {
             out.insert(r.try_get("", "id")?, r.try_get("", "config")?);
         }
@@ -986,7 +1013,108 @@ async fn load_configs(
     Ok(out)
 }
 
+/// Postgres types of [`ITEM_COLUMNS`], in order, for `jsonb_to_recordset`.
+const ITEM_COLUMN_TYPES: [(&str, &str); 28] = [
+    ("id", "uuid"),
+    ("scraper_id", "uuid"),
+    ("external_ids", "jsonb"),
+    ("primary_external_id", "text"),
+    ("type", "text"),
+    ("config_class", "text"),
+    ("name", "text"),
+    ("namespace", "text"),
+    ("tags", "jsonb"),
+    ("labels", "jsonb"),
+    ("properties", "jsonb"),
+    ("config", "jsonb"),
+    ("config_hash", "text"),
+    ("row_hash", "text"),
+    ("health", "text"),
+    ("status", "text"),
+    ("ready", "boolean"),
+    ("description", "text"),
+    ("rolled_up_health", "text"),
+    ("descendant_health", "jsonb"),
+    ("parent_id", "uuid"),
+    ("path", "text"),
+    ("source", "text"),
+    ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+    ("last_scraped_at", "timestamptz"),
+    ("deleted_at", "timestamptz"),
+    ("delete_reason", "text"),
+];
+
+fn value_to_json(v: Value) -> serde_json::Value {
+    match v {
+        Value::Uuid(Some(u)) => serde_json::Value::String(u.to_string()),
+        Value::String(Some(s)) => serde_json::Value::String(s),
+        Value::Json(Some(j)) => *j,
+        Value::Bool(Some(b)) => serde_json::Value::Bool(b),
+        Value::BigInt(Some(n)) => serde_json::Value::from(n),
+        Value::ChronoDateTimeUtc(Some(t)) => {
+            serde_json::Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        }
+        _ => serde_json::Value::Null,
+    }
+}
+
+/// Postgres: one statement per 1000 rows with the rows as a single JSON
+/// parameter, expanded server-side by `jsonb_to_recordset`.
+async fn write_items_postgres(txn: &DatabaseTransaction, rows: Vec<Vec<Value>>) -> Result<()> {
+    let backend = txn.get_database_backend();
+    let columns: Vec<&str> = ITEM_COLUMN_TYPES.iter().map(|(c, _)| *c).collect();
+    let record: Vec<String> = ITEM_COLUMN_TYPES
+        .iter()
+        .map(|(c, t)| format!("\"{c}\" {t}"))
+        .collect();
+    let updates: Vec<String> = columns
+        .iter()
+        .filter(|c| {
+            !matches!(
+                **c,
+                "id" | "created_at" | "scraper_id" | "descendant_health"
+            )
+        })
+        .map(|c| format!("\"{c}\" = excluded.\"{c}\""))
+        .collect();
+    let quoted: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+    let sql = format!(
+        "INSERT INTO config_items ({cols}) SELECT {cols} FROM jsonb_to_recordset(CAST(? AS jsonb)) AS r({record}) \
+         ON CONFLICT (id) DO UPDATE SET {updates}",
+        cols = quoted.join(", "),
+        record = record.join(", "),
+        updates = updates.join(", "),
+    );
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let batch: Vec<serde_json::Value> = rows
+            .by_ref()
+            .take(1000)
+            .map(|row| {
+                serde_json::Value::Object(
+                    columns
+                        .iter()
+                        .zip(row)
+                        .map(|(c, v)| ((*c).to_string(), value_to_json(v)))
+                        .collect(),
+                )
+            })
+            .collect();
+        txn.execute_raw(stmt(
+            backend,
+            &sql,
+            vec![serde_json::Value::Array(batch).into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 async fn write_items(txn: &DatabaseTransaction, rows: Vec<Vec<Value>>) -> Result<()> {
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        return write_items_postgres(txn, rows).await;
+    }
     let per_stmt = (MAX_PARAMS / ITEM_COLUMNS.len()).max(1);
     let update: Vec<C> = ITEM_COLUMNS
         .iter()
@@ -1017,36 +1145,31 @@ async fn write_items(txn: &DatabaseTransaction, rows: Vec<Vec<Value>>) -> Result
 async fn touch_items(txn: &DatabaseTransaction, ids: &[Uuid], now: DateTime<Utc>) -> Result<()> {
     let backend = txn.get_database_backend();
     for chunk in ids.chunks(5000) {
-        let sql = format!(
-            "UPDATE config_items SET last_scraped_at = ? WHERE id IN ({})",
-            marks(chunk.len())
-        );
+        let (list, ids_values) = super::in_ids(backend, chunk);
+        let sql = format!("UPDATE config_items SET last_scraped_at = ? WHERE id{list}");
         let mut values: Vec<Value> = vec![now.into()];
-        values.extend(chunk.iter().map(|u| Value::from(*u)));
+        values.extend(ids_values);
         txn.execute_raw(stmt(backend, &sql, values)).await?;
     }
     Ok(())
 }
 
+/// Writes the external ids of items; `replace` first removes the ids the
+/// items had (new items have none).
 async fn write_external_ids(
     txn: &DatabaseTransaction,
     rows: &[(Uuid, Vec<String>, String)],
+    replace: bool,
 ) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
     let backend = txn.get_database_backend();
-    for chunk in rows.chunks(1000) {
-        let sql = format!(
-            "DELETE FROM config_external_ids WHERE config_id IN ({})",
-            marks(chunk.len())
-        );
-        txn.execute_raw(stmt(
-            backend,
-            &sql,
-            chunk.iter().map(|(id, _, _)| Value::from(*id)).collect(),
-        ))
-        .await?;
+    for chunk in rows.chunks(1000).filter(|_| replace) {
+        let ids: Vec<Uuid> = chunk.iter().map(|(id, _, _)| *id).collect();
+        let (list, ids_values) = super::in_ids(backend, &ids);
+        let sql = format!("DELETE FROM config_external_ids WHERE config_id{list}");
+        txn.execute_raw(stmt(backend, &sql, ids_values)).await?;
     }
     let flat: Vec<(String, Uuid, String)> = rows
         .iter()

@@ -1,0 +1,291 @@
+//! Black-box tests of the `stratum` binary on both backends: `scrape --once`
+//! with bad input (a missing path, a malformed data file, an invalid CEL
+//! expression), `check-config`, and `serve --demo` answering GraphQL.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use stratum_domain::store::{ItemFilter, PageRequest};
+use stratum_tests::{Backend, TestDb, repo_root};
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use super::*;
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name(Backend::Sqlite).await;
+                }
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name(Backend::Postgres).await;
+                }
+            }
+        )*
+    };
+}
+
+on_both_backends!(
+    bad_scrapes_fail_clearly_and_change_nothing,
+    demo_serves_hundreds_of_items
+);
+
+fn stratum(db: &TestDb, dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(args)
+        .current_dir(dir)
+        .env("STRATUM_DATABASE_URL", &db.url)
+        .env("STRATUM_LOG", "warn")
+        .output()
+        .expect("run stratum")
+}
+
+fn write(dir: &Path, rel: &str, text: &str) {
+    let path = dir.join(rel);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("mkdir");
+    }
+    std::fs::write(path, text).expect("write");
+}
+
+fn config(paths: &str, type_expr: &str) -> String {
+    format!(
+        "apiVersion: stratum.dev/v1\nkind: ScrapeConfig\nmetadata:\n  name: inventory\nspec:\n  retention: {{staleItemAge: 0s}}\n  file:\n    - paths: [{paths}]\n      items: $.services[*]\n      id: $.id\n      type: {{expr: '{type_expr}'}}\n      name: $.name\n"
+    )
+}
+
+async fn snapshot(db: &TestDb) -> Vec<(uuid::Uuid, String, Option<chrono::DateTime<chrono::Utc>>)> {
+    db.store
+        .list_items(
+            &ItemFilter::default(),
+            &PageRequest {
+                first: 100,
+                after: None,
+            },
+        )
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .map(|(_, m)| (m.id, m.config_hash, m.deleted_at))
+        .collect()
+}
+
+async fn last_run_status(db: &TestDb) -> (String, Vec<String>) {
+    let id = stratum_domain::ids::scraper_id("default", "inventory");
+    let runs = db.store.list_runs(id, 1).await.expect("runs");
+    let run = runs.first().expect("a run was recorded");
+    (
+        run.status.clone(),
+        serde_json::from_value(run.errors.clone()).unwrap_or_default(),
+    )
+}
+
+async fn bad_scrapes_fail_clearly_and_change_nothing(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let items: Vec<serde_json::Value> = (0..15)
+        .map(|i| serde_json::json!({"id": format!("svc-{i}"), "kind": "Service", "name": format!("svc {i}")}))
+        .collect();
+    write(
+        d,
+        "data/services.json",
+        &serde_json::json!({"services": items}).to_string(),
+    );
+    write(
+        d,
+        "good.yaml",
+        &config("data/*.json", r#""Inventory::" + config.kind"#),
+    );
+    let out = stratum(&db, d, &["scrape", "--once", "good.yaml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("15 created"));
+    let before = snapshot(&db).await;
+    assert_eq!(before.len(), 15);
+
+    // A path that does not exist.
+    write(
+        d,
+        "missing.yaml",
+        &config("nowhere/services.json", r#""Inventory::" + config.kind"#),
+    );
+    let out = stratum(&db, d, &["scrape", "--once", "missing.yaml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("nowhere/services.json: no such file"),
+        "{stderr}"
+    );
+    assert_eq!(last_run_status(&db).await.0, "failed");
+    assert_eq!(snapshot(&db).await, before);
+
+    // A malformed YAML data file.
+    write(
+        d,
+        "broken/services.yaml",
+        "services:\n  - {id: a, kind: Service\n",
+    );
+    write(
+        d,
+        "malformed.yaml",
+        &config("broken/*.yaml", r#""Inventory::" + config.kind"#),
+    );
+    let out = stratum(&db, d, &["scrape", "--once", "malformed.yaml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("broken/services.yaml:") && stderr.contains("invalid YAML"),
+        "{stderr}"
+    );
+    let (status, errors) = last_run_status(&db).await;
+    assert_eq!(status, "failed");
+    assert!(
+        errors.iter().any(|e| e.contains("broken/services.yaml")),
+        "{errors:?}"
+    );
+    assert_eq!(snapshot(&db).await, before);
+
+    // An invalid CEL expression: rejected at load with file:line:col.
+    write(
+        d,
+        "bad-cel.yaml",
+        &config("data/*.json", r#""Inventory::" + config.kind +"#),
+    );
+    let out = stratum(&db, d, &["scrape", "--once", "bad-cel.yaml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("bad-cel.yaml:11:"), "{stderr}");
+    assert!(stderr.contains("invalid CEL expression"), "{stderr}");
+    let (status, errors) = last_run_status(&db).await;
+    assert_eq!(status, "failed");
+    assert!(
+        errors.iter().any(|e| e.contains("bad-cel.yaml:11:")),
+        "{errors:?}"
+    );
+    assert_eq!(snapshot(&db).await, before);
+
+    // check-config reports the same diagnostic and exits 2; a good file passes.
+    let out = stratum(&db, d, &["check-config", "bad-cel.yaml", "good.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("bad-cel.yaml:11:") && stdout.contains(": error: "),
+        "{stdout}"
+    );
+    assert!(
+        stratum(&db, d, &["check-config", "good.yaml"])
+            .status
+            .success()
+    );
+}
+
+/// Kills the server when the test ends, pass or fail.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn demo_serves_hundreds_of_items(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let work = tempfile::tempdir().expect("tmp");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args([
+            "serve",
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--demo-work-dir",
+        ])
+        .arg(work.path())
+        .current_dir(repo_root())
+        .env("STRATUM_DATABASE_URL", &db.url)
+        .env("STRATUM_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start stratum serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let server = Server(child);
+    let line = tokio::task::spawn_blocking(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        line
+    })
+    .await
+    .expect("read address");
+    let url = line
+        .trim()
+        .strip_prefix("stratum listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_string();
+
+    let client = reqwest::Client::new();
+    let body: serde_json::Value = client
+        .post(&url)
+        .json(&serde_json::json!({"query": "{ configItems(first: 5) { totalCount edges { node { id name type health } } } }"}))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert!(body.get("errors").is_none(), "{body}");
+    let total = body
+        .pointer("/data/configItems/totalCount")
+        .and_then(|v| v.as_i64())
+        .unwrap_or(0);
+    assert!((200..1000).contains(&total), "total {total} in {body}");
+    assert_eq!(
+        body.pointer("/data/configItems/edges")
+            .and_then(|e| e.as_array())
+            .map(Vec::len),
+        Some(5)
+    );
+
+    // The demo has real diff changes and unhealthy items.
+    let body: serde_json::Value = client
+        .post(&url)
+        .json(&serde_json::json!({"query": "{ configItems(first: 100, filter: {health: [UNHEALTHY]}) { totalCount nodes { name changes(first: 5) { changeType } } } }"}))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    let unhealthy = body
+        .pointer("/data/configItems/totalCount")
+        .and_then(|v| v.as_i64())
+        .unwrap_or(0);
+    assert!(unhealthy >= 3, "{body}");
+    let diffs = db.store.count_changes(None).await.expect("count");
+    assert!(diffs > 0);
+
+    // Mutations over GET are refused; browsers get GraphiQL.
+    let get = client
+        .get(&url)
+        .query(&[("query", "mutation { x }")])
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(get.status().as_u16(), 405);
+    let page = client
+        .get(&url)
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .expect("graphiql");
+    assert!(page.text().await.unwrap_or_default().contains("graphiql"));
+    drop(server);
+}
