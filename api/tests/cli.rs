@@ -29,7 +29,8 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     bad_scrapes_fail_clearly_and_change_nothing,
-    demo_serves_hundreds_of_items
+    demo_serves_hundreds_of_items,
+    migrate_applies_lists_and_rolls_back,
 );
 
 fn stratum(db: &TestDb, dir: &Path, args: &[&str]) -> Output {
@@ -288,4 +289,42 @@ async fn demo_serves_hundreds_of_items(backend: Backend) {
         .expect("graphiql");
     assert!(page.text().await.unwrap_or_default().contains("graphiql"));
     drop(server);
+}
+
+async fn migrate_applies_lists_and_rolls_back(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let status = |db: &TestDb| {
+        String::from_utf8_lossy(&stratum(db, dir.path(), &["migrate", "status"]).stdout).to_string()
+    };
+    assert!(
+        status(&db).starts_with("applied m20261124_000001_catalog"),
+        "{}",
+        status(&db)
+    );
+    let out = stratum(&db, dir.path(), &["migrate", "down", "1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        status(&db).starts_with("pending m20261124_000001_catalog"),
+        "{}",
+        status(&db)
+    );
+    let out = stratum(&db, dir.path(), &["migrate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(status(&db).starts_with("applied"));
+    // A bad URL is a clear error, not a panic.
+    let out = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(["migrate", "--database-url", "mysql://nope"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: "));
 }

@@ -176,6 +176,44 @@ mod tests {
         assert!(d.unified.contains("+    \"replicas\": 2"));
     }
 
+    /// A small deterministic generator of JSON documents without nulls.
+    fn next(seed: &mut u64) -> u64 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        *seed >> 33
+    }
+
+    fn doc(seed: &mut u64, depth: u32) -> serde_json::Value {
+        match next(seed) % if depth == 0 { 3 } else { 5 } {
+            0 => json!(next(seed) % 5),
+            1 => json!(format!("s{}", next(seed) % 4)),
+            2 => json!(next(seed) % 2 == 0),
+            3 => json!([next(seed) % 3, format!("x{}", next(seed) % 2)]),
+            _ => {
+                let n = next(seed) % 4;
+                let mut map = serde_json::Map::new();
+                for _ in 0..n {
+                    let key = format!("k{}", next(seed) % 5);
+                    map.insert(key, doc(seed, depth - 1));
+                }
+                serde_json::Value::Object(map)
+            }
+        }
+    }
+
+    #[test]
+    fn merge_patch_properties_hold_for_generated_documents() {
+        let mut seed = 7u64;
+        for _ in 0..2000 {
+            let a = json!({"root": doc(&mut seed, 3)});
+            let b = json!({"root": doc(&mut seed, 3)});
+            assert_eq!(apply_merge_patch(&a, &merge_patch(&a, &b)), b, "{a} -> {b}");
+            assert!(diff(&a, &a).is_none());
+            assert_eq!(diff(&a, &b).is_none(), a == b);
+        }
+    }
+
     #[test]
     fn summary_is_capped() {
         let paths: Vec<String> = (0..100).map(|i| format!("k{i}.leaf{i}")).collect();

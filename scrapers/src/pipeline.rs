@@ -17,7 +17,7 @@ use crate::file::{RawDocument, read_source};
 use crate::kubernetes_links::{self, object_key};
 
 /// Items written per transaction.
-pub const BATCH_SIZE: usize = 1000;
+pub const BATCH_SIZE: usize = 500;
 
 /// Options of one run.
 #[derive(Debug, Clone, Default)]

@@ -86,6 +86,28 @@ async fn run_with(
     (stats, outcome)
 }
 
+/// Moves every item's `last_scraped_at` an hour back, as if the previous
+/// scrape ran an hour ago, so stale deletion (which spares items scraped
+/// within twice the run's duration) does not depend on how fast tests run.
+async fn backdate_previous_scrapes(store: &Store) {
+    use sea_orm::ConnectionTrait;
+    let backend = store.backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => "UPDATE config_items SET last_scraped_at = $1",
+        _ => "UPDATE config_items SET last_scraped_at = ?",
+    };
+    let hour_ago = stratum_domain::store::now() - Duration::hours(1);
+    store
+        .connection()
+        .execute_raw(sea_orm::Statement::from_sql_and_values(
+            backend,
+            sql,
+            [hour_ago.into()],
+        ))
+        .await
+        .expect("backdate");
+}
+
 async fn scraper(store: &Store) -> Uuid {
     store
         .upsert_scraper(
