@@ -188,7 +188,7 @@ mod tests {
         match next(seed) % if depth == 0 { 3 } else { 5 } {
             0 => json!(next(seed) % 5),
             1 => json!(format!("s{}", next(seed) % 4)),
-            2 => json!(next(seed) % 2 == 0),
+            2 => json!(next(seed).is_multiple_of(2)),
             3 => json!([next(seed) % 3, format!("x{}", next(seed) % 2)]),
             _ => {
                 let n = next(seed) % 4;
