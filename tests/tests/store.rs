@@ -65,6 +65,7 @@ async fn run_with(
     stratum_domain::store::BatchStats,
     stratum_domain::store::RunOutcome,
 ) {
+    backdate_previous_scrapes(store).await;
     let scraper = scraper(store).await;
     let (run_id, started) = store
         .start_run(scraper, RunMode::Full)
