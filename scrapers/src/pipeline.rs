@@ -428,6 +428,7 @@ pub async fn run_scrape(
 
         let mut session = stratum_domain::store::IngestSession::new(scraper_id, run_id, started_at);
         session.touch_granularity = touch_granularity(config.stale_item_age);
+        store.preload_existing(&mut session).await?;
         let mut iter = items.into_iter().peekable();
         while iter.peek().is_some() {
             let batch: Vec<ScrapedItem> = iter.by_ref().take(BATCH_SIZE).collect();

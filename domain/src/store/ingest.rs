@@ -41,6 +41,7 @@ pub struct IngestSession {
     seen: HashSet<Uuid>,
     deferred_parents: Vec<(Uuid, ItemRef, String)>,
     unresolvable: HashSet<ItemRef>,
+    index: Option<HashMap<Uuid, Existing>>,
     soft_edges: Vec<(Uuid, ItemRef, bool, String)>,
     /// Unchanged items whose `last_scraped_at` is younger than this are not
     /// touched again (a steady re-scrape then writes nothing). Stale
@@ -88,6 +89,7 @@ impl IngestSession {
             seen: HashSet::new(),
             deferred_parents: Vec::new(),
             unresolvable: HashSet::new(),
+            index: None,
             soft_edges: Vec::new(),
             touch_granularity: Duration::zero(),
             stats: BatchStats::default(),
@@ -144,6 +146,7 @@ pub struct RunOutcome {
 }
 
 /// The lightweight part of an existing row used to classify an item.
+#[derive(Debug, Clone)]
 struct Existing {
     config_hash: String,
     health: String,
@@ -327,6 +330,28 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Loads the classification columns of every item of the session's
+    /// scraper in one query, so batches of a re-scrape need no per-batch
+    /// read (SPEC §15: an unchanged re-scrape should cost almost nothing).
+    pub async fn preload_existing(&self, session: &mut IngestSession) -> Result<usize> {
+        let rows = self
+            .db
+            .query_all_raw(stmt(
+                self.backend(),
+                &format!("SELECT {EXISTING_COLUMNS} FROM config_items WHERE scraper_id = ?"),
+                vec![session.scraper_id.into()],
+            ))
+            .await?;
+        let mut index = HashMap::with_capacity(rows.len());
+        for r in rows {
+            let (id, e) = decode_existing(&r)?;
+            index.insert(id, e);
+        }
+        let n = index.len();
+        session.index = Some(index);
+        Ok(n)
     }
 
     async fn live_created_at(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, DateTime<Utc>>> {
@@ -529,8 +554,26 @@ impl Store {
         }
 
         let (_guard, txn) = self.write_txn().await?;
-        let existing =
-            load_existing(&txn, &prepared.iter().map(|p| p.id).collect::<Vec<_>>()).await?;
+        let ids: Vec<Uuid> = prepared.iter().map(|p| p.id).collect();
+        let existing = match &session.index {
+            Some(index) => {
+                let mut found = HashMap::with_capacity(ids.len());
+                let mut missing = Vec::new();
+                for id in &ids {
+                    match index.get(id) {
+                        Some(e) => {
+                            found.insert(*id, e.clone());
+                        }
+                        None => missing.push(*id),
+                    }
+                }
+                if !missing.is_empty() {
+                    found.extend(load_existing(&txn, &missing).await?);
+                }
+                found
+            }
+            None => load_existing(&txn, &ids).await?,
+        };
         let changed_config_ids: Vec<Uuid> = prepared
             .iter()
             .filter(|p| existing.get(&p.id).is_some_and(|e| e.config_hash != p.hash))
@@ -676,6 +719,12 @@ impl Store {
         stats.changes = record_changes(&txn, changes, now).await?;
         txn.commit().await?;
 
+        if let Some(index) = &mut session.index {
+            // Rows this batch wrote or touched are re-read if they come again.
+            for p in &prepared {
+                index.remove(&p.id);
+            }
+        }
         for p in prepared {
             session.seen.insert(p.id);
             for e in &p.external_ids {
@@ -962,35 +1011,40 @@ fn health_change(
     }
 }
 
+/// The columns [`decode_existing`] reads.
+const EXISTING_COLUMNS: &str = "id, config_hash, row_hash, health, status, ready, description, parent_id, path, \
+     deleted_at, created_at, updated_at, last_scraped_at";
+
+fn decode_existing(r: &sea_orm::QueryResult) -> Result<(Uuid, Existing)> {
+    let deleted_at: Option<DateTime<Utc>> = r.try_get("", "deleted_at")?;
+    Ok((
+        r.try_get("", "id")?,
+        Existing {
+            config_hash: r.try_get("", "config_hash")?,
+            row_hash: r.try_get("", "row_hash")?,
+            last_scraped_at: r.try_get("", "last_scraped_at")?,
+            health: r.try_get("", "health")?,
+            status: r.try_get("", "status")?,
+            ready: r.try_get("", "ready")?,
+            description: r.try_get("", "description")?,
+            parent_id: r.try_get("", "parent_id")?,
+            path: r.try_get("", "path")?,
+            deleted: deleted_at.is_some(),
+            created_at: r.try_get("", "created_at")?,
+            updated_at: r.try_get("", "updated_at")?,
+        },
+    ))
+}
+
 async fn load_existing(txn: &DatabaseTransaction, ids: &[Uuid]) -> Result<HashMap<Uuid, Existing>> {
     let backend = txn.get_database_backend();
     let mut out = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(1000) {
         let (list, ids_values) = super::in_ids(backend, chunk);
-        let sql = format!(
-            "SELECT id, config_hash, row_hash, health, status, ready, description, parent_id, path, \
-             deleted_at, created_at, updated_at, last_scraped_at FROM config_items WHERE id{list}"
-        );
-        let rows = txn.query_all_raw(stmt(backend, &sql, ids_values)).await?;
-        for r in rows {
-            let deleted_at: Option<DateTime<Utc>> = r.try_get("", "deleted_at")?;
-            out.insert(
-                r.try_get("", "id")?,
-                Existing {
-                    config_hash: r.try_get("", "config_hash")?,
-                    health: r.try_get("", "health")?,
-                    status: r.try_get("", "status")?,
-                    ready: r.try_get("", "ready")?,
-                    description: r.try_get("", "description")?,
-                    parent_id: r.try_get("", "parent_id")?,
-                    path: r.try_get("", "path")?,
-                    row_hash: r.try_get("", "row_hash")?,
-                    last_scraped_at: r.try_get("", "last_scraped_at")?,
-                    deleted: deleted_at.is_some(),
-                    created_at: r.try_get("", "created_at")?,
-                    updated_at: r.try_get("", "updated_at")?,
-                },
-            );
+        let sql = format!("SELECT {EXISTING_COLUMNS} FROM config_items WHERE id{list}");
+        for r in txn.query_all_raw(stmt(backend, &sql, ids_values)).await? {
+            let (id, e) = decode_existing(&r)?;
+            out.insert(id, e);
         }
     }
     Ok(out)
