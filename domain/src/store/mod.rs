@@ -72,6 +72,12 @@ impl Store {
                     .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(false)
+                    // 64 MiB page cache and memory-mapped reads: random-key
+                    // upserts into a large catalog otherwise thrash the
+                    // default 2 MiB cache.
+                    .pragma("cache_size", "-65536")
+                    .pragma("mmap_size", "268435456")
+                    .pragma("temp_store", "memory")
             });
         } else {
             options.map_sqlx_postgres_opts(|o| o.application_name("stratum"));
