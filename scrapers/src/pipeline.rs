@@ -243,6 +243,57 @@ fn extract(
     }))
 }
 
+/// Extracts documents on every core, keeping their order. CPU-bound, so on a
+/// multi-threaded runtime it runs under `block_in_place`.
+fn extract_all(
+    config: &LoadedScrapeConfig,
+    source: &FileSource,
+    work: Vec<(&RawDocument, Value)>,
+    now: chrono::DateTime<Utc>,
+) -> Vec<Result<Option<ScrapedItem>, String>> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let run = move || {
+        if threads < 2 || work.len() < 256 {
+            return work
+                .into_iter()
+                .map(|(doc, value)| extract(config, source, doc, value, now))
+                .collect::<Vec<_>>();
+        }
+        let per_thread = work.len().div_ceil(threads);
+        let mut chunks: Vec<Vec<(&RawDocument, Value)>> = Vec::new();
+        let mut rest = work.into_iter().peekable();
+        while rest.peek().is_some() {
+            chunks.push(rest.by_ref().take(per_thread).collect());
+        }
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks
+                .into_iter()
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        chunk
+                            .into_iter()
+                            .map(|(doc, value)| extract(config, source, doc, value, now))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| vec![Err("extraction thread panicked".to_string())])
+                })
+                .collect()
+        })
+    };
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(run),
+        _ => run(),
+    }
+}
+
 fn remove_pointer(doc: &mut Value, pointer: &str) {
     let Some((parent, last)) = pointer.rsplit_once('/') else {
         return;
@@ -399,23 +450,21 @@ pub async fn run_scrape(
             errors.extend(read.errors);
             timings.read += clock.elapsed();
             let clock = std::time::Instant::now();
+            let mut work: Vec<(&RawDocument, Value)> = Vec::new();
             for doc in &read.documents {
-                let values = match &source.items {
+                match &source.items {
                     Some(splitter) => match splitter.items(&doc.value) {
-                        Ok(v) => v,
-                        Err(e) => {
-                            errors.push(format!("{}: items: {e}", doc.file.display()));
-                            continue;
-                        }
+                        Ok(values) => work.extend(values.into_iter().map(|v| (doc, v))),
+                        Err(e) => errors.push(format!("{}: items: {e}", doc.file.display())),
                     },
-                    None => vec![doc.value.clone()],
-                };
-                for value in values {
-                    match extract(config, source, doc, value, now) {
-                        Ok(Some(item)) => items.push(item),
-                        Ok(None) => {}
-                        Err(e) => errors.push(e),
-                    }
+                    None => work.push((doc, doc.value.clone())),
+                }
+            }
+            for result in extract_all(config, source, work, now) {
+                match result {
+                    Ok(Some(item)) => items.push(item),
+                    Ok(None) => {}
+                    Err(e) => errors.push(e),
                 }
             }
             timings.extract += clock.elapsed();
