@@ -9,25 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use stratum_domain::store::{ItemFilter, PageRequest};
 use stratum_tests::{Backend, TestDb, repo_root};
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                use super::*;
-                #[tokio::test]
-                async fn sqlite() {
-                    super::$name(Backend::Sqlite).await;
-                }
-                #[tokio::test]
-                async fn postgres() {
-                    super::$name(Backend::Postgres).await;
-                }
-            }
-        )*
-    };
-}
-
-on_both_backends!(
+stratum_tests::on_both_backends!(
     bad_scrapes_fail_clearly_and_change_nothing,
     demo_serves_hundreds_of_items,
     migrate_applies_lists_and_rolls_back,

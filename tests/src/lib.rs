@@ -13,6 +13,26 @@ use sea_orm::{ConnectionTrait, Database};
 use serde_json::Value;
 use stratum_domain::{HealthResult, ScrapedItem, Store};
 
+/// Defines, for each named `async fn name(backend: Backend)`, a module with
+/// a `sqlite` and a `postgres` `#[tokio::test]` that call it.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name($crate::Backend::Sqlite).await;
+                }
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name($crate::Backend::Postgres).await;
+                }
+            }
+        )*
+    };
+}
+
 /// Which database a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

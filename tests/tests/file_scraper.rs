@@ -9,25 +9,7 @@ use stratum_domain::{RunStatus, Store};
 use stratum_scrapers::{RunOptions, load_path, run_scrape};
 use stratum_tests::{Backend, TestDb};
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                use super::*;
-                #[tokio::test]
-                async fn sqlite() {
-                    super::$name(Backend::Sqlite).await;
-                }
-                #[tokio::test]
-                async fn postgres() {
-                    super::$name(Backend::Postgres).await;
-                }
-            }
-        )*
-    };
-}
-
-on_both_backends!(
+stratum_tests::on_both_backends!(
     unchanged_rescrape_writes_nothing_and_one_edit_is_one_diff,
     manifests_get_parents_edges_and_health
 );

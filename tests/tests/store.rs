@@ -10,25 +10,7 @@ use stratum_domain::{Health, ItemRef, RunMode, ScrapedItem, ScrapedRelationship,
 use stratum_tests::{Backend, TestDb, item};
 use uuid::Uuid;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                use super::*;
-                #[tokio::test]
-                async fn sqlite() {
-                    super::$name(Backend::Sqlite).await;
-                }
-                #[tokio::test]
-                async fn postgres() {
-                    super::$name(Backend::Postgres).await;
-                }
-            }
-        )*
-    };
-}
-
-on_both_backends!(
+stratum_tests::on_both_backends!(
     upsert_is_idempotent,
     config_change_records_one_diff,
     repeated_change_bumps_count,
