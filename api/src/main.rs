@@ -6,6 +6,11 @@ use clap::Parser;
 use stratum_api::cli::{Cli, Command, MigrateAction, check_config, scrape_once};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc: scrapes build and drop millions of small JSON nodes, where the
+/// system allocator spends a third of the CPU (see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn init_tracing() {
     let filter = EnvFilter::try_from_env("STRATUM_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("STRATUM_LOG_FORMAT").is_ok_and(|f| f == "json");

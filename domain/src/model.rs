@@ -199,8 +199,8 @@ pub struct ScrapedItem {
     pub labels: BTreeMap<String, String>,
     /// Display properties (a JSON array).
     pub properties: Value,
-    /// The config document (normalized by the pipeline).
-    pub config: Value,
+    /// The normalized config document, serialized and hashed.
+    pub config: crate::normalize::CanonicalConfig,
     /// Health as computed by the rules.
     pub health: HealthResult,
     /// Where it came from: a file, a URL or `kubernetes/<cluster>`.

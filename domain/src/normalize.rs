@@ -1,5 +1,7 @@
 //! Normalization of config documents before they are hashed and diffed:
-//! sorted keys, no nulls, and Kubernetes bookkeeping noise stripped (SPEC §5).
+//! sorted keys, no nulls, and Kubernetes bookkeeping noise stripped (SPEC §5),
+//! and [`CanonicalConfig`], the compact form a normalized document travels in
+//! from extraction to the store.
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -19,20 +21,91 @@ const NOISY_CONDITION_FIELDS: &[&str] = &[
     "lastHeartbeatTime",
 ];
 
+/// Documents larger than this (as canonical JSON) are stored as
+/// `{"_truncated":true}` (SPEC §2).
+pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
+
 /// Sorts object keys recursively and drops `null` members of objects.
-pub fn normalize(value: Value) -> Value {
+///
+/// `serde_json::Map` is ordered by key, so sorting is structural; the work
+/// is dropping nulls, done in place without rebuilding the tree.
+pub fn normalize(mut value: Value) -> Value {
+    drop_nulls(&mut value);
+    value
+}
+
+fn drop_nulls(value: &mut Value) {
     match value {
         Value::Object(map) => {
-            let mut entries: Vec<(String, Value)> = map
-                .into_iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k, normalize(v)))
-                .collect();
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            Value::Object(entries.into_iter().collect::<Map<String, Value>>())
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_nulls);
         }
-        Value::Array(items) => Value::Array(items.into_iter().map(normalize).collect()),
-        other => other,
+        Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
+}
+
+/// A normalized config document as canonical JSON text (sorted keys, no
+/// whitespace) with its SHA-256. A few hundred bytes per item instead of a
+/// tree of small allocations, so a 100k-item scrape stays compact in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanonicalConfig {
+    json: String,
+    hash: String,
+    truncated: bool,
+}
+
+impl CanonicalConfig {
+    /// Serializes and hashes a document that went through [`normalize`].
+    /// A document over [`MAX_CONFIG_BYTES`] becomes `{"_truncated":true}`.
+    pub fn new(normalized: &Value) -> CanonicalConfig {
+        let mut json = serde_json::to_string(normalized).unwrap_or_else(|_| "null".to_string());
+        let truncated = json.len() > MAX_CONFIG_BYTES;
+        if truncated {
+            json = r#"{"_truncated":true}"#.to_string();
+        }
+        let hash = hex::encode(Sha256::digest(json.as_bytes()));
+        CanonicalConfig {
+            json,
+            hash,
+            truncated,
+        }
+    }
+
+    /// Normalizes, serializes and hashes a document.
+    pub fn from_value(value: Value) -> CanonicalConfig {
+        CanonicalConfig::new(&normalize(value))
+    }
+
+    /// The canonical JSON text.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// Takes the JSON text, leaving `null`.
+    pub fn take_json(&mut self) -> String {
+        std::mem::replace(&mut self.json, "null".to_string())
+    }
+
+    /// SHA-256 (hex) of [`CanonicalConfig::json`]; equals [`config_hash`] of the document.
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// True when the document was over [`MAX_CONFIG_BYTES`] and replaced.
+    pub fn truncated(&self) -> bool {
+        self.truncated
+    }
+
+    /// Parses the document back (for diffs of the rare changed item).
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(&self.json).unwrap_or(Value::Null)
+    }
+}
+
+impl Default for CanonicalConfig {
+    fn default() -> Self {
+        CanonicalConfig::new(&Value::Object(Map::new()))
     }
 }
 
@@ -109,6 +182,19 @@ mod tests {
             json!({"metadata": {"name": "p"}, "status": {"conditions": [
             {"type": "Available", "status": "True"}, {"type": "Ready", "status": "True"}]}})
         );
+    }
+
+    #[test]
+    fn canonical_config_matches_config_hash_and_truncates() {
+        let doc = normalize(json!({"b": [1, null], "a": {"c": null, "d": "x"}}));
+        let canonical = CanonicalConfig::new(&doc);
+        assert_eq!(canonical.json(), r#"{"a":{"d":"x"},"b":[1,null]}"#);
+        assert_eq!(canonical.hash(), config_hash(&doc));
+        assert_eq!(canonical.to_value(), doc);
+        assert!(!canonical.truncated());
+        let big = CanonicalConfig::new(&json!({"blob": "x".repeat(MAX_CONFIG_BYTES)}));
+        assert!(big.truncated());
+        assert_eq!(big.to_value(), json!({"_truncated": true}));
     }
 
     #[test]

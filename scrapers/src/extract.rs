@@ -99,18 +99,43 @@ impl Field {
         }))
     }
 
-    /// Evaluates the field as a list of documents (for `items`).
-    pub fn items(&self, config: &Value) -> Result<Vec<Value>, String> {
+    /// Splits a document into item documents (for `items`), moving the
+    /// matches out of `config` rather than copying them.
+    pub fn items(&self, mut config: Value) -> Result<Vec<Value>, String> {
         match self {
             Field::Path(p) => {
-                let nodes = p.query(config).all();
+                let mut pointers: Vec<String> = p
+                    .query_located(&config)
+                    .locations()
+                    .map(|l| l.to_json_pointer())
+                    .collect();
                 // `$.items` selects one array; `$.items[*]` selects its members.
-                if let [Value::Array(items)] = nodes.as_slice() {
-                    return Ok(items.clone());
+                if let [only] = pointers.as_slice()
+                    && config.pointer(only).is_some_and(Value::is_array)
+                {
+                    return Ok(match config.pointer_mut(only).map(Value::take) {
+                        Some(Value::Array(items)) => items,
+                        _ => Vec::new(),
+                    });
                 }
-                Ok(nodes.into_iter().cloned().collect())
+                // Matches nested in one another (`$..x`) share data: copy those.
+                let mut sorted = pointers.clone();
+                sorted.sort();
+                let nested = sorted
+                    .windows(2)
+                    .any(|w| w[1].starts_with(&format!("{}/", w[0])) || w[0].is_empty());
+                if nested {
+                    return Ok(pointers
+                        .iter()
+                        .filter_map(|ptr| config.pointer(ptr).cloned())
+                        .collect());
+                }
+                Ok(pointers
+                    .drain(..)
+                    .filter_map(|ptr| config.pointer_mut(&ptr).map(Value::take))
+                    .collect())
             }
-            Field::Cel(_) | Field::Literal(_) => match self.value(config, &[])? {
+            Field::Cel(_) | Field::Literal(_) => match self.value(&config, &[])? {
                 Some(Value::Array(items)) => Ok(items),
                 Some(Value::Null) | None => Ok(Vec::new()),
                 Some(other) => Ok(vec![other]),
@@ -143,9 +168,14 @@ mod tests {
             Some("Service")
         );
         let i = Field::compile(&FieldSource::Text("$.items".into())).expect("items");
-        assert_eq!(i.items(&doc).ok(), Some(vec![json!(1), json!(2)]));
+        assert_eq!(i.items(doc.clone()).ok(), Some(vec![json!(1), json!(2)]));
         let i = Field::compile(&FieldSource::Text("$.items[*]".into())).expect("items");
-        assert_eq!(i.items(&doc).ok(), Some(vec![json!(1), json!(2)]));
+        assert_eq!(i.items(doc.clone()).ok(), Some(vec![json!(1), json!(2)]));
+        let nested = json!({"a": {"x": {"x": 1}}});
+        let i = Field::compile(&FieldSource::Text("$..x".into())).expect("items");
+        assert_eq!(i.items(nested).ok(), Some(vec![json!({"x": 1}), json!(1)]));
+        let i = Field::compile(&FieldSource::Text("$.missing[*]".into())).expect("items");
+        assert_eq!(i.items(doc).ok(), Some(vec![]));
     }
 
     #[test]

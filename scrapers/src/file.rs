@@ -8,24 +8,6 @@ use serde_json::Value;
 
 use crate::config::FileSource;
 
-/// A document read from a file, before extraction.
-#[derive(Debug, Clone)]
-pub struct RawDocument {
-    /// The file it came from.
-    pub file: PathBuf,
-    /// The document.
-    pub value: Value,
-}
-
-/// What reading a source produced.
-#[derive(Debug, Default)]
-pub struct FileReadResult {
-    /// Documents, in file order.
-    pub documents: Vec<RawDocument>,
-    /// Errors, each naming its file.
-    pub errors: Vec<String>,
-}
-
 fn has_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
@@ -107,28 +89,11 @@ pub fn parse_file(path: &Path, text: &str, format: Option<&str>) -> Result<Vec<V
     Ok(docs)
 }
 
-/// Reads every file of a source (blocking I/O: call from `spawn_blocking`).
-/// A file that cannot be read or parsed contributes an error and no documents.
-pub fn read_source(source: &FileSource) -> FileReadResult {
-    let (files, mut errors) = expand_paths(source);
-    let mut documents = Vec::new();
-    for file in files {
-        let text = match std::fs::read_to_string(&file) {
-            Ok(t) => t,
-            Err(e) => {
-                errors.push(format!("{}: {e}", file.display()));
-                continue;
-            }
-        };
-        match parse_file(&file, &text, source.format.as_deref()) {
-            Ok(values) => documents.extend(values.into_iter().map(|value| RawDocument {
-                file: file.clone(),
-                value,
-            })),
-            Err(e) => errors.push(e),
-        }
-    }
-    FileReadResult { documents, errors }
+/// Reads and parses one file into documents (blocking I/O). Errors name
+/// the file, and the line and column where parsing failed.
+pub fn read_file(path: &Path, format: Option<&str>) -> Result<Vec<Value>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    parse_file(path, &text, format)
 }
 
 #[cfg(test)]

@@ -37,12 +37,149 @@ fn by_key(kind: &str, key: String) -> ItemRef {
     }
 }
 
-/// Sets each Kubernetes item's hard parent (controller owner, else its
-/// Namespace, else its Cluster) and soft edges (other owners, Namespace,
-/// Node → Pod, Service → Pod by selector, Ingress → Service, Pod → PVC,
-/// PVC → PV).
-pub fn link(items: &mut [ScrapedItem]) {
-    // Pods by namespace, for Service selectors.
+/// A Service's label selector, matched against pods once every item of the
+/// run is known.
+pub type ServiceSelector = BTreeMap<String, String>;
+
+/// Sets a Kubernetes item's hard parent (controller owner, else its
+/// Namespace, else its Cluster) and the soft edges its own document implies
+/// (other owners, Namespace, Node → Pod, Pod → PVC, PVC → PV, Ingress →
+/// Service). Runs while the document is still a tree; returns a Service's
+/// selector for [`link_services`].
+pub fn link_object(item: &mut ScrapedItem, config: &Value) -> Option<ServiceSelector> {
+    let kind = kind_of(item)?.to_string();
+    let namespace = item.namespace.clone().filter(|n| !n.is_empty());
+    let cluster = item.tags.get("cluster").cloned();
+    let owners: &[Value] = config
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+
+    let controller = owners
+        .iter()
+        .find(|o| o.get("controller").and_then(Value::as_bool) == Some(true))
+        .or_else(|| owners.first());
+    if item.parent.is_none() {
+        if let Some(owner) = controller.and_then(|o| uid(o).map(|u| (o, u))) {
+            let owner_kind = owner
+                .0
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or("Owner");
+            item.parent = Some((ItemRef::Id(owner.1), format!("{owner_kind}{kind}")));
+        } else if let Some(ns) = &namespace {
+            item.parent = Some((
+                by_key("Namespace", ns.to_lowercase()),
+                format!("Namespace{kind}"),
+            ));
+        } else if let Some(c) = &cluster
+            && kind != "Cluster"
+        {
+            item.parent = Some((
+                by_key("Cluster", c.to_lowercase()),
+                format!("Cluster{kind}"),
+            ));
+        }
+    }
+    let parent_is_namespace = matches!(&item.parent, Some((ItemRef::External { item_type, .. }, _)) if item_type == "Kubernetes::Namespace");
+    for owner in owners {
+        if Some(owner) == controller {
+            continue;
+        }
+        if let Some(u) = uid(owner) {
+            let owner_kind = owner.get("kind").and_then(Value::as_str).unwrap_or("Owner");
+            item.relationships.push(ScrapedRelationship {
+                other: ItemRef::Id(u),
+                other_is_upstream: true,
+                relation: format!("{owner_kind}{kind}"),
+            });
+        }
+    }
+    if let Some(ns) = &namespace
+        && !parent_is_namespace
+    {
+        item.relationships.push(ScrapedRelationship {
+            other: by_key("Namespace", ns.to_lowercase()),
+            other_is_upstream: true,
+            relation: format!("Namespace{kind}"),
+        });
+    }
+    match kind.as_str() {
+        "Pod" => {
+            if let Some(node) = config.pointer("/spec/nodeName").and_then(Value::as_str) {
+                item.relationships.push(ScrapedRelationship {
+                    other: by_key("Node", node.to_lowercase()),
+                    other_is_upstream: true,
+                    relation: "NodePod".into(),
+                });
+            }
+            let volumes: &[Value] = config
+                .pointer("/spec/volumes")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            for v in volumes {
+                if let (Some(claim), Some(ns)) = (
+                    v.pointer("/persistentVolumeClaim/claimName")
+                        .and_then(Value::as_str),
+                    &namespace,
+                ) {
+                    item.relationships.push(ScrapedRelationship {
+                        other: by_key("PersistentVolumeClaim", object_key(Some(ns), claim)),
+                        other_is_upstream: false,
+                        relation: "PodPersistentVolumeClaim".into(),
+                    });
+                }
+            }
+        }
+        "PersistentVolumeClaim" => {
+            if let Some(pv) = config.pointer("/spec/volumeName").and_then(Value::as_str) {
+                item.relationships.push(ScrapedRelationship {
+                    other: by_key("PersistentVolume", pv.to_lowercase()),
+                    other_is_upstream: false,
+                    relation: "PersistentVolumeClaimPersistentVolume".into(),
+                });
+            }
+        }
+        "Service" => {
+            let selector: ServiceSelector = config
+                .pointer("/spec/selector")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            return (!selector.is_empty() && namespace.is_some()).then_some(selector);
+        }
+        "Ingress" => {
+            let mut services: Vec<String> = Vec::new();
+            collect_backend_services(config, &mut services);
+            services.sort();
+            services.dedup();
+            if let Some(ns) = &namespace {
+                for svc in services {
+                    item.relationships.push(ScrapedRelationship {
+                        other: by_key("Service", object_key(Some(ns), &svc)),
+                        other_is_upstream: false,
+                        relation: "IngressService".into(),
+                    });
+                }
+            }
+        }
+        _ => {}
+    }
+    None
+}
+
+/// Adds Service → Pod edges: each `(index, selector)` names a Service in
+/// `items` whose selector is matched against the pods of its namespace.
+pub fn link_services(items: &mut [ScrapedItem], selectors: &[(usize, ServiceSelector)]) {
+    if selectors.is_empty() {
+        return;
+    }
     let mut pods: BTreeMap<String, Vec<PodLabels>> = BTreeMap::new();
     for item in items.iter() {
         if kind_of(item) == Some("Pod")
@@ -53,146 +190,22 @@ pub fn link(items: &mut [ScrapedItem]) {
                 .push((id, item.labels.clone()));
         }
     }
-    for item in items.iter_mut() {
-        let Some(kind) = kind_of(item).map(str::to_string) else {
+    for (index, selector) in selectors {
+        let Some(service) = items.get_mut(*index) else {
             continue;
         };
-        // Borrow the document out of the item while its links are added.
-        let config = std::mem::take(&mut item.config);
-        let namespace = item.namespace.clone().filter(|n| !n.is_empty());
-        let cluster = item.tags.get("cluster").cloned();
-        let owners = config
-            .pointer("/metadata/ownerReferences")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-
-        let controller = owners
-            .iter()
-            .find(|o| o.get("controller").and_then(Value::as_bool) == Some(true))
-            .or_else(|| owners.first());
-        if item.parent.is_none() {
-            if let Some(owner) = controller.and_then(|o| uid(o).map(|u| (o, u))) {
-                let owner_kind = owner
-                    .0
-                    .get("kind")
-                    .and_then(Value::as_str)
-                    .unwrap_or("Owner");
-                item.parent = Some((ItemRef::Id(owner.1), format!("{owner_kind}{kind}")));
-            } else if let Some(ns) = &namespace {
-                item.parent = Some((
-                    by_key("Namespace", ns.to_lowercase()),
-                    format!("Namespace{kind}"),
-                ));
-            } else if let Some(c) = &cluster
-                && kind != "Cluster"
-            {
-                item.parent = Some((
-                    by_key("Cluster", c.to_lowercase()),
-                    format!("Cluster{kind}"),
-                ));
-            }
-        }
-        let parent_is_namespace = matches!(&item.parent, Some((ItemRef::External { item_type, .. }, _)) if item_type == "Kubernetes::Namespace");
-        for owner in &owners {
-            if Some(owner) == controller {
-                continue;
-            }
-            if let Some(u) = uid(owner) {
-                let owner_kind = owner.get("kind").and_then(Value::as_str).unwrap_or("Owner");
-                item.relationships.push(ScrapedRelationship {
-                    other: ItemRef::Id(u),
-                    other_is_upstream: true,
-                    relation: format!("{owner_kind}{kind}"),
+        let Some(ns) = service.namespace.clone() else {
+            continue;
+        };
+        for (pod, labels) in pods.get(&ns).map(Vec::as_slice).unwrap_or_default() {
+            if selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+                service.relationships.push(ScrapedRelationship {
+                    other: ItemRef::Id(*pod),
+                    other_is_upstream: false,
+                    relation: "ServicePod".into(),
                 });
             }
         }
-        if let Some(ns) = &namespace
-            && !parent_is_namespace
-        {
-            item.relationships.push(ScrapedRelationship {
-                other: by_key("Namespace", ns.to_lowercase()),
-                other_is_upstream: true,
-                relation: format!("Namespace{kind}"),
-            });
-        }
-        match kind.as_str() {
-            "Pod" => {
-                if let Some(node) = config.pointer("/spec/nodeName").and_then(Value::as_str) {
-                    item.relationships.push(ScrapedRelationship {
-                        other: by_key("Node", node.to_lowercase()),
-                        other_is_upstream: true,
-                        relation: "NodePod".into(),
-                    });
-                }
-                let volumes = config
-                    .pointer("/spec/volumes")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                for v in volumes {
-                    if let (Some(claim), Some(ns)) = (
-                        v.pointer("/persistentVolumeClaim/claimName")
-                            .and_then(Value::as_str),
-                        &namespace,
-                    ) {
-                        item.relationships.push(ScrapedRelationship {
-                            other: by_key("PersistentVolumeClaim", object_key(Some(ns), claim)),
-                            other_is_upstream: false,
-                            relation: "PodPersistentVolumeClaim".into(),
-                        });
-                    }
-                }
-            }
-            "PersistentVolumeClaim" => {
-                if let Some(pv) = config.pointer("/spec/volumeName").and_then(Value::as_str) {
-                    item.relationships.push(ScrapedRelationship {
-                        other: by_key("PersistentVolume", pv.to_lowercase()),
-                        other_is_upstream: false,
-                        relation: "PersistentVolumeClaimPersistentVolume".into(),
-                    });
-                }
-            }
-            "Service" => {
-                let selector: BTreeMap<String, String> = config
-                    .pointer("/spec/selector")
-                    .and_then(Value::as_object)
-                    .map(|m| {
-                        m.iter()
-                            .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if let (false, Some(ns)) = (selector.is_empty(), &namespace) {
-                    for (pod, labels) in pods.get(ns).map(Vec::as_slice).unwrap_or_default() {
-                        if selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
-                            item.relationships.push(ScrapedRelationship {
-                                other: ItemRef::Id(*pod),
-                                other_is_upstream: false,
-                                relation: "ServicePod".into(),
-                            });
-                        }
-                    }
-                }
-            }
-            "Ingress" => {
-                let mut services: Vec<String> = Vec::new();
-                collect_backend_services(&config, &mut services);
-                services.sort();
-                services.dedup();
-                if let Some(ns) = &namespace {
-                    for svc in services {
-                        item.relationships.push(ScrapedRelationship {
-                            other: by_key("Service", object_key(Some(ns), &svc)),
-                            other_is_upstream: false,
-                            relation: "IngressService".into(),
-                        });
-                    }
-                }
-            }
-            _ => {}
-        }
-        item.config = config;
     }
 }
 

@@ -3,18 +3,21 @@
 //! first, write in batches through the domain store, then settle the run.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 use serde_json::Value;
-use stratum_domain::normalize::{normalize, strip_kubernetes_noise};
+use stratum_domain::normalize::{
+    CanonicalConfig, MAX_CONFIG_BYTES, normalize, strip_kubernetes_noise,
+};
 use stratum_domain::store::{RunCompletion, RunOutcome, RunSummary, ScraperRecord};
 use stratum_domain::{ItemRef, RunMode, RunStatus, ScrapedItem, ScraperSource, Store, health};
 use uuid::Uuid;
 
 use crate::config::{FileSource, LoadedScrapeConfig};
 use crate::error::ScraperError;
-use crate::file::{RawDocument, read_source};
-use crate::kubernetes_links::{self, object_key};
+use crate::file::{expand_paths, read_file};
+use crate::kubernetes_links::{self, ServiceSelector, object_key};
 
 /// Items written per transaction.
 pub const BATCH_SIZE: usize = 500;
@@ -46,9 +49,7 @@ pub struct RunReport {
 /// Wall time spent in each phase of a run.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PhaseTimings {
-    /// Reading and parsing sources.
-    pub read: std::time::Duration,
-    /// Extracting, normalizing, health and links.
+    /// Reading, parsing, extracting, normalizing, health and links.
     pub extract: std::time::Duration,
     /// Writing batches.
     pub ingest: std::time::Duration,
@@ -90,15 +91,24 @@ fn str_map(v: Option<&Value>) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
+/// An item extracted from a document, with what linking still needs.
+struct Extracted {
+    item: ScrapedItem,
+    /// A Kubernetes Service's selector, matched against pods after the run.
+    selector: Option<ServiceSelector>,
+    /// The document was over the size limit and stored truncated.
+    truncated: bool,
+}
+
 /// Turns one document into an item, or explains why it cannot.
 fn extract(
     config: &LoadedScrapeConfig,
     source: &FileSource,
-    doc: &RawDocument,
+    path: &Path,
     value: Value,
     now: chrono::DateTime<Utc>,
-) -> Result<Option<ScrapedItem>, String> {
-    let file = doc.file.display().to_string();
+) -> Result<Option<Extracted>, String> {
+    let file = path.display().to_string();
     let err = |field: &str, e: String| format!("{file}: {field}: {e}");
     let kind = value
         .get("kind")
@@ -221,10 +231,12 @@ fn extract(
     }
     let source_id = Uuid::parse_str(&id).ok();
     let mut external_ids = vec![id.to_lowercase()];
-    if item_type.starts_with("Kubernetes::") {
+    let is_kubernetes = item_type.starts_with("Kubernetes::");
+    if is_kubernetes {
         external_ids.push(object_key(namespace.as_deref(), &name));
     }
-    Ok(Some(ScrapedItem {
+    let canonical = CanonicalConfig::new(&config_doc);
+    let mut item = ScrapedItem {
         source_id,
         external_ids,
         item_type,
@@ -234,59 +246,126 @@ fn extract(
         tags,
         labels,
         properties: Value::Array(Vec::new()),
-        config: config_doc,
+        config: canonical,
         health: health_result,
         source: Some(file),
         parent: None,
         relationships: Vec::new(),
         ignored_change_types,
+    };
+    let selector = if is_kubernetes {
+        kubernetes_links::link_object(&mut item, &config_doc)
+    } else {
+        None
+    };
+    let truncated = item.config.truncated();
+    Ok(Some(Extracted {
+        item,
+        selector,
+        truncated,
     }))
 }
 
-/// Extracts documents on every core, keeping their order. CPU-bound, so on a
-/// multi-threaded runtime it runs under `block_in_place`.
-fn extract_all(
+/// What one file of a source produced.
+#[derive(Default)]
+struct FileOutcome {
+    items: Vec<Extracted>,
+    errors: Vec<String>,
+}
+
+/// Reads, parses, splits and extracts one file. Its documents are dropped
+/// as soon as their items are extracted, so a run holds at most one parsed
+/// file per thread plus the compact items.
+fn process_file(
     config: &LoadedScrapeConfig,
     source: &FileSource,
-    work: Vec<(&RawDocument, Value)>,
+    path: &Path,
     now: chrono::DateTime<Utc>,
-) -> Vec<Result<Option<ScrapedItem>, String>> {
+) -> FileOutcome {
+    let mut outcome = FileOutcome::default();
+    let documents = match read_file(path, source.format.as_deref()) {
+        Ok(documents) => documents,
+        Err(e) => {
+            outcome.errors.push(e);
+            return outcome;
+        }
+    };
+    for document in documents {
+        let values = match &source.items {
+            Some(splitter) => match splitter.items(document) {
+                Ok(values) => values,
+                Err(e) => {
+                    outcome
+                        .errors
+                        .push(format!("{}: items: {e}", path.display()));
+                    continue;
+                }
+            },
+            None => vec![document],
+        };
+        for value in values {
+            match extract(config, source, path, value, now) {
+                Ok(Some(extracted)) => outcome.items.push(extracted),
+                Ok(None) => {}
+                Err(e) => outcome.errors.push(e),
+            }
+        }
+    }
+    outcome
+}
+
+/// Processes the files of a source on every core, keeping file order.
+/// CPU-bound, so on a multi-threaded runtime it runs under `block_in_place`.
+fn process_files(
+    config: &LoadedScrapeConfig,
+    source: &FileSource,
+    files: &[PathBuf],
+    now: chrono::DateTime<Utc>,
+) -> Vec<FileOutcome> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
-        .unwrap_or(1);
+        .unwrap_or(1)
+        .min(files.len());
     let run = move || {
-        if threads < 2 || work.len() < 256 {
-            return work
-                .into_iter()
-                .map(|(doc, value)| extract(config, source, doc, value, now))
+        if threads < 2 {
+            return files
+                .iter()
+                .map(|f| process_file(config, source, f, now))
                 .collect::<Vec<_>>();
         }
-        let per_thread = work.len().div_ceil(threads);
-        let mut chunks: Vec<Vec<(&RawDocument, Value)>> = Vec::new();
-        let mut rest = work.into_iter().peekable();
-        while rest.peek().is_some() {
-            chunks.push(rest.by_ref().take(per_thread).collect());
-        }
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = chunks
-                .into_iter()
-                .map(|chunk| {
-                    scope.spawn(move || {
-                        chunk
-                            .into_iter()
-                            .map(|(doc, value)| extract(config, source, doc, value, now))
-                            .collect::<Vec<_>>()
+        // Files differ in size, so threads take the next file as they go.
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut slots: Vec<(usize, FileOutcome)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(file) = files.get(i) else { break };
+                            done.push((i, process_file(config, source, file, now)));
+                        }
+                        done
                     })
                 })
                 .collect();
             handles
                 .into_iter()
                 .flat_map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| vec![Err("extraction thread panicked".to_string())])
+                    h.join().unwrap_or_else(|_| {
+                        vec![(
+                            usize::MAX,
+                            FileOutcome {
+                                items: Vec::new(),
+                                errors: vec!["file reader thread panicked".to_string()],
+                            },
+                        )]
+                    })
                 })
                 .collect()
-        })
+        });
+        slots.sort_by_key(|(i, _)| *i);
+        slots.into_iter().map(|(_, outcome)| outcome).collect()
     };
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(run),
@@ -424,53 +503,34 @@ pub async fn run_scrape(
         let mut errors: Vec<String> = Vec::new();
         let warnings: Vec<String> = config.warnings.iter().map(|d| d.to_string()).collect();
         let mut items: Vec<ScrapedItem> = Vec::new();
+        let mut selectors: Vec<(usize, ServiceSelector)> = Vec::new();
+        let mut warnings = warnings;
         for source in &config.files {
             let clock = std::time::Instant::now();
-            let read = {
-                let paths = source.paths.clone();
-                let format = source.format.clone();
-                tokio::task::spawn_blocking(move || {
-                    let shadow = FileSource {
-                        paths,
-                        format,
-                        items: None,
-                        id: None,
-                        item_type: None,
-                        class: None,
-                        name: None,
-                        namespace: None,
-                        status: None,
-                        tags: Vec::new(),
-                    };
-                    read_source(&shadow)
-                })
-                .await
-                .map_err(|e| stratum_domain::DomainError::Corrupt(format!("file reader: {e}")))?
-            };
-            errors.extend(read.errors);
-            timings.read += clock.elapsed();
-            let clock = std::time::Instant::now();
-            let mut work: Vec<(&RawDocument, Value)> = Vec::new();
-            for doc in &read.documents {
-                match &source.items {
-                    Some(splitter) => match splitter.items(&doc.value) {
-                        Ok(values) => work.extend(values.into_iter().map(|v| (doc, v))),
-                        Err(e) => errors.push(format!("{}: items: {e}", doc.file.display())),
-                    },
-                    None => work.push((doc, doc.value.clone())),
-                }
-            }
-            for result in extract_all(config, source, work, now) {
-                match result {
-                    Ok(Some(item)) => items.push(item),
-                    Ok(None) => {}
-                    Err(e) => errors.push(e),
+            let (files, expand_errors) = expand_paths(source);
+            errors.extend(expand_errors);
+            for outcome in process_files(config, source, &files, now) {
+                errors.extend(outcome.errors);
+                for extracted in outcome.items {
+                    if extracted.truncated {
+                        warnings.push(format!(
+                            "{}: {} {:?}: config over {} bytes stored as {{\"_truncated\":true}}",
+                            extracted.item.source.as_deref().unwrap_or_default(),
+                            extracted.item.item_type,
+                            extracted.item.name,
+                            MAX_CONFIG_BYTES
+                        ));
+                    }
+                    if let Some(selector) = extracted.selector {
+                        selectors.push((items.len(), selector));
+                    }
+                    items.push(extracted.item);
                 }
             }
             timings.extract += clock.elapsed();
         }
         let clock = std::time::Instant::now();
-        kubernetes_links::link(&mut items);
+        kubernetes_links::link_services(&mut items, &selectors);
         let items = parents_first(items, scraper_id);
         timings.extract += clock.elapsed();
         let clock = std::time::Instant::now();
@@ -504,7 +564,6 @@ pub async fn run_scrape(
         } else {
             RunStatus::Failed
         };
-        let mut warnings = warnings;
         if let Some(reason) = &outcome.deletions_blocked {
             warnings.push(format!("deletions blocked: {reason}"));
         }

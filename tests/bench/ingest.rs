@@ -13,6 +13,10 @@ use stratum_domain::RunStatus;
 use stratum_scrapers::{RunOptions, load_path, run_scrape};
 use stratum_tests::{Backend, TestDb};
 
+/// The same allocator as the `stratum` binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const PER_FILE: usize = 1000;
 
 fn generate(dir: &Path, items: usize) {
@@ -104,13 +108,18 @@ fn main() {
     let dir = tempfile::tempdir().expect("tmp");
     generate(dir.path(), items);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let backends: &[Backend] = if full {
-        &[Backend::Sqlite, Backend::Postgres]
+    // `STRATUM_BENCH_BACKENDS=sqlite|postgres` narrows a full run.
+    let only = std::env::var("STRATUM_BENCH_BACKENDS").unwrap_or_default();
+    let backends: Vec<Backend> = if full {
+        [Backend::Sqlite, Backend::Postgres]
+            .into_iter()
+            .filter(|b| only.is_empty() || only.contains(&format!("{b:?}").to_lowercase()))
+            .collect()
     } else {
-        &[Backend::Sqlite]
+        vec![Backend::Sqlite]
     };
     println!("ingest benchmark: {items} items through the file scraper");
-    for backend in backends {
+    for backend in &backends {
         let (first, again) = rt.block_on(measure(*backend, dir.path(), items));
         println!(
             "{backend:?}: first scrape {first:>9.0} items/s, unchanged re-scrape {again:>9.0} items/s"

@@ -149,7 +149,7 @@ pub fn item(item_type: &str, external_id: &str, config: Value) -> ScrapedItem {
         tags: BTreeMap::new(),
         labels: BTreeMap::new(),
         properties: Value::Array(Vec::new()),
-        config: stratum_domain::normalize::normalize(config),
+        config: stratum_domain::normalize::CanonicalConfig::from_value(config),
         health: HealthResult {
             health: stratum_domain::Health::Healthy,
             status: Some("OK".into()),

@@ -21,7 +21,6 @@ use crate::error::{DomainError, Result};
 use crate::fingerprint::fingerprint;
 use crate::ids;
 use crate::model::{DeleteReason, Health, ItemRef, ScrapedItem, Severity};
-use crate::normalize::config_hash;
 
 /// Changes with the same fingerprint inside this window bump a count instead
 /// of inserting a row.
@@ -231,6 +230,41 @@ fn child_prefix(path: &str, id: Uuid) -> String {
     } else {
         format!("{path}.{id}")
     }
+}
+
+/// SHA-256 over everything stored for an item besides its parent and path:
+/// when it matches the stored one, the row needs no rewrite.
+fn row_hash(
+    config_hash: &str,
+    item: &ScrapedItem,
+    tags: &serde_json::Value,
+    labels: &serde_json::Value,
+    external_ids: &serde_json::Value,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    };
+    fn opt(s: &Option<String>) -> &[u8] {
+        s.as_deref().map(str::as_bytes).unwrap_or(b"\0null")
+    }
+    field(config_hash.as_bytes());
+    field(item.item_type.as_bytes());
+    field(item.class.as_bytes());
+    field(item.name.as_bytes());
+    field(opt(&item.namespace));
+    field(tags.to_string().as_bytes());
+    field(labels.to_string().as_bytes());
+    field(item.properties.to_string().as_bytes());
+    field(external_ids.to_string().as_bytes());
+    field(opt(&item.source));
+    field(item.health.health.as_str().as_bytes());
+    field(opt(&item.health.status));
+    field(if item.health.ready { b"1" } else { b"0" });
+    field(opt(&item.health.message));
+    hex::encode(hasher.finalize())
 }
 
 fn health_change_type(h: Health) -> &'static str {
@@ -541,7 +575,7 @@ impl Store {
             if external_ids.is_empty() {
                 external_ids.push(primary.clone());
             }
-            let hash = config_hash(&item.config);
+            let hash = item.config.hash().to_string();
             prepared.push(Prepared {
                 id: *id,
                 item,
@@ -589,29 +623,14 @@ impl Store {
         let mut parent_moves: Vec<(Uuid, Option<(Uuid, String)>)> = Vec::new();
         let mut reparented: Vec<(String, String)> = Vec::new();
 
-        for p in &prepared {
+        for p in &mut prepared {
             let item = &p.item;
             let health = item.health.health;
             let ext_json = json!(p.external_ids);
             let tags = map_to_json(&item.tags);
             let labels = map_to_json(&item.labels);
             let parent_id = p.parent.as_ref().map(|(id, _)| *id);
-            let row_hash = config_hash(&json!([
-                p.hash,
-                item.item_type,
-                item.class,
-                item.name,
-                item.namespace,
-                tags,
-                labels,
-                item.properties,
-                ext_json,
-                item.source,
-                health.as_str(),
-                item.health.status,
-                item.health.ready,
-                item.health.message,
-            ]));
+            let row_hash = row_hash(&p.hash, item, &tags, &labels, &ext_json);
             let (created_at, updated_at, write) = match existing.get(&p.id) {
                 None => {
                     stats.created += 1;
@@ -649,7 +668,7 @@ impl Store {
                     if config_changed
                         && !ignored(item, "diff")
                         && let Some(old) = old_configs.get(&p.id)
-                        && let Some(d) = diff::diff(old, &item.config)
+                        && let Some(d) = diff::diff(old, &item.config.to_value())
                     {
                         changes.push(NewChange {
                             config_id: p.id,
@@ -675,6 +694,9 @@ impl Store {
                 }
             };
             if write {
+                // The text moves into the row: the item is not written twice.
+                let config_json = p.item.config.take_json();
+                let item = &p.item;
                 rows.push(vec![
                     p.id.into(),
                     session.scraper_id.into(),
@@ -687,7 +709,7 @@ impl Store {
                     tags.into(),
                     labels.into(),
                     item.properties.clone().into(),
-                    item.config.clone().into(),
+                    config_json.into(),
                     p.hash.clone().into(),
                     row_hash.into(),
                     health.as_str().into(),
@@ -1142,27 +1164,38 @@ async fn write_items_postgres(txn: &DatabaseTransaction, rows: Vec<Vec<Value>>) 
     );
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
-        let batch: Vec<serde_json::Value> = rows
-            .by_ref()
-            .take(1000)
-            .map(|row| {
-                serde_json::Value::Object(
-                    columns
-                        .iter()
-                        .zip(row)
-                        .map(|(c, v)| ((*c).to_string(), value_to_json(v)))
-                        .collect(),
-                )
-            })
-            .collect();
-        txn.execute_raw(stmt(
-            backend,
-            &sql,
-            vec![serde_json::Value::Array(batch).into()],
-        ))
-        .await?;
+        let mut payload = String::with_capacity(64 * 1024);
+        payload.push('[');
+        for (i, row) in rows.by_ref().take(1000).enumerate() {
+            if i > 0 {
+                payload.push(',');
+            }
+            push_record(&mut payload, &columns, row);
+        }
+        payload.push(']');
+        txn.execute_raw(stmt(backend, &sql, vec![payload.into()]))
+            .await?;
     }
     Ok(())
+}
+
+/// Appends one row as a JSON object; the `config` column already holds
+/// canonical JSON text and is spliced in as is, not re-encoded.
+fn push_record(out: &mut String, columns: &[&str], row: Vec<Value>) {
+    out.push('{');
+    for (i, (column, value)) in columns.iter().zip(row).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(column);
+        out.push_str("\":");
+        match value {
+            Value::String(Some(json)) if *column == "config" => out.push_str(&json),
+            other => out.push_str(&value_to_json(other).to_string()),
+        }
+    }
+    out.push('}');
 }
 
 async fn write_items(txn: &DatabaseTransaction, rows: Vec<Vec<Value>>) -> Result<()> {
