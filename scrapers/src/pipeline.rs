@@ -2,7 +2,7 @@
 //! normalize, strip noise, exclude, compute health and links, order parents
 //! first, write in batches through the domain store, then settle the run.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
@@ -10,7 +10,9 @@ use serde_json::Value;
 use stratum_domain::normalize::{
     CanonicalConfig, MAX_CONFIG_BYTES, normalize, strip_kubernetes_noise,
 };
-use stratum_domain::store::{RunCompletion, RunOutcome, RunSummary, ScraperRecord};
+use stratum_domain::store::{
+    BatchStats, IngestSession, RunCompletion, RunOutcome, RunSummary, ScraperRecord,
+};
 use stratum_domain::{ItemRef, RunMode, RunStatus, ScrapedItem, ScraperSource, Store, health};
 use uuid::Uuid;
 
@@ -448,6 +450,71 @@ pub fn touch_granularity(stale_item_age: Option<std::time::Duration>) -> chrono:
     }
 }
 
+type WriteResult = stratum_domain::error::Result<BatchStats>;
+
+/// Adds a finished batch's counters to the session, or returns its error.
+fn settle(
+    joined: Result<WriteResult, tokio::task::JoinError>,
+    session: &mut IngestSession,
+) -> Result<(), ScraperError> {
+    match joined {
+        Ok(Ok(stats)) => {
+            session.stats.add(&stats);
+            Ok(())
+        }
+        Ok(Err(e)) => Err(e.into()),
+        Err(e) => Err(stratum_domain::DomainError::Corrupt(format!("batch writer: {e}")).into()),
+    }
+}
+
+/// Writes items in batches of [`BATCH_SIZE`], each in its own transaction,
+/// with up to [`Store::write_concurrency`] batches writing while the next
+/// one is prepared. On an error the batches already writing finish (each
+/// commits or rolls back whole) and the first error is returned.
+async fn write_batches(
+    store: &Store,
+    session: &mut IngestSession,
+    items: Vec<ScrapedItem>,
+) -> Result<(), ScraperError> {
+    let limit = store.write_concurrency().max(1);
+    let mut writing: VecDeque<tokio::task::JoinHandle<WriteResult>> = VecDeque::new();
+    let mut first_error: Option<ScraperError> = None;
+    let mut iter = items.into_iter().peekable();
+    while iter.peek().is_some() {
+        let batch: Vec<ScrapedItem> = iter.by_ref().take(BATCH_SIZE).collect();
+        let prepared = match store.prepare_batch(session, batch).await {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                first_error.get_or_insert(e.into());
+                break;
+            }
+        };
+        let writer = store.clone();
+        writing.push_back(tokio::spawn(
+            async move { writer.write_batch(prepared).await },
+        ));
+        if writing.len() >= limit
+            && let Some(oldest) = writing.pop_front()
+        {
+            if let Err(e) = settle(oldest.await, session) {
+                first_error.get_or_insert(e);
+            }
+        }
+        if first_error.is_some() {
+            break;
+        }
+    }
+    while let Some(task) = writing.pop_front() {
+        if let Err(e) = settle(task.await, session) {
+            first_error.get_or_insert(e);
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 /// Registers the scraper and records a failed run for a config that could
 /// not be loaded, leaving the catalog untouched.
 pub async fn record_rejected(
@@ -535,14 +602,10 @@ pub async fn run_scrape(
         timings.extract += clock.elapsed();
         let clock = std::time::Instant::now();
 
-        let mut session = stratum_domain::store::IngestSession::new(scraper_id, run_id, started_at);
+        let mut session = IngestSession::new(scraper_id, run_id, started_at);
         session.touch_granularity = touch_granularity(config.stale_item_age);
         store.preload_existing(&mut session).await?;
-        let mut iter = items.into_iter().peekable();
-        while iter.peek().is_some() {
-            let batch: Vec<ScrapedItem> = iter.by_ref().take(BATCH_SIZE).collect();
-            store.ingest_batch(&mut session, batch).await?;
-        }
+        write_batches(store, &mut session, items).await?;
         let completion = RunCompletion {
             full: true,
             errors: errors.clone(),

@@ -67,7 +67,8 @@ pub struct BatchStats {
 }
 
 impl BatchStats {
-    fn add(&mut self, other: &BatchStats) {
+    /// Adds another batch's counters.
+    pub fn add(&mut self, other: &BatchStats) {
         self.scraped += other.scraped;
         self.created += other.created;
         self.updated += other.updated;
@@ -110,6 +111,18 @@ impl IngestSession {
             )
         })
     }
+}
+
+/// A batch whose identities, parents and paths are settled, ready for
+/// [`Store::write_batch`].
+#[derive(Debug)]
+pub struct PreparedBatch {
+    scraper_id: Uuid,
+    touch_granularity: Duration,
+    scraped: i64,
+    prepared: Vec<Prepared>,
+    known: HashMap<Uuid, Existing>,
+    unknown: Vec<Uuid>,
 }
 
 /// How a run ended, as reported by the scraper.
@@ -175,6 +188,7 @@ struct NewChange {
 }
 
 /// An item ready to be written.
+#[derive(Debug)]
 struct Prepared {
     id: Uuid,
     item: ScrapedItem,
@@ -423,17 +437,39 @@ impl Store {
         Ok(out)
     }
 
-    /// Writes one batch of scraped items in one transaction.
+    /// Writes one batch of scraped items in one transaction:
+    /// [`Store::prepare_batch`] then [`Store::write_batch`].
     pub async fn ingest_batch(
         &self,
         session: &mut IngestSession,
         items: Vec<ScrapedItem>,
     ) -> Result<BatchStats> {
-        let now = super::now();
-        let mut stats = BatchStats {
-            scraped: items.len() as i64,
-            ..BatchStats::default()
-        };
+        let batch = self.prepare_batch(session, items).await?;
+        let stats = self.write_batch(batch).await?;
+        session.stats.add(&stats);
+        Ok(stats)
+    }
+
+    /// How many prepared batches a scraper may have writing at once: two on
+    /// PostgreSQL, so the server inserts one batch while the next is built
+    /// and sent; one on SQLite, whose single writer serializes them anyway.
+    pub fn write_concurrency(&self) -> usize {
+        match self.backend() {
+            sea_orm::DbBackend::Postgres => 2,
+            _ => 1,
+        }
+    }
+
+    /// The part of a batch that depends on the run so far: identity, parents
+    /// and paths. Registers the items with the session (seen, keys, paths,
+    /// soft edges) so the next batch can be prepared before this one is
+    /// written. Any later failure fails the run.
+    pub async fn prepare_batch(
+        &self,
+        session: &mut IngestSession,
+        items: Vec<ScrapedItem>,
+    ) -> Result<PreparedBatch> {
+        let scraped = items.len() as i64;
 
         // Identify, dedupe within the batch (last wins) and hash.
         let mut order: Vec<Uuid> = Vec::with_capacity(items.len());
@@ -587,27 +623,67 @@ impl Store {
             });
         }
 
-        let (_guard, txn) = self.write_txn().await?;
-        let ids: Vec<Uuid> = prepared.iter().map(|p| p.id).collect();
-        let existing = match &session.index {
-            Some(index) => {
-                let mut found = HashMap::with_capacity(ids.len());
-                let mut missing = Vec::new();
-                for id in &ids {
-                    match index.get(id) {
-                        Some(e) => {
-                            found.insert(*id, e.clone());
-                        }
-                        None => missing.push(*id),
-                    }
+        // Rows this batch writes or touches are re-read if they come again.
+        let mut known = HashMap::with_capacity(prepared.len());
+        let mut unknown = Vec::new();
+        for p in &prepared {
+            match session.index.as_mut().and_then(|index| index.remove(&p.id)) {
+                Some(e) => {
+                    known.insert(p.id, e);
                 }
-                if !missing.is_empty() {
-                    found.extend(load_existing(&txn, &missing).await?);
-                }
-                found
+                None => unknown.push(p.id),
             }
-            None => load_existing(&txn, &ids).await?,
+        }
+        for p in &prepared {
+            session.seen.insert(p.id);
+            for e in &p.external_ids {
+                session
+                    .keys
+                    .insert((p.item.item_type.clone(), e.clone()), p.id);
+            }
+            for rel in &p.item.relationships {
+                session.soft_edges.push((
+                    p.id,
+                    rel.other.clone(),
+                    rel.other_is_upstream,
+                    rel.relation.clone(),
+                ));
+            }
+            session.paths.insert(p.id, p.path.clone());
+        }
+        Ok(PreparedBatch {
+            scraper_id: session.scraper_id,
+            touch_granularity: session.touch_granularity,
+            scraped,
+            prepared,
+            known,
+            unknown,
+        })
+    }
+
+    /// Classifies and writes a prepared batch in one transaction: inserts
+    /// new items, rewrites changed ones, touches unchanged ones, and records
+    /// diff and health-transition changes. Needs no session, so batches of a
+    /// run can be written concurrently (see [`Store::write_concurrency`]).
+    pub async fn write_batch(&self, batch: PreparedBatch) -> Result<BatchStats> {
+        let PreparedBatch {
+            scraper_id,
+            touch_granularity,
+            scraped,
+            mut prepared,
+            known,
+            unknown,
+        } = batch;
+        let now = super::now();
+        let mut stats = BatchStats {
+            scraped,
+            ..BatchStats::default()
         };
+        let (_guard, txn) = self.write_txn().await?;
+        let mut existing = known;
+        if !unknown.is_empty() {
+            existing.extend(load_existing(&txn, &unknown).await?);
+        }
         let changed_config_ids: Vec<Uuid> = prepared
             .iter()
             .filter(|p| existing.get(&p.id).is_some_and(|e| e.config_hash != p.hash))
@@ -651,7 +727,7 @@ impl Store {
                         || e.path != p.path;
                     if !config_changed && !meta_changed {
                         // Coarse touch: skip rows seen recently (see `touch_granularity`).
-                        if now - e.last_scraped_at >= session.touch_granularity {
+                        if now - e.last_scraped_at >= touch_granularity {
                             touch.push(p.id);
                         }
                         stats.unchanged += 1;
@@ -699,7 +775,7 @@ impl Store {
                 let item = &p.item;
                 rows.push(vec![
                     p.id.into(),
-                    session.scraper_id.into(),
+                    scraper_id.into(),
                     ext_json.into(),
                     p.primary.clone().into(),
                     item.item_type.clone().into(),
@@ -734,37 +810,12 @@ impl Store {
         touch_items(&txn, &touch, now).await?;
         write_external_ids(&txn, &external_rows, true).await?;
         write_external_ids(&txn, &new_external_rows, false).await?;
-        move_parents(&txn, session.scraper_id, &parent_moves, now).await?;
+        move_parents(&txn, scraper_id, &parent_moves, now).await?;
         for (old, new) in &reparented {
             rewrite_descendant_paths(&txn, old, new).await?;
         }
         stats.changes = record_changes(&txn, changes, now).await?;
         txn.commit().await?;
-
-        if let Some(index) = &mut session.index {
-            // Rows this batch wrote or touched are re-read if they come again.
-            for p in &prepared {
-                index.remove(&p.id);
-            }
-        }
-        for p in prepared {
-            session.seen.insert(p.id);
-            for e in &p.external_ids {
-                session
-                    .keys
-                    .insert((p.item.item_type.clone(), e.clone()), p.id);
-            }
-            for rel in &p.item.relationships {
-                session.soft_edges.push((
-                    p.id,
-                    rel.other.clone(),
-                    rel.other_is_upstream,
-                    rel.relation.clone(),
-                ));
-            }
-            session.paths.insert(p.id, p.path);
-        }
-        session.stats.add(&stats);
         Ok(stats)
     }
 

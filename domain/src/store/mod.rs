@@ -22,7 +22,7 @@ pub mod items;
 pub mod scrapers;
 
 pub use graph::{Direction, GraphNode, RelationKind, TraversalQuery, TraversalResult};
-pub use ingest::{BatchStats, IngestSession, RunCompletion, RunOutcome};
+pub use ingest::{BatchStats, IngestSession, PreparedBatch, RunCompletion, RunOutcome};
 pub use items::{ChangeRow, ItemFilter, ItemPage, PageRequest};
 pub use scrapers::{RunSummary, ScraperRecord};
 
