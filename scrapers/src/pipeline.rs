@@ -495,10 +495,9 @@ async fn write_batches(
         ));
         if writing.len() >= limit
             && let Some(oldest) = writing.pop_front()
+            && let Err(e) = settle(oldest.await, session)
         {
-            if let Err(e) = settle(oldest.await, session) {
-                first_error.get_or_insert(e);
-            }
+            first_error.get_or_insert(e);
         }
         if first_error.is_some() {
             break;

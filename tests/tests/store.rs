@@ -19,6 +19,7 @@ stratum_tests::on_both_backends!(
     traversal_is_cycle_safe_and_capped,
     full_run_tombstones_missing_edges,
     stale_items_are_deleted_behind_the_safety_valve,
+    safety_valve_counts_in_sql_without_an_index,
     reappearing_item_is_undeleted,
 );
 
@@ -26,6 +27,14 @@ const SCRAPER: &str = "test";
 
 async fn run(store: &Store, items: Vec<ScrapedItem>) -> stratum_domain::store::BatchStats {
     run_with(store, items, completion(vec![])).await.0
+}
+
+/// Whether runs preload the scraper's index as the pipeline does (the
+/// safety valve then counts from memory) or leave the store to count in SQL.
+#[derive(Clone, Copy)]
+enum Index {
+    Preloaded,
+    NotLoaded,
 }
 
 fn completion(errors: Vec<String>) -> RunCompletion {
@@ -47,6 +56,18 @@ async fn run_with(
     stratum_domain::store::BatchStats,
     stratum_domain::store::RunOutcome,
 ) {
+    run_indexed(store, items, completion, Index::Preloaded).await
+}
+
+async fn run_indexed(
+    store: &Store,
+    items: Vec<ScrapedItem>,
+    completion: RunCompletion,
+    index: Index,
+) -> (
+    stratum_domain::store::BatchStats,
+    stratum_domain::store::RunOutcome,
+) {
     backdate_previous_scrapes(store).await;
     let scraper = scraper(store).await;
     let (run_id, started) = store
@@ -54,6 +75,9 @@ async fn run_with(
         .await
         .expect("start run");
     let mut session = IngestSession::new(scraper, run_id, started);
+    if matches!(index, Index::Preloaded) {
+        store.preload_existing(&mut session).await.expect("preload");
+    }
     let stats = if items.is_empty() {
         Default::default()
     } else {
@@ -443,7 +467,19 @@ async fn full_run_tombstones_missing_edges(backend: Backend) {
 }
 
 async fn stale_items_are_deleted_behind_the_safety_valve(backend: Backend) {
+    safety_valve(backend, Index::Preloaded).await;
+}
+
+async fn safety_valve_counts_in_sql_without_an_index(backend: Backend) {
+    safety_valve(backend, Index::NotLoaded).await;
+}
+
+async fn safety_valve(backend: Backend, index: Index) {
     let db = TestDb::new(backend).await;
+    let run_with = |store: &Store, items, completion| {
+        let store = store.clone();
+        async move { run_indexed(&store, items, completion, index).await }
+    };
     let items = |n: usize| {
         (0..n)
             .map(|i| item("Test::Thing", &format!("t{i}"), json!({"i": i})))
