@@ -15,6 +15,7 @@ pub mod health;
 pub mod ids;
 pub mod model;
 pub mod normalize;
+pub mod search;
 pub mod store;
 
 pub use error::DomainError;
