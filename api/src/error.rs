@@ -11,6 +11,9 @@ pub enum ApiError {
     /// The client sent something invalid.
     #[error("{0}")]
     BadUserInput(String),
+    /// A search query that does not parse; points at its column.
+    #[error("invalid search: {0}")]
+    InvalidSearch(#[from] stratum_domain::search::SearchError),
     /// The entity does not exist (or is out of scope).
     #[error("{0} not found")]
     NotFound(String),
@@ -23,7 +26,7 @@ impl ApiError {
     /// The stable `extensions.code`.
     pub fn code(&self) -> &'static str {
         match self {
-            ApiError::BadUserInput(_) => "BAD_USER_INPUT",
+            ApiError::BadUserInput(_) | ApiError::InvalidSearch(_) => "BAD_USER_INPUT",
             ApiError::NotFound(_) => "NOT_FOUND",
             ApiError::Internal => "INTERNAL",
         }
@@ -48,7 +51,16 @@ impl From<DomainError> for ApiError {
 impl ErrorExtensions for ApiError {
     fn extend(&self) -> async_graphql::Error {
         let code = self.code();
-        async_graphql::Error::new(self.to_string()).extend_with(|_, ext| ext.set("code", code))
+        let column = match self {
+            ApiError::InvalidSearch(e) => Some(e.column),
+            _ => None,
+        };
+        async_graphql::Error::new(self.to_string()).extend_with(|_, ext| {
+            ext.set("code", code);
+            if let Some(column) = column {
+                ext.set("position", async_graphql::value!({ "column": column }));
+            }
+        })
     }
 }
 

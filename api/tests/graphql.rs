@@ -134,6 +134,38 @@ async fn pages_filters_and_errors(backend: Backend) {
     assert_eq!(code(&body).as_deref(), Some("NOT_FOUND"), "{body}");
     assert_eq!(body["data"]["configItem"], Value::Null);
 
+    // The search language, ANDed with the structured filter.
+    let body = query(
+        &schema,
+        "{ configItems(first: 100, search: \"type=test::pod health=unhealthy\") { totalCount } }",
+    )
+    .await;
+    assert_eq!(body["data"]["configItems"]["totalCount"], 3, "{body}");
+    let body = query(
+        &schema,
+        "{ configItems(first: 100, filter: {types: [\"Test::Service\"]}, search: \"health=unhealthy | name=item-0\") { totalCount } }",
+    )
+    .await;
+    // Unhealthy services (i = 5, 10, 20, 25, 35, 40) plus item-0's service (i = 1).
+    assert_eq!(body["data"]["configItems"]["totalCount"], 7, "{body}");
+    // A syntax error names its column in `extensions.position`.
+    let body = query(
+        &schema,
+        "{ configItems(first: 5, search: \"health=sick\") { totalCount } }",
+    )
+    .await;
+    assert_eq!(code(&body).as_deref(), Some("BAD_USER_INPUT"), "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["position"]["column"], 8,
+        "{body}"
+    );
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not a health")),
+        "{body}"
+    );
+
     // Round trip: a global id from a list resolves to the same item.
     let body = query(
         &schema,

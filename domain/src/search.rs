@@ -204,7 +204,7 @@ impl TimeValue {
 }
 
 /// Direction of a `related` walk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RelatedDirection {
     /// Upstream.
     Incoming,
@@ -215,7 +215,7 @@ pub enum RelatedDirection {
 }
 
 /// Which edges a `related` walk follows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RelatedRelation {
     /// Parent/child edges.
     Hard,
@@ -226,7 +226,7 @@ pub enum RelatedRelation {
 }
 
 /// The walk a `related=` term asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RelatedSpec {
     /// The root item (excluded from the results).
     pub root: Uuid,

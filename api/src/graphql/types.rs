@@ -364,11 +364,14 @@ impl QueryRoot {
         }
     }
 
-    /// Items, ordered by name then id, as a Relay connection.
+    /// Items, ordered by name then id, as a Relay connection. `search` is
+    /// the search language (`type=Kubernetes::Pod health=unhealthy,warning
+    /// tags.team=payments name=api-* updated>now-1d`), ANDed with `filter`.
     async fn config_items(
         &self,
         ctx: &Context<'_>,
         filter: Option<ConfigFilter>,
+        search: Option<String>,
         #[graphql(default = 20)] first: i32,
         after: Option<String>,
     ) -> ApiResult<ConfigItemConnection> {
@@ -389,6 +392,11 @@ impl QueryRoot {
                 .map(Into::into)
                 .collect(),
             include_deleted: f.include_deleted,
+            search: match search.as_deref().map(stratum_domain::search::parse) {
+                Some(Err(e)) => return Err(gql(ApiError::from(e))),
+                Some(Ok(expr)) => expr,
+                None => None,
+            },
             ..ItemFilter::default()
         };
         let has_previous_page = after.is_some();

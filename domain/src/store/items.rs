@@ -13,6 +13,7 @@ use super::Store;
 use crate::entities::{config_change, config_item};
 use crate::error::{DomainError, Result};
 use crate::model::Health;
+use crate::search::SearchExpr;
 
 /// Largest page.
 pub const MAX_PAGE: u64 = 100;
@@ -34,6 +35,9 @@ pub struct ItemFilter {
     pub scraper_id: Option<Uuid>,
     /// Include soft-deleted items.
     pub include_deleted: bool,
+    /// A parsed search-language query, ANDed with the fields above. A query
+    /// that mentions `deleted` includes deleted items.
+    pub search: Option<SearchExpr>,
 }
 
 /// A forward keyset page request.
@@ -83,7 +87,11 @@ fn decode_cursor(cursor: &str) -> Result<Cursor> {
 fn condition(filter: &ItemFilter) -> Condition {
     use config_item::Column as C;
     let mut cond = Condition::all();
-    if !filter.include_deleted {
+    let mentions_deleted = filter
+        .search
+        .as_ref()
+        .is_some_and(SearchExpr::mentions_deleted);
+    if !filter.include_deleted && !mentions_deleted {
         cond = cond.add(C::DeletedAt.is_null());
     }
     if !filter.types.is_empty() {
@@ -108,6 +116,16 @@ fn condition(filter: &ItemFilter) -> Condition {
 }
 
 impl Store {
+    /// The full condition of `filter`, its search query compiled (and its
+    /// relationship walks run).
+    async fn item_condition(&self, filter: &ItemFilter) -> Result<Condition> {
+        let mut cond = condition(filter);
+        if let Some(search) = &filter.search {
+            cond = cond.add(self.search_condition(search).await?);
+        }
+        Ok(cond)
+    }
+
     /// One item by id (deleted items included).
     pub async fn get_item(&self, id: Uuid) -> Result<Option<config_item::Model>> {
         Ok(config_item::Entity::find_by_id(id).one(&self.db).await?)
@@ -122,7 +140,7 @@ impl Store {
                 format!("must be between 1 and {MAX_PAGE}"),
             ));
         }
-        let mut query = config_item::Entity::find().filter(condition(filter));
+        let mut query = config_item::Entity::find().filter(self.item_condition(filter).await?);
         if let Some(after) = &page.after {
             let c = decode_cursor(after)?;
             query = query.filter(
@@ -151,7 +169,7 @@ impl Store {
     /// How many items match `filter`.
     pub async fn count_items(&self, filter: &ItemFilter) -> Result<u64> {
         Ok(config_item::Entity::find()
-            .filter(condition(filter))
+            .filter(self.item_condition(filter).await?)
             .count(&self.db)
             .await?)
     }

@@ -20,6 +20,7 @@ pub mod graph;
 pub mod ingest;
 pub mod items;
 pub mod scrapers;
+pub mod search;
 
 pub use graph::{Direction, GraphNode, RelationKind, TraversalQuery, TraversalResult};
 pub use ingest::{BatchStats, IngestSession, PreparedBatch, RunCompletion, RunOutcome};
