@@ -41,13 +41,7 @@ fn config(paths: &str, type_expr: &str) -> String {
 
 async fn snapshot(db: &TestDb) -> Vec<(uuid::Uuid, String, Option<chrono::DateTime<chrono::Utc>>)> {
     db.store
-        .list_items(
-            &ItemFilter::default(),
-            &PageRequest {
-                first: 100,
-                after: None,
-            },
-        )
+        .list_items(&ItemFilter::default(), &[], &PageRequest::first(100))
         .await
         .expect("list")
         .items

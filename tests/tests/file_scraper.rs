@@ -81,7 +81,7 @@ async fn unchanged_rescrape_writes_nothing_and_one_edit_is_one_diff(backend: Bac
     assert_eq!((first.summary.created, first.summary.scraped), (60, 60));
     let before = db
         .store
-        .list_items(&ItemFilter::default(), &page())
+        .list_items(&ItemFilter::default(), &[], &page())
         .await
         .expect("list");
 
@@ -110,7 +110,7 @@ async fn unchanged_rescrape_writes_nothing_and_one_edit_is_one_diff(backend: Bac
     assert_eq!(db.store.count_changes(None).await.expect("count"), 0);
     let after = db
         .store
-        .list_items(&ItemFilter::default(), &page())
+        .list_items(&ItemFilter::default(), &[], &page())
         .await
         .expect("list");
     for ((_, a), (_, b)) in before.items.iter().zip(after.items.iter()) {
@@ -138,7 +138,7 @@ async fn unchanged_rescrape_writes_nothing_and_one_edit_is_one_diff(backend: Bac
     assert_eq!(db.store.count_changes(None).await.expect("count"), 1);
     let changed = db
         .store
-        .list_items(&ItemFilter::default(), &page())
+        .list_items(&ItemFilter::default(), &[], &page())
         .await
         .expect("list")
         .items
@@ -159,10 +159,7 @@ async fn unchanged_rescrape_writes_nothing_and_one_edit_is_one_diff(backend: Bac
 }
 
 fn page() -> stratum_domain::store::PageRequest {
-    stratum_domain::store::PageRequest {
-        first: 100,
-        after: None,
-    }
+    stratum_domain::store::PageRequest::first(100)
 }
 
 const MANIFESTS: &str = r#"apiVersion: v1

@@ -136,13 +136,7 @@ async fn names(store: &Store, query: &str) -> Vec<String> {
         ..ItemFilter::default()
     };
     let page = store
-        .list_items(
-            &filter,
-            &PageRequest {
-                first: 100,
-                after: None,
-            },
-        )
+        .list_items(&filter, &[], &PageRequest::first(100))
         .await
         .expect(query);
     let total = store.count_items(&filter).await.expect(query);

@@ -4,6 +4,8 @@
 use async_graphql::{EmptyMutation, EmptySubscription, SDLExportOptions, Schema};
 use stratum_domain::Store;
 
+mod connection;
+mod filters;
 mod types;
 
 pub use types::{ConfigItem, QueryRoot};

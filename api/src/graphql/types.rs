@@ -1,14 +1,17 @@
 //! GraphQL object types and the query root.
 
-use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
+use async_graphql::connection::Connection;
+use async_graphql::{Context, Enum, ID, Json, Object};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use stratum_domain::entities::{config_change, config_item};
-use stratum_domain::store::{ItemFilter, PageRequest};
+use stratum_domain::store::{ItemFilter, ItemOrder};
 use stratum_domain::{Health as DomainHealth, Store};
 use uuid::Uuid;
 
+use super::connection::{PageArgs, connection};
+use super::filters::{ConfigFilter, ConfigOrder, item_filter};
 use crate::error::{ApiError, ApiResult, gql};
 
 /// Red/amber/green health.
@@ -255,89 +258,29 @@ impl ConfigChange {
     }
 }
 
-/// Filters for `configItems`.
-#[derive(InputObject, Default)]
-pub struct ConfigFilter {
-    /// Exact types.
-    types: Option<Vec<String>>,
-    /// Exact classes.
-    classes: Option<Vec<String>>,
-    /// Exact namespaces.
-    namespaces: Option<Vec<String>>,
-    /// Any of these health values.
-    health: Option<Vec<Health>>,
-    /// Include soft-deleted items.
-    #[graphql(default = false)]
-    include_deleted: bool,
-}
-
-/// Relay page info.
-#[derive(SimpleObject)]
-pub struct PageInfo {
-    /// More items follow.
-    has_next_page: bool,
-    /// Items precede this page.
-    has_previous_page: bool,
-    /// Cursor of the first edge.
-    start_cursor: Option<String>,
-    /// Cursor of the last edge.
-    end_cursor: Option<String>,
-}
-
-/// An edge of a [`ConfigItemConnection`].
-#[derive(SimpleObject)]
-pub struct ConfigItemEdge {
-    /// Opaque keyset cursor.
-    cursor: String,
-    /// The item.
-    node: ConfigItem,
-}
-
-/// A page of items.
-pub struct ConfigItemConnection {
-    edges: Vec<(String, config_item::Model)>,
-    has_next_page: bool,
-    has_previous_page: bool,
+/// Fields of a list of items beside its edges.
+pub struct ItemListFields {
     filter: ItemFilter,
 }
 
 #[Object]
-impl ConfigItemConnection {
-    /// Edges with cursors.
-    async fn edges(&self) -> Vec<ConfigItemEdge> {
-        self.edges
-            .iter()
-            .map(|(cursor, m)| ConfigItemEdge {
-                cursor: cursor.clone(),
-                node: ConfigItem(m.clone()),
-            })
-            .collect()
-    }
-    /// The items.
-    async fn nodes(&self) -> Vec<ConfigItem> {
-        self.edges
-            .iter()
-            .map(|(_, m)| ConfigItem(m.clone()))
-            .collect()
-    }
-    /// Page info.
-    async fn page_info(&self) -> PageInfo {
-        PageInfo {
-            has_next_page: self.has_next_page,
-            has_previous_page: self.has_previous_page,
-            start_cursor: self.edges.first().map(|(c, _)| c.clone()),
-            end_cursor: self.edges.last().map(|(c, _)| c.clone()),
-        }
-    }
-    /// Items matching the filter (computed only when selected).
+impl ItemListFields {
+    /// Items matching the filter, over all pages (computed only when selected).
     async fn total_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
         Ok(store(ctx)?.count_items(&self.filter).await.map_err(gql)? as i64)
     }
 }
 
+/// A page of config items.
+pub type ConfigItemConnection = Connection<String, ConfigItem, ItemListFields>;
+
 /// The query root.
 pub struct QueryRoot;
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "list fields take Relay page, filter, search and order arguments"
+)]
 #[Object]
 impl QueryRoot {
     /// One item by global `id` or raw `uuid`; null when it does not exist.
@@ -364,57 +307,38 @@ impl QueryRoot {
         }
     }
 
-    /// Items, ordered by name then id, as a Relay connection. `search` is
-    /// the search language (`type=Kubernetes::Pod health=unhealthy,warning
-    /// tags.team=payments name=api-* updated>now-1d`), ANDed with `filter`.
+    /// Items as a Relay connection, ordered by `orderBy` (name by default,
+    /// always ending on id). `search` is the search language
+    /// (`type=Kubernetes::Pod health=unhealthy,warning tags.team=payments
+    /// name=api-* updated>now-1d`), ANDed with `filter`.
     async fn config_items(
         &self,
         ctx: &Context<'_>,
         filter: Option<ConfigFilter>,
         search: Option<String>,
-        #[graphql(default = 20)] first: i32,
+        order_by: Option<Vec<ConfigOrder>>,
+        first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> ApiResult<ConfigItemConnection> {
-        if !(1..=100).contains(&first) {
-            return Err(gql(ApiError::BadUserInput(
-                "first must be between 1 and 100".into(),
-            )));
+        let request = PageArgs {
+            first,
+            after,
+            last,
+            before,
         }
-        let f = filter.unwrap_or_default();
-        let filter = ItemFilter {
-            types: f.types.unwrap_or_default(),
-            classes: f.classes.unwrap_or_default(),
-            namespaces: f.namespaces.unwrap_or_default(),
-            health: f
-                .health
-                .unwrap_or_default()
-                .into_iter()
-                .map(Into::into)
-                .collect(),
-            include_deleted: f.include_deleted,
-            search: match search.as_deref().map(stratum_domain::search::parse) {
-                Some(Err(e)) => return Err(gql(ApiError::from(e))),
-                Some(Ok(expr)) => expr,
-                None => None,
-            },
-            ..ItemFilter::default()
-        };
-        let has_previous_page = after.is_some();
+        .request()?;
+        let filter = item_filter(filter, search.as_deref())?;
+        let order: Vec<ItemOrder> = order_by
+            .unwrap_or_default()
+            .into_iter()
+            .map(Into::into)
+            .collect();
         let page = store(ctx)?
-            .list_items(
-                &filter,
-                &PageRequest {
-                    first: first as u64,
-                    after,
-                },
-            )
+            .list_items(&filter, &order, &request)
             .await
             .map_err(gql)?;
-        Ok(ConfigItemConnection {
-            edges: page.items,
-            has_next_page: page.has_next_page,
-            has_previous_page,
-            filter,
-        })
+        Ok(connection(page, ConfigItem, ItemListFields { filter }))
     }
 }

@@ -1,22 +1,17 @@
-//! Reads of config items and their changes: lookups, filtered keyset pages
-//! and counts.
+//! Reads of config items and their changes: lookups, filtered and ordered
+//! keyset pages, and counts.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::Store;
+use super::page::{KeyKind, KeyValue, Keyset, Page, PageRequest, SortKey};
 use crate::entities::{config_change, config_item};
-use crate::error::{DomainError, Result};
+use crate::error::Result;
 use crate::model::Health;
 use crate::search::SearchExpr;
-
-/// Largest page.
-pub const MAX_PAGE: u64 = 100;
 
 /// Which items a list returns.
 #[derive(Debug, Clone, Default)]
@@ -40,48 +35,101 @@ pub struct ItemFilter {
     pub search: Option<SearchExpr>,
 }
 
-/// A forward keyset page request.
-#[derive(Debug, Clone)]
-pub struct PageRequest {
-    /// Page size, 1–100.
-    pub first: u64,
-    /// Opaque cursor of the last item of the previous page.
-    pub after: Option<String>,
+/// What a list of items can be sorted by (SPEC §11 `orderBy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemSort {
+    /// Display name.
+    Name,
+    /// Config type.
+    Type,
+    /// First stored.
+    CreatedAt,
+    /// Last config change.
+    UpdatedAt,
+    /// Health, from unknown to unhealthy.
+    Health,
+    /// Cost over the last 30 days (items without costs first).
+    Cost30d,
 }
 
-/// One page of items ordered by `(name, id)`.
-#[derive(Debug, Clone)]
-pub struct ItemPage {
-    /// The items with their cursors.
-    pub items: Vec<(String, config_item::Model)>,
-    /// Whether more items follow.
-    pub has_next_page: bool,
+/// One sort key of a list of items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ItemOrder {
+    /// The key.
+    pub sort: ItemSort,
+    /// Largest first.
+    pub descending: bool,
 }
 
 /// A change as listed under an item.
 pub type ChangeRow = config_change::Model;
 
-#[derive(Serialize, Deserialize)]
-struct Cursor {
-    n: String,
-    i: Uuid,
+/// Health ranked `unknown < healthy < warning < unhealthy` (SPEC §6).
+const HEALTH_RANK: &str =
+    "(CASE health WHEN 'unhealthy' THEN 3 WHEN 'warning' THEN 2 WHEN 'healthy' THEN 1 ELSE 0 END)";
+const COST_30D: &str = "COALESCE(cost_total_30d, -1)";
+
+fn health_rank(health: &str) -> i64 {
+    match health {
+        "unhealthy" => 3,
+        "warning" => 2,
+        "healthy" => 1,
+        _ => 0,
+    }
 }
 
-fn encode_cursor(name: &str, id: Uuid) -> String {
-    let json = serde_json::to_vec(&Cursor {
-        n: name.to_string(),
-        i: id,
-    })
-    .unwrap_or_default();
-    URL_SAFE_NO_PAD.encode(json)
+/// The keyset of an ordering (name by default); repeated keys count once.
+fn item_keyset(order: &[ItemOrder]) -> (Keyset, Vec<ItemSort>) {
+    let mut sorts: Vec<ItemOrder> = Vec::new();
+    for o in order {
+        if !sorts.iter().any(|s| s.sort == o.sort) {
+            sorts.push(*o);
+        }
+    }
+    if sorts.is_empty() {
+        sorts.push(ItemOrder {
+            sort: ItemSort::Name,
+            descending: false,
+        });
+    }
+    let keys = sorts
+        .iter()
+        .map(|o| {
+            let (sql, kind) = match o.sort {
+                ItemSort::Name => ("name", KeyKind::Text),
+                ItemSort::Type => ("type", KeyKind::Text),
+                ItemSort::CreatedAt => ("created_at", KeyKind::Time),
+                ItemSort::UpdatedAt => ("updated_at", KeyKind::Time),
+                ItemSort::Health => (HEALTH_RANK, KeyKind::Int),
+                ItemSort::Cost30d => (COST_30D, KeyKind::Int),
+            };
+            SortKey {
+                sql: sql.to_string(),
+                descending: o.descending,
+                kind,
+            }
+        })
+        .collect();
+    (
+        Keyset::new(keys, "id"),
+        sorts.into_iter().map(|o| o.sort).collect(),
+    )
 }
 
-fn decode_cursor(cursor: &str) -> Result<Cursor> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(cursor)
-        .map_err(|_| DomainError::invalid("cursor", "not a cursor returned by this API"))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|_| DomainError::invalid("cursor", "not a cursor returned by this API"))
+fn item_key(sorts: &[ItemSort], m: &config_item::Model) -> Vec<KeyValue> {
+    let mut out: Vec<KeyValue> = sorts
+        .iter()
+        .map(|s| match s {
+            ItemSort::Name => KeyValue::Text(Some(m.name.clone())),
+            ItemSort::Type => KeyValue::Text(Some(m.item_type.clone())),
+            ItemSort::CreatedAt => KeyValue::Time(m.created_at),
+            ItemSort::UpdatedAt => KeyValue::Time(m.updated_at),
+            ItemSort::Health => KeyValue::Int(health_rank(&m.health)),
+            ItemSort::Cost30d => KeyValue::Int(m.cost_total_30d.unwrap_or(-1)),
+        })
+        .collect();
+    out.push(KeyValue::Uuid(m.id));
+    out
 }
 
 fn condition(filter: &ItemFilter) -> Condition {
@@ -131,39 +179,19 @@ impl Store {
         Ok(config_item::Entity::find_by_id(id).one(&self.db).await?)
     }
 
-    /// A page of items matching `filter`, ordered by name then id.
-    pub async fn list_items(&self, filter: &ItemFilter, page: &PageRequest) -> Result<ItemPage> {
-        use config_item::Column as C;
-        if page.first == 0 || page.first > MAX_PAGE {
-            return Err(DomainError::invalid(
-                "first",
-                format!("must be between 1 and {MAX_PAGE}"),
-            ));
-        }
-        let mut query = config_item::Entity::find().filter(self.item_condition(filter).await?);
-        if let Some(after) = &page.after {
-            let c = decode_cursor(after)?;
-            query = query.filter(
-                Condition::any()
-                    .add(C::Name.gt(c.n.clone()))
-                    .add(Condition::all().add(C::Name.eq(c.n)).add(C::Id.gt(c.i))),
-            );
-        }
-        let mut rows = query
-            .order_by_asc(C::Name)
-            .order_by_asc(C::Id)
-            .limit(page.first + 1)
-            .all(&self.db)
-            .await?;
-        let has_next_page = rows.len() as u64 > page.first;
-        rows.truncate(page.first as usize);
-        Ok(ItemPage {
-            items: rows
-                .into_iter()
-                .map(|m| (encode_cursor(&m.name, m.id), m))
-                .collect(),
-            has_next_page,
-        })
+    /// A page of items matching `filter` in `order` (name by default),
+    /// every ordering ending on id.
+    pub async fn list_items(
+        &self,
+        filter: &ItemFilter,
+        order: &[ItemOrder],
+        page: &PageRequest,
+    ) -> Result<Page<config_item::Model>> {
+        let (keyset, sorts) = item_keyset(order);
+        let select = config_item::Entity::find().filter(self.item_condition(filter).await?);
+        keyset
+            .fetch(&self.db, select, page, |m| item_key(&sorts, m))
+            .await
     }
 
     /// How many items match `filter`.

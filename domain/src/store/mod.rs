@@ -19,12 +19,14 @@ use crate::error::{DomainError, Result};
 pub mod graph;
 pub mod ingest;
 pub mod items;
+pub mod page;
 pub mod scrapers;
 pub mod search;
 
 pub use graph::{Direction, GraphNode, RelationKind, TraversalQuery, TraversalResult};
 pub use ingest::{BatchStats, IngestSession, PreparedBatch, RunCompletion, RunOutcome};
-pub use items::{ChangeRow, ItemFilter, ItemPage, PageRequest};
+pub use items::{ChangeRow, ItemFilter, ItemOrder, ItemSort};
+pub use page::{MAX_PAGE, Page, PageRequest};
 pub use scrapers::{RunSummary, ScraperRecord};
 
 /// Largest number of bound parameters per statement (below SQLite's and
@@ -235,6 +237,29 @@ pub(crate) fn in_ids(backend: DbBackend, ids: &[uuid::Uuid]) -> (String, Vec<Val
             ids.iter().map(|u| Value::from(*u)).collect(),
         )
     }
+}
+
+/// A custom SQL expression with `?` placeholders for `values`. sea-query
+/// numbers a custom expression's own values `$1…` on Postgres and takes
+/// `?` elsewhere, so the text is adapted to the backend.
+pub(crate) fn cust(backend: DbBackend, text: &str, values: Vec<Value>) -> sea_orm::sea_query::Expr {
+    let text = if backend == DbBackend::Postgres {
+        let mut n = 0;
+        text.split('?')
+            .enumerate()
+            .map(|(i, part)| {
+                if i == 0 {
+                    part.to_string()
+                } else {
+                    n += 1;
+                    format!("${n}{part}")
+                }
+            })
+            .collect()
+    } else {
+        text.to_string()
+    };
+    sea_orm::sea_query::Expr::cust_with_values(text, values)
 }
 
 /// A statement with `?` placeholders adapted to `backend`.

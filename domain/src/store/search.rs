@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Condition, Expr};
+use sea_orm::sea_query::Condition;
 use sea_orm::{DbBackend, Value};
 use uuid::Uuid;
 
@@ -137,25 +137,7 @@ impl Compiler<'_> {
             SearchExpr::Term(term) => {
                 let sql = self.term(term);
                 let text = format!("COALESCE(({}), FALSE)", sql.text);
-                // sea-query numbers a custom expression's own values `$1…`
-                // on Postgres and takes `?` elsewhere.
-                let text = if self.backend == DbBackend::Postgres {
-                    let mut n = 0;
-                    text.split('?')
-                        .enumerate()
-                        .map(|(i, part)| {
-                            if i == 0 {
-                                part.to_string()
-                            } else {
-                                n += 1;
-                                format!("${n}{part}")
-                            }
-                        })
-                        .collect()
-                } else {
-                    text
-                };
-                Condition::all().add(Expr::cust_with_values(text, sql.values))
+                Condition::all().add(super::cust(self.backend, &text, sql.values))
             }
         }
     }

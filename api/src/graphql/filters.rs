@@ -1,0 +1,289 @@
+//! Filter, ordering and walk inputs of the schema, and their conversion
+//! into the domain's filters. Structured tag, label and relationship
+//! filters become the same search terms the search language produces, so a
+//! `filter` and a `search` string mean one thing to the store.
+
+use async_graphql::{Enum, ID, InputObject};
+use stratum_domain::search::{
+    self, RelatedDirection, RelatedRelation, RelatedSpec, SearchExpr, SearchField, SearchOp,
+    SearchValue, Term,
+};
+use stratum_domain::store::{self as domain_store, ItemFilter, ItemOrder, ItemSort};
+use uuid::Uuid;
+
+use super::types::{Health, parse_global_id};
+use crate::error::{ApiError, ApiResult, gql};
+
+/// Which way a walk follows edges.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, Default)]
+pub enum Direction {
+    /// Upstream: towards owners and hosts.
+    Incoming,
+    /// Downstream: towards what an item owns, hosts or routes to.
+    Outgoing,
+    /// Both walks.
+    #[default]
+    Both,
+}
+
+/// Which edges a walk follows.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, Default)]
+pub enum RelationKind {
+    /// Parent/child edges.
+    Hard,
+    /// Other edges.
+    Soft,
+    /// All edges.
+    #[default]
+    Both,
+}
+
+impl From<Direction> for domain_store::Direction {
+    fn from(d: Direction) -> Self {
+        match d {
+            Direction::Incoming => domain_store::Direction::Incoming,
+            Direction::Outgoing => domain_store::Direction::Outgoing,
+            Direction::Both => domain_store::Direction::Both,
+        }
+    }
+}
+
+impl From<RelationKind> for domain_store::RelationKind {
+    fn from(r: RelationKind) -> Self {
+        match r {
+            RelationKind::Hard => domain_store::RelationKind::Hard,
+            RelationKind::Soft => domain_store::RelationKind::Soft,
+            RelationKind::Both => domain_store::RelationKind::Both,
+        }
+    }
+}
+
+/// How a [`KeyValueMatch`] tests a key.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, Default)]
+pub enum MatchOp {
+    /// The value is one of `values` (`*` wildcards allowed at either end).
+    #[default]
+    Eq,
+    /// The value is none of `values` (or the key is absent).
+    Neq,
+    /// The key is present.
+    Exists,
+    /// The key is absent.
+    Absent,
+}
+
+/// A test on a tag or label.
+#[derive(InputObject, Clone, Debug)]
+pub struct KeyValueMatch {
+    /// The tag or label key.
+    pub key: String,
+    /// Values for `EQ` and `NEQ`.
+    #[graphql(default)]
+    pub values: Vec<String>,
+    /// The test; `EQ` by default.
+    #[graphql(default)]
+    pub op: MatchOp,
+}
+
+/// Restricts a list to the items a relationship walk reaches from one item
+/// (the item itself excluded).
+#[derive(InputObject, Clone, Debug)]
+pub struct RelatedFilter {
+    /// The root item: a global id or a raw UUID.
+    pub id: ID,
+    /// Direction; both by default.
+    #[graphql(default)]
+    pub direction: Direction,
+    /// Relation; both by default.
+    #[graphql(default)]
+    pub relation: RelationKind,
+    /// Hops, 1–10.
+    #[graphql(default = 1)]
+    pub depth: i32,
+}
+
+/// Filters for lists of config items.
+#[derive(InputObject, Default, Clone, Debug)]
+pub struct ConfigFilter {
+    /// Exact types.
+    pub types: Option<Vec<String>>,
+    /// Exact classes.
+    pub classes: Option<Vec<String>>,
+    /// Exact namespaces.
+    pub namespaces: Option<Vec<String>>,
+    /// Any of these health values.
+    pub health: Option<Vec<Health>>,
+    /// Tag tests, all of which must hold.
+    pub tags: Option<Vec<KeyValueMatch>>,
+    /// Label tests, all of which must hold.
+    pub labels: Option<Vec<KeyValueMatch>>,
+    /// Only items a walk from one item reaches.
+    pub related_to: Option<RelatedFilter>,
+    /// Include soft-deleted items.
+    #[graphql(default = false)]
+    pub include_deleted: bool,
+}
+
+/// What items can be sorted by.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum ConfigOrderField {
+    /// Display name.
+    Name,
+    /// Config type.
+    Type,
+    /// First stored.
+    CreatedAt,
+    /// Last config change.
+    UpdatedAt,
+    /// Health, unknown < healthy < warning < unhealthy.
+    Health,
+    /// Cost over the last 30 days.
+    #[graphql(name = "COST_30D")]
+    Cost30d,
+}
+
+/// Sort direction.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, Default)]
+pub enum OrderDirection {
+    /// Smallest first.
+    #[default]
+    Asc,
+    /// Largest first.
+    Desc,
+}
+
+/// One sort key; every ordering ends on the item id.
+#[derive(InputObject, Clone, Copy, Debug)]
+pub struct ConfigOrder {
+    /// The key.
+    pub field: ConfigOrderField,
+    /// The direction; ascending by default.
+    #[graphql(default)]
+    pub direction: OrderDirection,
+}
+
+impl From<ConfigOrder> for ItemOrder {
+    fn from(o: ConfigOrder) -> Self {
+        ItemOrder {
+            sort: match o.field {
+                ConfigOrderField::Name => ItemSort::Name,
+                ConfigOrderField::Type => ItemSort::Type,
+                ConfigOrderField::CreatedAt => ItemSort::CreatedAt,
+                ConfigOrderField::UpdatedAt => ItemSort::UpdatedAt,
+                ConfigOrderField::Health => ItemSort::Health,
+                ConfigOrderField::Cost30d => ItemSort::Cost30d,
+            },
+            descending: o.direction == OrderDirection::Desc,
+        }
+    }
+}
+
+/// An item id given as a global id (`ConfigItem:…`) or a raw UUID.
+pub fn item_uuid(id: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(id)
+        .or_else(|_| parse_global_id("ConfigItem", id))
+        .map_err(|_| {
+            gql(ApiError::BadUserInput(format!(
+                "'{id}' is not a config item id"
+            )))
+        })
+}
+
+fn key_terms(field: impl Fn(String) -> SearchField, matches: &[KeyValueMatch]) -> Vec<SearchExpr> {
+    matches
+        .iter()
+        .map(|m| {
+            let (op, value) = match m.op {
+                MatchOp::Eq => (SearchOp::Eq, SearchValue::Text(m.values.clone())),
+                MatchOp::Neq => (SearchOp::Ne, SearchValue::Text(m.values.clone())),
+                MatchOp::Exists | MatchOp::Absent => (SearchOp::Exists, SearchValue::None),
+            };
+            let term = SearchExpr::Term(Term {
+                field: field(m.key.clone()),
+                op,
+                value,
+                column: 0,
+            });
+            if m.op == MatchOp::Absent {
+                SearchExpr::Not(Box::new(term))
+            } else {
+                term
+            }
+        })
+        .collect()
+}
+
+/// Builds the domain filter from the structured filter and a search query.
+pub fn item_filter(filter: Option<ConfigFilter>, search: Option<&str>) -> ApiResult<ItemFilter> {
+    let f = filter.unwrap_or_default();
+    let mut terms: Vec<SearchExpr> = Vec::new();
+    for m in f.tags.iter().chain(f.labels.iter()).flatten() {
+        if matches!(m.op, MatchOp::Eq | MatchOp::Neq) && m.values.is_empty() {
+            return Err(gql(ApiError::BadUserInput(format!(
+                "the match on '{}' needs values for EQ and NEQ",
+                m.key
+            ))));
+        }
+    }
+    terms.extend(key_terms(
+        SearchField::Tag,
+        f.tags.as_deref().unwrap_or_default(),
+    ));
+    terms.extend(key_terms(
+        SearchField::Label,
+        f.labels.as_deref().unwrap_or_default(),
+    ));
+    if let Some(related) = &f.related_to {
+        if !(1..=search::MAX_RELATED_DEPTH as i32).contains(&related.depth) {
+            return Err(gql(ApiError::BadUserInput(format!(
+                "relatedTo.depth must be between 1 and {}, got {}",
+                search::MAX_RELATED_DEPTH,
+                related.depth
+            ))));
+        }
+        terms.push(SearchExpr::Term(Term {
+            field: SearchField::Related,
+            op: SearchOp::Eq,
+            value: SearchValue::Related(RelatedSpec {
+                root: item_uuid(&related.id)?,
+                direction: match related.direction {
+                    Direction::Incoming => RelatedDirection::Incoming,
+                    Direction::Outgoing => RelatedDirection::Outgoing,
+                    Direction::Both => RelatedDirection::Both,
+                },
+                depth: related.depth as u32,
+                relation: match related.relation {
+                    RelationKind::Hard => RelatedRelation::Hard,
+                    RelationKind::Soft => RelatedRelation::Soft,
+                    RelationKind::Both => RelatedRelation::Both,
+                },
+            }),
+            column: 0,
+        }));
+    }
+    if let Some(query) = search {
+        match search::parse(query) {
+            Ok(Some(expr)) => terms.push(expr),
+            Ok(None) => {}
+            Err(e) => return Err(gql(ApiError::from(e))),
+        }
+    }
+    Ok(ItemFilter {
+        types: f.types.unwrap_or_default(),
+        classes: f.classes.unwrap_or_default(),
+        namespaces: f.namespaces.unwrap_or_default(),
+        health: f
+            .health
+            .unwrap_or_default()
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+        include_deleted: f.include_deleted,
+        search: match terms.len() {
+            0 => None,
+            1 => terms.pop(),
+            _ => Some(SearchExpr::And(terms)),
+        },
+        ..ItemFilter::default()
+    })
+}
