@@ -33,18 +33,31 @@ impl ApiError {
     }
 }
 
-impl From<DomainError> for ApiError {
-    fn from(e: DomainError) -> Self {
+impl From<&DomainError> for ApiError {
+    fn from(e: &DomainError) -> Self {
         match e {
             DomainError::Invalid { what, message } => {
                 ApiError::BadUserInput(format!("invalid {what}: {message}"))
             }
             DomainError::NotFound(what) => ApiError::NotFound(what.to_string()),
             other => {
-                tracing::error!(error = %other, source = ?std::error::Error::source(&other), "request failed");
+                tracing::error!(error = %other, source = ?std::error::Error::source(other), "request failed");
                 ApiError::Internal
             }
         }
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        ApiError::from(&e)
+    }
+}
+
+/// A data loader's shared failure.
+impl From<std::sync::Arc<DomainError>> for ApiError {
+    fn from(e: std::sync::Arc<DomainError>) -> Self {
+        ApiError::from(e.as_ref())
     }
 }
 

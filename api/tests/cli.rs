@@ -234,7 +234,7 @@ async fn demo_serves_hundreds_of_items(backend: Backend) {
     // The demo has real diff changes and unhealthy items.
     let body: serde_json::Value = client
         .post(&url)
-        .json(&serde_json::json!({"query": "{ configItems(first: 100, filter: {health: [UNHEALTHY]}) { totalCount nodes { name changes(first: 5) { changeType } } } }"}))
+        .json(&serde_json::json!({"query": "{ configItems(first: 100, filter: {health: [UNHEALTHY]}) { totalCount nodes { name changes(first: 5) { nodes { changeType } } } } }"}))
         .send()
         .await
         .expect("request")

@@ -287,3 +287,142 @@ pub fn item_filter(filter: Option<ConfigFilter>, search: Option<&str>) -> ApiRes
         ..ItemFilter::default()
     })
 }
+
+/// Change severity, least to most severe.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum Severity {
+    /// Informational.
+    Info,
+    /// Low.
+    Low,
+    /// Medium.
+    Medium,
+    /// High.
+    High,
+    /// Critical.
+    Critical,
+}
+
+impl From<Severity> for stratum_domain::Severity {
+    fn from(s: Severity) -> Self {
+        match s {
+            Severity::Info => stratum_domain::Severity::Info,
+            Severity::Low => stratum_domain::Severity::Low,
+            Severity::Medium => stratum_domain::Severity::Medium,
+            Severity::High => stratum_domain::Severity::High,
+            Severity::Critical => stratum_domain::Severity::Critical,
+        }
+    }
+}
+
+/// Which items' changes a recursive change search adds to its roots.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, Default)]
+pub enum Recursive {
+    /// The roots only.
+    #[default]
+    None,
+    /// And what the roots depend on (incoming walk).
+    Upstream,
+    /// And what depends on the roots (outgoing walk).
+    Downstream,
+    /// Both walks.
+    All,
+}
+
+/// Filters for lists of changes (SPEC §5 "Queries").
+#[derive(InputObject, Default, Clone, Debug)]
+#[graphql(name = "ChangeFilter")]
+pub struct ChangeFilterInput {
+    /// Changes of these items (global ids or raw UUIDs).
+    pub config_ids: Option<Vec<ID>>,
+    /// Exact change types.
+    pub change_types: Option<Vec<String>>,
+    /// This severity or worse.
+    pub min_severity: Option<Severity>,
+    /// Exactly these severities (intersected with `minSeverity`).
+    pub severities: Option<Vec<Severity>>,
+    /// Created at or after: `now-7d` or RFC 3339.
+    pub from: Option<String>,
+    /// Created before: `now-1h` or RFC 3339.
+    pub to: Option<String>,
+    /// Exact sources.
+    pub sources: Option<Vec<String>>,
+    /// Recorded by.
+    pub created_by: Option<String>,
+    /// Extend `configIds` with a relationship walk.
+    #[graphql(default)]
+    pub recursive: Recursive,
+    /// Walk depth, 1–10 (default 3).
+    pub depth: Option<i32>,
+    /// Walk relation (default `HARD`).
+    #[graphql(default_with = "RelationKind::Hard")]
+    pub relation: RelationKind,
+}
+
+fn time_bound(what: &str, text: Option<&str>) -> ApiResult<Option<chrono::DateTime<chrono::Utc>>> {
+    let Some(text) = text else { return Ok(None) };
+    search::parse_time(text)
+        .map(|t| Some(t.resolve(chrono::Utc::now())))
+        .ok_or_else(|| {
+            gql(ApiError::BadUserInput(format!(
+                "{what}: '{text}' is not a time (use now-7d, now-12h or RFC 3339)"
+            )))
+        })
+}
+
+/// Builds the domain change filter, running the recursive walks it asks for.
+pub async fn change_filter(
+    ctx: &async_graphql::Context<'_>,
+    input: Option<ChangeFilterInput>,
+) -> ApiResult<domain_store::ChangeFilter> {
+    let f = input.unwrap_or_default();
+    let mut config_ids = f
+        .config_ids
+        .unwrap_or_default()
+        .iter()
+        .map(|id| item_uuid(id))
+        .collect::<ApiResult<Vec<Uuid>>>()?;
+    let depth = f.depth.unwrap_or(3);
+    if !(1..=10).contains(&depth) {
+        return Err(gql(ApiError::BadUserInput(format!(
+            "depth must be between 1 and 10, got {depth}"
+        ))));
+    }
+    if f.recursive != Recursive::None {
+        if config_ids.is_empty() {
+            return Err(gql(ApiError::BadUserInput(
+                "recursive needs configIds to start from".into(),
+            )));
+        }
+        let store = ctx
+            .data::<stratum_domain::Store>()
+            .map_err(|_| gql(ApiError::Internal))?;
+        let mut walk = domain_store::TraversalQuery::new(config_ids.clone());
+        walk.direction = match f.recursive {
+            Recursive::Upstream => domain_store::Direction::Incoming,
+            Recursive::Downstream => domain_store::Direction::Outgoing,
+            _ => domain_store::Direction::Both,
+        };
+        walk.relation = f.relation.into();
+        walk.depth = depth as u32;
+        let reached = store.traverse(&walk).await.map_err(gql)?;
+        config_ids.extend(reached.nodes.into_iter().map(|n| n.id));
+        config_ids.sort();
+        config_ids.dedup();
+    }
+    Ok(domain_store::ChangeFilter {
+        config_ids,
+        change_types: f.change_types.unwrap_or_default(),
+        severities: f
+            .severities
+            .unwrap_or_default()
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+        min_severity: f.min_severity.map(Into::into),
+        from: time_bound("from", f.from.as_deref())?,
+        to: time_bound("to", f.to.as_deref())?,
+        sources: f.sources.unwrap_or_default(),
+        created_by: f.created_by,
+    })
+}

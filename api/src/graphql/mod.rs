@@ -1,14 +1,17 @@
-//! The GraphQL schema: a first slice of SPEC §11 (`configItem`,
-//! `configItems` as a Relay connection) over the catalog store.
+//! The GraphQL schema of SPEC §11 over the catalog store: the Relay `Node`
+//! interface, items with their edges, catalog-wide change search, scrapers,
+//! and the batching loaders behind them.
 
+use async_graphql::dataloader::DataLoader;
 use async_graphql::{EmptyMutation, EmptySubscription, SDLExportOptions, Schema};
 use stratum_domain::Store;
 
 mod connection;
 mod filters;
+mod loaders;
 mod types;
 
-pub use types::{ConfigItem, QueryRoot};
+pub use types::{ConfigItem, QueryRoot, global_id};
 
 /// The executable schema.
 pub type StratumSchema = Schema<QueryRoot, EmptyMutation, EmptySubscription>;
@@ -19,7 +22,9 @@ pub fn build_schema(store: Option<Store>) -> StratumSchema {
         .limit_depth(10)
         .limit_complexity(5000);
     if let Some(store) = store {
-        builder = builder.data(store);
+        // Shared across requests: it caches nothing, it only batches.
+        let loader = DataLoader::new(loaders::CatalogLoader::new(store.clone()), tokio::spawn);
+        builder = builder.data(store).data(loader);
     }
     builder.finish()
 }

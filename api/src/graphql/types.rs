@@ -1,17 +1,25 @@
-//! GraphQL object types and the query root.
+//! GraphQL object types, the Relay `Node` interface, and the query root.
+//! Edges a list can fan out on go through [`super::loaders`].
 
 use async_graphql::connection::Connection;
-use async_graphql::{Context, Enum, ID, Json, Object};
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Context, Enum, ID, Interface, Json, Object, SimpleObject};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use stratum_domain::entities::{config_change, config_item};
-use stratum_domain::store::{ItemFilter, ItemOrder};
+use stratum_domain::entities::{config_change, config_item, scrape_run, scraper};
+use stratum_domain::store::{ChangeFilter, ItemFilter, ItemOrder, TraversalQuery, latest_page};
 use stratum_domain::{Health as DomainHealth, Store};
 use uuid::Uuid;
 
 use super::connection::{PageArgs, connection};
-use super::filters::{ConfigFilter, ConfigOrder, item_filter};
+use super::filters::{
+    ChangeFilterInput, ConfigFilter, ConfigOrder, Direction, RelationKind, change_filter,
+    item_filter, item_uuid,
+};
+use super::loaders::{
+    CatalogLoader, ChangeKey, InsightCountKey, ItemKey, LatestChangesKey, RunKey, ScraperKey,
+};
 use crate::error::{ApiError, ApiResult, gql};
 
 /// Red/amber/green health.
@@ -49,29 +57,116 @@ impl From<Health> for DomainHealth {
     }
 }
 
+fn health(stored: &str) -> Health {
+    stored
+        .parse::<DomainHealth>()
+        .unwrap_or(DomainHealth::Unknown)
+        .into()
+}
+
 /// Opaque global id of an object: base64url of `Type:uuid`.
 pub fn global_id(type_name: &str, id: Uuid) -> ID {
     ID(URL_SAFE_NO_PAD.encode(format!("{type_name}:{id}")))
 }
 
+/// Splits a global id into its type name and UUID.
+fn decode_global_id(id: &str) -> Option<(String, Uuid)> {
+    let bytes = URL_SAFE_NO_PAD.decode(id).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (kind, raw) = text.split_once(':')?;
+    Some((kind.to_string(), Uuid::parse_str(raw).ok()?))
+}
+
 /// Decodes a global id of the expected type.
 pub fn parse_global_id(expected: &str, id: &str) -> Result<Uuid, ApiError> {
-    let invalid = || ApiError::BadUserInput(format!("invalid {expected} id"));
-    let bytes = URL_SAFE_NO_PAD.decode(id).map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let (kind, raw) = text.split_once(':').ok_or_else(invalid)?;
-    if kind != expected {
-        return Err(invalid());
+    match decode_global_id(id) {
+        Some((kind, uuid)) if kind == expected => Ok(uuid),
+        Some((kind, _)) => Err(ApiError::BadUserInput(format!(
+            "'{id}' is a {kind} id, not a {expected} id"
+        ))),
+        None => Err(ApiError::BadUserInput(format!(
+            "'{id}' is not a {expected} id"
+        ))),
     }
-    Uuid::parse_str(raw).map_err(|_| invalid())
 }
 
 fn store<'a>(ctx: &Context<'a>) -> ApiResult<&'a Store> {
     ctx.data::<Store>().map_err(|_| gql(ApiError::Internal))
 }
 
+fn loader<'a>(ctx: &Context<'a>) -> ApiResult<&'a DataLoader<CatalogLoader>> {
+    ctx.data::<DataLoader<CatalogLoader>>()
+        .map_err(|_| gql(ApiError::Internal))
+}
+
+/// Money stored as micro-units, shown as a decimal string (`"12.345678"`).
+fn money(micros: i64) -> String {
+    let sign = if micros < 0 { "-" } else { "" };
+    let abs = micros.unsigned_abs();
+    let fraction = format!("{:06}", abs % 1_000_000);
+    let fraction = fraction.trim_end_matches('0');
+    if fraction.is_empty() {
+        format!("{sign}{}", abs / 1_000_000)
+    } else {
+        format!("{sign}{}.{fraction}", abs / 1_000_000)
+    }
+}
+
+/// Anything with a global id (Relay).
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a short-lived resolver result; boxing would only add an allocation per node"
+)]
+#[derive(Interface)]
+#[graphql(field(name = "id", ty = "ID", desc = "Global id."))]
+pub enum Node {
+    /// A config item.
+    ConfigItem(ConfigItem),
+    /// A change.
+    ConfigChange(ConfigChange),
+    /// A scraper.
+    Scraper(Scraper),
+    /// A scrape run.
+    ScrapeRun(ScrapeRun),
+}
+
 /// An item of the catalog.
 pub struct ConfigItem(pub config_item::Model);
+
+/// An item's cost (SPEC §8), in one currency.
+#[derive(SimpleObject)]
+pub struct Cost {
+    /// ISO currency code.
+    currency: String,
+    /// Cost per minute over the last day.
+    per_minute: Option<String>,
+    /// Last day.
+    #[graphql(name = "total1d")]
+    total_1d: Option<String>,
+    /// Last 7 days.
+    #[graphql(name = "total7d")]
+    total_7d: Option<String>,
+    /// Last 30 days.
+    #[graphql(name = "total30d")]
+    total_30d: Option<String>,
+}
+
+/// Open insights of an item, by severity.
+#[derive(SimpleObject)]
+pub struct InsightCounts {
+    /// All open insights.
+    total: i64,
+    /// Critical.
+    critical: i64,
+    /// High.
+    high: i64,
+    /// Medium.
+    medium: i64,
+    /// Low.
+    low: i64,
+    /// Info.
+    info: i64,
+}
 
 #[Object]
 impl ConfigItem {
@@ -112,6 +207,10 @@ impl ConfigItem {
     async fn labels(&self) -> Json<serde_json::Value> {
         Json(self.0.labels.clone())
     }
+    /// Display properties.
+    async fn properties(&self) -> Json<serde_json::Value> {
+        Json(self.0.properties.clone())
+    }
     /// The config document, or the part at a JSON pointer (`/spec/replicas`)
     /// or dotted path (`spec.replicas`).
     async fn config(&self, path: Option<String>) -> Option<Json<serde_json::Value>> {
@@ -129,19 +228,11 @@ impl ConfigItem {
     }
     /// Health.
     async fn health(&self) -> Health {
-        self.0
-            .health
-            .parse::<DomainHealth>()
-            .unwrap_or(DomainHealth::Unknown)
-            .into()
+        health(&self.0.health)
     }
-    /// Rolled-up health.
+    /// Worst of its own health and its hard descendants'.
     async fn rolled_up_health(&self) -> Health {
-        self.0
-            .rolled_up_health
-            .parse::<DomainHealth>()
-            .unwrap_or(DomainHealth::Unknown)
-            .into()
+        health(&self.0.rolled_up_health)
     }
     /// Human-readable status.
     async fn status(&self) -> Option<&str> {
@@ -164,30 +255,183 @@ impl ConfigItem {
         let Some(parent) = self.0.parent_id else {
             return Ok(None);
         };
-        Ok(store(ctx)?
-            .get_item(parent)
+        Ok(loader(ctx)?
+            .load_one(ItemKey(parent))
             .await
             .map_err(gql)?
             .map(ConfigItem))
     }
-    /// The latest changes, newest first (at most 100).
+    /// Hard ancestors, the root first.
+    async fn ancestors(&self, ctx: &Context<'_>) -> ApiResult<Vec<ConfigItem>> {
+        let ids: Vec<Uuid> = self
+            .0
+            .path
+            .split('.')
+            .filter_map(|s| Uuid::parse_str(s).ok())
+            .collect();
+        let mut found = loader(ctx)?
+            .load_many(ids.iter().copied().map(ItemKey))
+            .await
+            .map_err(gql)?;
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| found.remove(&ItemKey(id)).map(ConfigItem))
+            .collect())
+    }
+    /// Hard children, by name.
+    async fn children(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<ConfigItemConnection> {
+        let request = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        }
+        .request()?;
+        let filter = ItemFilter {
+            parent_id: Some(self.0.id),
+            ..ItemFilter::default()
+        };
+        let page = store(ctx)?
+            .list_items(&filter, &[], &request)
+            .await
+            .map_err(gql)?;
+        Ok(connection(page, ConfigItem, ItemListFields { filter }))
+    }
+    /// Items reached by a relationship walk from this one (itself excluded),
+    /// nearest first.
+    async fn related_items(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default)] direction: Direction,
+        #[graphql(default)] relation: RelationKind,
+        #[graphql(default = 1)] depth: i32,
+    ) -> ApiResult<Vec<RelatedItem>> {
+        if !(1..=10).contains(&depth) {
+            return Err(gql(ApiError::BadUserInput(format!(
+                "depth must be between 1 and 10, got {depth}"
+            ))));
+        }
+        let mut walk = TraversalQuery::new(vec![self.0.id]);
+        walk.direction = direction.into();
+        walk.relation = relation.into();
+        walk.depth = depth as u32;
+        let reached = store(ctx)?.traverse(&walk).await.map_err(gql)?;
+        let mut found = loader(ctx)?
+            .load_many(reached.nodes.iter().map(|n| ItemKey(n.id)))
+            .await
+            .map_err(gql)?;
+        Ok(reached
+            .nodes
+            .into_iter()
+            .filter_map(|n| {
+                found.remove(&ItemKey(n.id)).map(|m| RelatedItem {
+                    item: ConfigItem(m),
+                    depth: n.depth as i32,
+                    direction: match n.direction {
+                        stratum_domain::store::Direction::Incoming => Direction::Incoming,
+                        _ => Direction::Outgoing,
+                    },
+                })
+            })
+            .collect())
+    }
+    /// Changes of this item, newest first. The plain `first: n` form of a
+    /// list page is batched across the page's items.
     async fn changes(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 20)] first: i32,
-    ) -> ApiResult<Vec<ConfigChange>> {
-        if !(1..=100).contains(&first) {
-            return Err(gql(ApiError::BadUserInput(
-                "first must be between 1 and 100".into(),
-            )));
+        filter: Option<ChangeFilterInput>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<ConfigChangeConnection> {
+        let request = PageArgs {
+            first,
+            after,
+            last,
+            before,
         }
-        Ok(store(ctx)?
-            .item_changes(self.0.id, first as u64)
+        .request()?;
+        let mut domain_filter = change_filter(ctx, filter).await?;
+        let plain = domain_filter.is_unrestricted()
+            && request.after.is_none()
+            && request.before.is_none()
+            && request.last.is_none();
+        domain_filter.config_ids = vec![self.0.id];
+        if plain {
+            let n = request
+                .first
+                .unwrap_or(stratum_domain::store::page::DEFAULT_PAGE);
+            let rows = loader(ctx)?
+                .load_one(LatestChangesKey {
+                    config_id: self.0.id,
+                    limit: n + 1,
+                })
+                .await
+                .map_err(gql)?
+                .unwrap_or_default();
+            return Ok(connection(
+                latest_page(rows, n),
+                ConfigChange,
+                ChangeListFields {
+                    filter: domain_filter,
+                },
+            ));
+        }
+        let page = store(ctx)?
+            .list_changes(&domain_filter, &request)
+            .await
+            .map_err(gql)?;
+        Ok(connection(
+            page,
+            ConfigChange,
+            ChangeListFields {
+                filter: domain_filter,
+            },
+        ))
+    }
+    /// Open insights, by severity.
+    async fn insight_counts(&self, ctx: &Context<'_>) -> ApiResult<InsightCounts> {
+        let c = loader(ctx)?
+            .load_one(InsightCountKey(self.0.id))
             .await
             .map_err(gql)?
-            .into_iter()
-            .map(ConfigChange)
-            .collect())
+            .unwrap_or_default();
+        Ok(InsightCounts {
+            total: c.total(),
+            critical: c.critical,
+            high: c.high,
+            medium: c.medium,
+            low: c.low,
+            info: c.info,
+        })
+    }
+    /// Cost in the item's currency; null when it has none (or several).
+    async fn cost(&self) -> Option<Cost> {
+        let currency = self.0.currency.clone()?;
+        Some(Cost {
+            currency,
+            per_minute: self.0.cost_per_minute.map(money),
+            total_1d: self.0.cost_total_1d.map(money),
+            total_7d: self.0.cost_total_7d.map(money),
+            total_30d: self.0.cost_total_30d.map(money),
+        })
+    }
+    /// The scraper that owns it.
+    async fn scraper(&self, ctx: &Context<'_>) -> ApiResult<Option<Scraper>> {
+        Ok(loader(ctx)?
+            .load_one(ScraperKey(self.0.scraper_id))
+            .await
+            .map_err(gql)?
+            .map(Scraper))
     }
     /// First stored.
     async fn created_at(&self) -> DateTime<Utc> {
@@ -207,6 +451,17 @@ impl ConfigItem {
     }
 }
 
+/// An item reached by a relationship walk.
+#[derive(SimpleObject)]
+pub struct RelatedItem {
+    /// The item.
+    item: ConfigItem,
+    /// Hops from the root (the shortest walk).
+    depth: i32,
+    /// The walk that reached it: `INCOMING` (upstream) or `OUTGOING`.
+    direction: Direction,
+}
+
 /// A change of an item.
 pub struct ConfigChange(pub config_change::Model);
 
@@ -215,6 +470,14 @@ impl ConfigChange {
     /// Global id.
     async fn id(&self) -> ID {
         global_id("ConfigChange", self.0.id)
+    }
+    /// The item changed.
+    async fn config(&self, ctx: &Context<'_>) -> ApiResult<Option<ConfigItem>> {
+        Ok(loader(ctx)?
+            .load_one(ItemKey(self.0.config_id))
+            .await
+            .map_err(gql)?
+            .map(ConfigItem))
     }
     /// e.g. `diff`, `Unhealthy`.
     async fn change_type(&self) -> &str {
@@ -256,6 +519,112 @@ impl ConfigChange {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// Who or what recorded it.
+    async fn created_by(&self) -> Option<&str> {
+        self.0.created_by.as_deref()
+    }
+}
+
+/// A scraper (a ScrapeConfig).
+pub struct Scraper(pub scraper::Model);
+
+#[Object]
+impl Scraper {
+    /// Global id.
+    async fn id(&self) -> ID {
+        global_id("Scraper", self.0.id)
+    }
+    /// The raw UUID.
+    async fn uuid(&self) -> String {
+        self.0.id.to_string()
+    }
+    /// Name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Namespace.
+    async fn namespace(&self) -> &str {
+        &self.0.namespace
+    }
+    /// `file`, `crd` or `api`.
+    async fn source(&self) -> &str {
+        &self.0.source
+    }
+    /// The spec as written, secrets elided.
+    async fn spec(&self) -> Json<serde_json::Value> {
+        Json(self.0.spec.clone())
+    }
+    /// The latest runs, newest first (at most 100 are kept).
+    async fn runs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 10)] first: i32,
+    ) -> ApiResult<Vec<ScrapeRun>> {
+        if !(1..=100).contains(&first) {
+            return Err(gql(ApiError::BadUserInput(format!(
+                "first must be between 1 and 100, got {first}"
+            ))));
+        }
+        Ok(store(ctx)?
+            .list_runs(self.0.id, first as u64)
+            .await
+            .map_err(gql)?
+            .into_iter()
+            .map(ScrapeRun)
+            .collect())
+    }
+}
+
+/// One run of a scraper.
+pub struct ScrapeRun(pub scrape_run::Model);
+
+#[Object]
+impl ScrapeRun {
+    /// Global id.
+    async fn id(&self) -> ID {
+        global_id("ScrapeRun", self.0.id)
+    }
+    /// `full`, `incremental` or `push`.
+    async fn mode(&self) -> &str {
+        &self.0.mode
+    }
+    /// `running`, `succeeded`, `partial`, `failed` or `panicked`.
+    async fn status(&self) -> &str {
+        &self.0.status
+    }
+    /// Start.
+    async fn started_at(&self) -> DateTime<Utc> {
+        self.0.started_at
+    }
+    /// End.
+    async fn finished_at(&self) -> Option<DateTime<Utc>> {
+        self.0.finished_at
+    }
+    /// Items scraped, created, updated, unchanged and deleted, changes
+    /// recorded and edges left unresolved.
+    async fn counts(&self) -> Json<serde_json::Value> {
+        Json(serde_json::json!({
+            "scraped": self.0.items_scraped,
+            "created": self.0.items_created,
+            "updated": self.0.items_updated,
+            "unchanged": self.0.items_unchanged,
+            "deleted": self.0.items_deleted,
+            "changes": self.0.changes_created,
+            "edgesUnresolved": self.0.edges_unresolved,
+        }))
+    }
+    /// The safety valve blocked deletions.
+    async fn deletions_blocked(&self) -> bool {
+        self.0.deletions_blocked
+    }
+    /// Errors (the first 100).
+    async fn errors(&self) -> Vec<String> {
+        serde_json::from_value(self.0.errors.clone()).unwrap_or_default()
+    }
+    /// Warnings.
+    async fn warnings(&self) -> Vec<String> {
+        serde_json::from_value(self.0.warnings.clone()).unwrap_or_default()
+    }
 }
 
 /// Fields of a list of items beside its edges.
@@ -274,6 +643,59 @@ impl ItemListFields {
 /// A page of config items.
 pub type ConfigItemConnection = Connection<String, ConfigItem, ItemListFields>;
 
+/// Fields of a list of changes beside its edges.
+pub struct ChangeListFields {
+    filter: ChangeFilter,
+}
+
+#[Object]
+impl ChangeListFields {
+    /// Changes matching the filter, over all pages (computed only when selected).
+    async fn total_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
+        Ok(store(ctx)?
+            .count_matching_changes(&self.filter)
+            .await
+            .map_err(gql)? as i64)
+    }
+}
+
+/// A page of changes.
+pub type ConfigChangeConnection = Connection<String, ConfigChange, ChangeListFields>;
+
+async fn load_node(ctx: &Context<'_>, id: &str) -> ApiResult<Option<Node>> {
+    let (kind, uuid) = decode_global_id(id)
+        .ok_or_else(|| gql(ApiError::BadUserInput(format!("'{id}' is not a global id"))))?;
+    let loader = loader(ctx)?;
+    let node = match kind.as_str() {
+        "ConfigItem" => loader
+            .load_one(ItemKey(uuid))
+            .await
+            .map_err(gql)?
+            .map(|m| Node::ConfigItem(ConfigItem(m))),
+        "ConfigChange" => loader
+            .load_one(ChangeKey(uuid))
+            .await
+            .map_err(gql)?
+            .map(|m| Node::ConfigChange(ConfigChange(m))),
+        "Scraper" => loader
+            .load_one(ScraperKey(uuid))
+            .await
+            .map_err(gql)?
+            .map(|m| Node::Scraper(Scraper(m))),
+        "ScrapeRun" => loader
+            .load_one(RunKey(uuid))
+            .await
+            .map_err(gql)?
+            .map(|m| Node::ScrapeRun(ScrapeRun(m))),
+        other => {
+            return Err(gql(ApiError::BadUserInput(format!(
+                "'{id}' names an unknown type '{other}'"
+            ))));
+        }
+    };
+    Ok(node)
+}
+
 /// The query root.
 pub struct QueryRoot;
 
@@ -283,6 +705,27 @@ pub struct QueryRoot;
 )]
 #[Object]
 impl QueryRoot {
+    /// Any object by global id; null (with a `NOT_FOUND` error) when it does
+    /// not exist.
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Node>> {
+        match load_node(ctx, &id).await? {
+            Some(node) => Ok(Some(node)),
+            None => Err(gql(ApiError::NotFound(format!("node {}", id.as_str())))),
+        }
+    }
+
+    /// Objects by global id, in order; null for each that does not exist.
+    async fn nodes(&self, ctx: &Context<'_>, ids: Vec<ID>) -> ApiResult<Vec<Option<Node>>> {
+        if ids.len() > 100 {
+            return Err(gql(ApiError::BadUserInput(format!(
+                "at most 100 ids, got {}",
+                ids.len()
+            ))));
+        }
+        let lookups = ids.iter().map(|id| load_node(ctx, id));
+        futures_util::future::try_join_all(lookups).await
+    }
+
     /// One item by global `id` or raw `uuid`; null when it does not exist.
     async fn config_item(
         &self,
@@ -292,16 +735,14 @@ impl QueryRoot {
     ) -> ApiResult<Option<ConfigItem>> {
         let raw = match (id, uuid) {
             (Some(id), None) => parse_global_id("ConfigItem", &id).map_err(gql)?,
-            (None, Some(u)) => Uuid::parse_str(&u)
-                .map_err(|_| gql(ApiError::BadUserInput("uuid is not a UUID".into())))?,
+            (None, Some(u)) => item_uuid(&u)?,
             _ => {
                 return Err(gql(ApiError::BadUserInput(
                     "give exactly one of id or uuid".into(),
                 )));
             }
         };
-        let item = store(ctx)?.get_item(raw).await.map_err(gql)?;
-        match item {
+        match loader(ctx)?.load_one(ItemKey(raw)).await.map_err(gql)? {
             Some(m) => Ok(Some(ConfigItem(m))),
             None => Err(gql(ApiError::NotFound("config item".into()))),
         }
@@ -340,5 +781,66 @@ impl QueryRoot {
             .await
             .map_err(gql)?;
         Ok(connection(page, ConfigItem, ItemListFields { filter }))
+    }
+
+    /// Changes across the catalog, newest first: of some items and, with
+    /// `recursive`, of what a walk from them reaches.
+    async fn config_changes(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ChangeFilterInput>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<ConfigChangeConnection> {
+        let request = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        }
+        .request()?;
+        let filter = change_filter(ctx, filter).await?;
+        let page = store(ctx)?
+            .list_changes(&filter, &request)
+            .await
+            .map_err(gql)?;
+        Ok(connection(page, ConfigChange, ChangeListFields { filter }))
+    }
+
+    /// Scrapers, by namespace and name.
+    async fn scrapers(&self, ctx: &Context<'_>) -> ApiResult<Vec<Scraper>> {
+        Ok(store(ctx)?
+            .list_scrapers()
+            .await
+            .map_err(gql)?
+            .into_iter()
+            .map(Scraper)
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_is_a_decimal_string() {
+        assert_eq!(money(12_345_678), "12.345678");
+        assert_eq!(money(5_000_000), "5");
+        assert_eq!(money(1_500_000), "1.5");
+        assert_eq!(money(-250_000), "-0.25");
+        assert_eq!(money(0), "0");
+    }
+
+    #[test]
+    fn global_ids_round_trip_and_name_their_type() {
+        let id = Uuid::new_v4();
+        let g = global_id("ConfigItem", id);
+        assert_eq!(parse_global_id("ConfigItem", &g).ok(), Some(id));
+        let err = parse_global_id("Scraper", &g).expect_err("wrong type");
+        assert!(err.to_string().contains("is a ConfigItem id"), "{err}");
+        assert!(parse_global_id("ConfigItem", "garbage").is_err());
     }
 }

@@ -28,6 +28,8 @@ pub struct ItemFilter {
     pub ids: Vec<Uuid>,
     /// Only items of this scraper.
     pub scraper_id: Option<Uuid>,
+    /// Only children of this item.
+    pub parent_id: Option<Uuid>,
     /// Include soft-deleted items.
     pub include_deleted: bool,
     /// A parsed search-language query, ANDed with the fields above. A query
@@ -111,7 +113,7 @@ fn item_keyset(order: &[ItemOrder]) -> (Keyset, Vec<ItemSort>) {
         })
         .collect();
     (
-        Keyset::new(keys, "id"),
+        Keyset::new(keys, "id", false),
         sorts.into_iter().map(|o| o.sort).collect(),
     )
 }
@@ -159,6 +161,9 @@ fn condition(filter: &ItemFilter) -> Condition {
     }
     if let Some(s) = filter.scraper_id {
         cond = cond.add(C::ScraperId.eq(s));
+    }
+    if let Some(p) = filter.parent_id {
+        cond = cond.add(C::ParentId.eq(p));
     }
     cond
 }

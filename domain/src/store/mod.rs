@@ -16,6 +16,8 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use crate::error::{DomainError, Result};
 
+pub mod batch;
+pub mod changes;
 pub mod graph;
 pub mod ingest;
 pub mod items;
@@ -23,6 +25,8 @@ pub mod page;
 pub mod scrapers;
 pub mod search;
 
+pub use batch::InsightCounts;
+pub use changes::{ChangeFilter, latest_page};
 pub use graph::{Direction, GraphNode, RelationKind, TraversalQuery, TraversalResult};
 pub use ingest::{BatchStats, IngestSession, PreparedBatch, RunCompletion, RunOutcome};
 pub use items::{ChangeRow, ItemFilter, ItemOrder, ItemSort};
@@ -90,6 +94,14 @@ impl Store {
             db,
             writer: Arc::new(Mutex::new(())),
         })
+    }
+
+    /// Calls `observer` with the SQL text of every statement this handle
+    /// (and its clones made afterwards) runs: for metrics, and for tests
+    /// that count statements.
+    pub fn observe_statements(&mut self, observer: impl Fn(&str) + Send + Sync + 'static) {
+        self.db
+            .set_metric_callback(move |info| observer(&info.statement.sql));
     }
 
     /// Applies every pending migration.

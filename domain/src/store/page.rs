@@ -158,11 +158,12 @@ fn bad_cursor() -> DomainError {
 }
 
 impl Keyset {
-    /// An ordering over `keys`, then `id_sql` ascending.
-    pub(crate) fn new(mut keys: Vec<SortKey>, id_sql: &str) -> Keyset {
+    /// An ordering over `keys`, then `id_sql` (descending when
+    /// `id_descending`) as the tie-break.
+    pub(crate) fn new(mut keys: Vec<SortKey>, id_sql: &str, id_descending: bool) -> Keyset {
         keys.push(SortKey {
             sql: id_sql.to_string(),
-            descending: false,
+            descending: id_descending,
             kind: KeyKind::Uuid,
         });
         let tag = keys
@@ -335,6 +336,7 @@ mod tests {
                 kind: KeyKind::Text,
             }],
             "id",
+            false,
         );
         let by_type = Keyset::new(
             vec![SortKey {
@@ -343,6 +345,7 @@ mod tests {
                 kind: KeyKind::Text,
             }],
             "id",
+            false,
         );
         let cursor = by_name.cursor(&[
             KeyValue::Text(Some("a".into())),
