@@ -1,10 +1,17 @@
-//! The HTTP router: GraphQL over HTTP at `/graphql` (POST JSON, GET for
-//! queries, GraphiQL for browsers), the SDL at `/schema.graphql`, and the
-//! `/healthz` and `/readyz` probes.
+//! The HTTP router: GraphQL over HTTP at `/graphql` following the
+//! GraphQL-over-HTTP specification (POST JSON, GET for queries only,
+//! `Accept` negotiation between `application/graphql-response+json` and
+//! `application/json` with its status codes, batches, a body limit and a
+//! per-request timeout), GraphiQL for browsers, the SDL at
+//! `/schema.graphql`, and the `/healthz` and `/readyz` probes.
+//!
+//! Requiring `Content-Type: application/json` on POST is the CSRF guard: a
+//! "simple" cross-site request (form or `text/plain`) never executes.
 
 use async_graphql::http::GraphiQLSource;
+use async_graphql::{BatchRequest, ServerError};
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -12,10 +19,11 @@ use axum::routing::get;
 use serde::Deserialize;
 use stratum_domain::Store;
 
-use crate::graphql::{StratumSchema, sdl};
+use crate::graphql::guard::{code_of, codes, with_code};
+use crate::graphql::{Limits, StratumSchema, sdl};
 
-/// Largest request body accepted.
-pub const MAX_BODY: usize = 1024 * 1024;
+/// The GraphQL-over-HTTP media type.
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
 /// Shared state of the router.
 #[derive(Clone)]
@@ -24,6 +32,8 @@ pub struct AppState {
     pub schema: StratumSchema,
     /// The catalog store.
     pub store: Store,
+    /// Request limits (the schema enforces the rest of them).
+    pub limits: Limits,
 }
 
 /// Builds the router.
@@ -33,54 +43,268 @@ pub fn router(state: AppState) -> Router {
         .route("/schema.graphql", get(schema_sdl))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
 
-fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
+/// Which media type a response is sent as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MediaType {
+    GraphqlResponseJson,
+    Json,
+}
+
+impl MediaType {
+    fn header(self) -> HeaderValue {
+        match self {
+            MediaType::GraphqlResponseJson => {
+                HeaderValue::from_static("application/graphql-response+json; charset=utf-8")
+            }
+            MediaType::Json => HeaderValue::from_static("application/json; charset=utf-8"),
+        }
+    }
+}
+
+/// Picks the response type from `Accept`: `application/graphql-response+json`
+/// when listed, else `application/json` for `application/json`, `*/*`,
+/// `application/*` or no header; `None` (406) for anything else.
+fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Some(MediaType::Json);
+    };
+    let mut json = false;
+    for part in accept.split(',') {
+        let mut params = part.split(';');
+        let media = params
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        let refused = params.any(|p| {
+            let p = p.trim().replace(' ', "");
+            p == "q=0" || p == "q=0.0" || p == "q=0.00" || p == "q=0.000"
+        });
+        if refused {
+            continue;
+        }
+        match media.as_str() {
+            GRAPHQL_RESPONSE_JSON => return Some(MediaType::GraphqlResponseJson),
+            "application/json" | "*/*" | "application/*" => json = true,
+            _ => {}
+        }
+    }
+    json.then_some(MediaType::Json)
+}
+
+/// The request id: a sane `x-request-id` from the client, or a new one.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+fn respond(
+    status: StatusCode,
+    media: MediaType,
+    id: &str,
+    body: &impl serde::Serialize,
+) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        bytes,
+    let mut response = (status, [(header::CONTENT_TYPE, media.header())], bytes).into_response();
+    if let Ok(value) = HeaderValue::from_str(id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+/// A response for a request that never reached GraphQL.
+fn request_error(
+    status: StatusCode,
+    media: MediaType,
+    id: &str,
+    code: &str,
+    message: &str,
+) -> Response {
+    let body = serde_json::json!({"errors": [{"message": message, "extensions": {"code": code, "requestId": id}}]});
+    respond(status, media, id, &body)
+}
+
+/// Codes of errors that mean the request was rejected before execution.
+fn is_request_error(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some(codes::PARSE_FAILED | codes::VALIDATION_FAILED | codes::TOO_COMPLEX)
     )
-        .into_response()
 }
 
-fn error_body(code: &str, message: &str) -> serde_json::Value {
-    serde_json::json!({"errors": [{"message": message, "extensions": {"code": code}}]})
+async fn execute_one(
+    state: &AppState,
+    id: &str,
+    request: async_graphql::Request,
+) -> async_graphql::Response {
+    let mut response =
+        match tokio::time::timeout(state.limits.timeout, state.schema.execute(request)).await {
+            Ok(response) => response,
+            Err(_) => async_graphql::Response::from_errors(vec![with_code(
+                ServerError::new(
+                    format!(
+                        "the request ran longer than {} s",
+                        state.limits.timeout.as_secs()
+                    ),
+                    None,
+                ),
+                codes::TIMEOUT,
+            )]),
+        };
+    for error in &mut response.errors {
+        error
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("requestId", id);
+    }
+    response
 }
 
-async fn execute(state: &AppState, request: async_graphql::Request) -> Response {
-    let response = state.schema.execute(request).await;
-    json_response(StatusCode::OK, &response)
+/// The status of a single response: with `graphql-response+json`, a
+/// request rejected before execution is a 400 without `data`; everything
+/// else (and every `application/json` response) is a 200.
+fn status_of(media: MediaType, response: &async_graphql::Response) -> StatusCode {
+    let rejected = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response
+            .errors
+            .iter()
+            .all(|e| is_request_error(code_of(e).as_deref()));
+    if media == MediaType::GraphqlResponseJson && rejected {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    }
 }
 
-async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+/// Serializes a response, leaving `data` out when the request never ran.
+fn body_of(media: MediaType, response: &async_graphql::Response) -> serde_json::Value {
+    let mut body = serde_json::to_value(response).unwrap_or_default();
+    if media == MediaType::GraphqlResponseJson
+        && status_of(media, response) == StatusCode::BAD_REQUEST
+        && let Some(map) = body.as_object_mut()
+    {
+        map.remove("data");
+    }
+    body
+}
+
+async fn execute(state: &AppState, media: MediaType, id: &str, batch: BatchRequest) -> Response {
+    match batch {
+        BatchRequest::Single(request) => {
+            let response = execute_one(state, id, request).await;
+            respond(
+                status_of(media, &response),
+                media,
+                id,
+                &body_of(media, &response),
+            )
+        }
+        BatchRequest::Batch(requests) => {
+            let mut bodies = Vec::with_capacity(requests.len());
+            for request in requests {
+                let response = execute_one(state, id, request).await;
+                bodies.push(body_of(media, &response));
+            }
+            respond(StatusCode::OK, media, id, &bodies)
+        }
+    }
+}
+
+async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let id = request_id(&headers);
+    let Some(media) = negotiate(&headers) else {
+        return request_error(
+            StatusCode::NOT_ACCEPTABLE,
+            MediaType::Json,
+            &id,
+            "NOT_ACCEPTABLE",
+            "Accept must allow application/graphql-response+json or application/json",
+        );
+    };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    // Only JSON bodies: a "simple" cross-site form post can never run a mutation.
-    if !content_type.starts_with("application/json") {
-        return json_response(
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    // Only JSON bodies: a "simple" cross-site request can never run an operation.
+    if content_type.split(';').next().map(str::trim) != Some("application/json") {
+        return request_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            &error_body(
-                "BAD_REQUEST",
-                "POST /graphql requires Content-Type: application/json",
-            ),
+            media,
+            &id,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "POST /graphql requires Content-Type: application/json",
         );
     }
-    match serde_json::from_slice::<async_graphql::Request>(&body) {
-        Ok(request) => execute(&state, request).await,
-        Err(e) => json_response(
-            StatusCode::BAD_REQUEST,
-            &error_body("BAD_REQUEST", &format!("invalid GraphQL request body: {e}")),
-        ),
+    let bytes = match axum::body::to_bytes(body, state.limits.body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return request_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                media,
+                &id,
+                codes::TOO_COMPLEX,
+                &format!(
+                    "the request body is larger than the limit of {} bytes",
+                    state.limits.body_bytes
+                ),
+            );
+        }
+    };
+    let batch = match serde_json::from_slice::<BatchRequest>(&bytes) {
+        Ok(batch) => batch,
+        Err(e) => {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                media,
+                &id,
+                codes::PARSE_FAILED,
+                &format!(
+                    "the body is not a GraphQL request: {e} (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ),
+            );
+        }
+    };
+    if let BatchRequest::Batch(requests) = &batch {
+        if requests.is_empty() {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                media,
+                &id,
+                codes::PARSE_FAILED,
+                "an empty batch",
+            );
+        }
+        if requests.len() > state.limits.batch {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                media,
+                &id,
+                codes::TOO_COMPLEX,
+                &format!(
+                    "the batch has {} operations; the limit is {}",
+                    requests.len(),
+                    state.limits.batch
+                ),
+            );
+        }
     }
+    execute(&state, media, &id, batch).await
 }
 
 #[derive(Deserialize)]
@@ -89,6 +313,7 @@ struct GetParams {
     #[serde(rename = "operationName")]
     operation_name: Option<String>,
     variables: Option<String>,
+    extensions: Option<String>,
 }
 
 async fn graphql_get(
@@ -96,33 +321,62 @@ async fn graphql_get(
     headers: HeaderMap,
     Query(params): Query<GetParams>,
 ) -> Response {
-    let Some(query) = params.query else {
-        let wants_html = headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("text/html"));
-        if wants_html {
-            return Html(GraphiQLSource::build().endpoint("/graphql").finish()).into_response();
-        }
-        return json_response(
-            StatusCode::BAD_REQUEST,
-            &error_body("BAD_REQUEST", "missing query parameter"),
+    let id = request_id(&headers);
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if params.query.is_none() && params.extensions.is_none() && wants_html {
+        return Html(GraphiQLSource::build().endpoint("/graphql").finish()).into_response();
+    }
+    let Some(media) = negotiate(&headers) else {
+        return request_error(
+            StatusCode::NOT_ACCEPTABLE,
+            MediaType::Json,
+            &id,
+            "NOT_ACCEPTABLE",
+            "Accept must allow application/graphql-response+json or application/json",
         );
     };
-    let mut request = async_graphql::Request::new(query);
+    let mut request = async_graphql::Request::new(params.query.clone().unwrap_or_default());
     if let Some(name) = params.operation_name {
         request = request.operation_name(name);
     }
-    if let Some(vars) = params.variables {
-        match serde_json::from_str::<async_graphql::Variables>(&vars) {
-            Ok(v) => request = request.variables(v),
-            Err(_) => {
-                return json_response(
-                    StatusCode::BAD_REQUEST,
-                    &error_body("BAD_REQUEST", "variables must be a JSON object"),
-                );
+    for (what, raw) in [
+        ("variables", &params.variables),
+        ("extensions", &params.extensions),
+    ] {
+        let Some(raw) = raw else { continue };
+        let parsed = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(raw);
+        let Ok(map) = parsed else {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                media,
+                &id,
+                codes::PARSE_FAILED,
+                &format!("{what} must be a JSON object"),
+            );
+        };
+        if what == "variables" {
+            request = request.variables(async_graphql::Variables::from_json(
+                serde_json::Value::Object(map),
+            ));
+        } else {
+            for (k, v) in map {
+                if let Ok(v) = async_graphql::Value::from_json(v) {
+                    request.extensions.insert(k, v);
+                }
             }
         }
+    }
+    if params.query.is_none() && params.extensions.is_none() {
+        return request_error(
+            StatusCode::BAD_REQUEST,
+            media,
+            &id,
+            codes::PARSE_FAILED,
+            "missing query parameter",
+        );
     }
     // GET is for queries only.
     if let Ok(doc) = async_graphql::parser::parse_query(&request.query) {
@@ -135,9 +389,12 @@ async fn graphql_get(
             selected && op.node.ty != async_graphql::parser::types::OperationType::Query
         });
         if is_mutation {
-            let mut response = json_response(
+            let mut response = request_error(
                 StatusCode::METHOD_NOT_ALLOWED,
-                &error_body("BAD_REQUEST", "only queries may be sent with GET; use POST"),
+                media,
+                &id,
+                "METHOD_NOT_ALLOWED",
+                "only queries may be sent with GET; use POST",
             );
             response
                 .headers_mut()
@@ -145,7 +402,7 @@ async fn graphql_get(
             return response;
         }
     }
-    execute(&state, request).await
+    execute(&state, media, &id, BatchRequest::Single(request)).await
 }
 
 async fn schema_sdl() -> impl IntoResponse {
@@ -166,5 +423,33 @@ async fn readyz(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    json_response(status, &body)
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(value: &str) -> Option<MediaType> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_str(value).expect("header"),
+        );
+        negotiate(&headers)
+    }
+
+    #[test]
+    fn accept_negotiation() {
+        assert_eq!(negotiate(&HeaderMap::new()), Some(MediaType::Json));
+        assert_eq!(
+            accept("application/graphql-response+json, application/json;q=0.9"),
+            Some(MediaType::GraphqlResponseJson)
+        );
+        assert_eq!(accept("application/json"), Some(MediaType::Json));
+        assert_eq!(accept("*/*"), Some(MediaType::Json));
+        assert_eq!(accept("text/html"), None);
+        assert_eq!(accept("application/json;q=0"), None);
+    }
 }

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cli::{ServeArgs, load_configs, open_store};
-use crate::graphql::build_schema;
+use crate::graphql::{SchemaOptions, build_schema_with};
 use crate::http::{AppState, router};
 
 /// Runs the server.
@@ -46,9 +46,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         !args.demo,
     );
 
+    let options = SchemaOptions::default();
     let state = AppState {
-        schema: build_schema(Some(store.clone())),
+        schema: build_schema_with(Some(store.clone()), options),
         store,
+        limits: options.limits,
     };
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -1,26 +1,63 @@
 //! The GraphQL schema of SPEC §11 over the catalog store: the Relay `Node`
 //! interface, items with their edges, catalog-wide change search, scrapers,
-//! and the batching loaders behind them.
+//! and the batching loaders behind them; limits and error codes are
+//! enforced by [`guard`].
 
 use async_graphql::dataloader::DataLoader;
+use async_graphql::extensions::apollo_persisted_queries::{
+    ApolloPersistedQueries, LruCacheStorage,
+};
 use async_graphql::{EmptyMutation, EmptySubscription, SDLExportOptions, Schema};
 use stratum_domain::Store;
 
 mod connection;
 mod filters;
+pub mod guard;
 mod loaders;
 mod types;
 
+pub use guard::Limits;
 pub use types::{ConfigItem, QueryRoot, global_id};
+
+/// Entries of the automatic-persisted-query cache (per replica).
+pub const APQ_ENTRIES: usize = 10_000;
+
+/// Switches of the schema beyond its limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaOptions {
+    /// Request limits.
+    pub limits: Limits,
+    /// Serve introspection (and field suggestions in errors).
+    pub introspection: bool,
+}
+
+impl Default for SchemaOptions {
+    fn default() -> Self {
+        SchemaOptions {
+            limits: Limits::default(),
+            introspection: true,
+        }
+    }
+}
 
 /// The executable schema.
 pub type StratumSchema = Schema<QueryRoot, EmptyMutation, EmptySubscription>;
 
-/// Builds the schema with the store as context data.
+/// Builds the schema with the default options.
 pub fn build_schema(store: Option<Store>) -> StratumSchema {
+    build_schema_with(store, SchemaOptions::default())
+}
+
+/// Builds the schema with the store as context data.
+pub fn build_schema_with(store: Option<Store>, options: SchemaOptions) -> StratumSchema {
     let mut builder = Schema::build(QueryRoot, EmptyMutation, EmptySubscription)
-        .limit_depth(10)
-        .limit_complexity(5000);
+        .extension(guard::RequestGuard::new(options.limits))
+        .extension(ApolloPersistedQueries::new(LruCacheStorage::new(
+            APQ_ENTRIES,
+        )));
+    if !options.introspection {
+        builder = builder.disable_introspection().disable_suggestions();
+    }
     if let Some(store) = store {
         // Shared across requests: it caches nothing, it only batches.
         let loader = DataLoader::new(loaders::CatalogLoader::new(store.clone()), tokio::spawn);

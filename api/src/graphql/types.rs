@@ -99,6 +99,16 @@ fn loader<'a>(ctx: &Context<'a>) -> ApiResult<&'a DataLoader<CatalogLoader>> {
         .map_err(|_| gql(ApiError::Internal))
 }
 
+/// The complexity of a connection field: its page size times its
+/// children's (SPEC §12: a connection costs `first × child`).
+fn page_cost(first: Option<i32>, last: Option<i32>, child: usize) -> usize {
+    let size = first
+        .or(last)
+        .unwrap_or(stratum_domain::store::page::DEFAULT_PAGE as i32)
+        .clamp(1, stratum_domain::store::MAX_PAGE as i32) as usize;
+    size.saturating_mul(child.max(1))
+}
+
 /// Money stored as micro-units, shown as a decimal string (`"12.345678"`).
 fn money(micros: i64) -> String {
     let sign = if micros < 0 { "-" } else { "" };
@@ -279,6 +289,7 @@ impl ConfigItem {
             .collect())
     }
     /// Hard children, by name.
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn children(
         &self,
         ctx: &Context<'_>,
@@ -344,6 +355,7 @@ impl ConfigItem {
     }
     /// Changes of this item, newest first. The plain `first: n` form of a
     /// list page is batched across the page's items.
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn changes(
         &self,
         ctx: &Context<'_>,
@@ -752,6 +764,7 @@ impl QueryRoot {
     /// always ending on id). `search` is the search language
     /// (`type=Kubernetes::Pod health=unhealthy,warning tags.team=payments
     /// name=api-* updated>now-1d`), ANDed with `filter`.
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn config_items(
         &self,
         ctx: &Context<'_>,
@@ -785,6 +798,7 @@ impl QueryRoot {
 
     /// Changes across the catalog, newest first: of some items and, with
     /// `recursive`, of what a walk from them reaches.
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn config_changes(
         &self,
         ctx: &Context<'_>,

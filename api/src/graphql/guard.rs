@@ -1,0 +1,300 @@
+//! Request limits and error codes (SPEC §11 "Errors", §12 "Limits"): a
+//! schema extension that rejects abusive documents before execution, naming
+//! the limit and the numbers, and gives every error an `extensions.code`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextValidation,
+};
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::{Response, ServerError, ServerResult, ValidationResult, Variables};
+
+/// Limits on one GraphQL request; every one configurable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Deepest selection.
+    pub depth: usize,
+    /// Largest complexity (a connection costs `first × child`).
+    pub complexity: usize,
+    /// Most aliases in one document.
+    pub aliases: usize,
+    /// Most directives on one field.
+    pub directives_per_field: usize,
+    /// Most repeated selections of one field in a selection set, summed
+    /// over the document (`{ a a a … }`).
+    pub duplicate_fields: usize,
+    /// Most operations in one batch.
+    pub batch: usize,
+    /// Largest request body, bytes.
+    pub body_bytes: usize,
+    /// Longest a request may run.
+    pub timeout: std::time::Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            depth: 10,
+            complexity: 5_000,
+            aliases: 30,
+            directives_per_field: 5,
+            duplicate_fields: 100,
+            batch: 10,
+            body_bytes: 1024 * 1024,
+            timeout: std::time::Duration::from_secs(15),
+        }
+    }
+}
+
+/// Error codes of SPEC §11 that this module assigns.
+pub mod codes {
+    /// The document does not parse.
+    pub const PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
+    /// The document does not validate against the schema.
+    pub const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
+    /// A limit rejected the request before execution.
+    pub const TOO_COMPLEX: &str = "QUERY_TOO_COMPLEX";
+    /// An automatic persisted query hash the server does not know.
+    pub const PERSISTED_QUERY_NOT_FOUND: &str = "PERSISTED_QUERY_NOT_FOUND";
+    /// The request ran past its time limit.
+    pub const TIMEOUT: &str = "TIMEOUT";
+    /// Anything unexpected.
+    pub const INTERNAL: &str = "INTERNAL";
+}
+
+/// The code of an error, if it has one.
+pub fn code_of(error: &ServerError) -> Option<String> {
+    error
+        .extensions
+        .as_ref()
+        .and_then(|e| e.get("code"))
+        .and_then(|v| match v {
+            async_graphql::Value::String(s) => Some(s.clone()),
+            _ => None,
+        })
+}
+
+/// Sets `extensions.code` on an error.
+pub fn with_code(mut error: ServerError, code: &str) -> ServerError {
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code);
+    error
+}
+
+fn too_complex(message: String) -> ServerError {
+    with_code(ServerError::new(message, None), codes::TOO_COMPLEX)
+}
+
+#[derive(Default)]
+struct Counts {
+    aliases: usize,
+    duplicates: usize,
+    most_directives: usize,
+}
+
+fn count(set: &SelectionSet, doc: &ExecutableDocument, counts: &mut Counts, depth: usize) {
+    // Fragments are expanded where spread; cycles are bounded by `depth`
+    // (and rejected by validation afterwards).
+    if depth > 64 {
+        return;
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for selection in &set.items {
+        match &selection.node {
+            Selection::Field(field) => {
+                let f = &field.node;
+                if f.alias.is_some() {
+                    counts.aliases += 1;
+                }
+                counts.most_directives = counts.most_directives.max(f.directives.len());
+                let key = f.response_key().node.as_str();
+                let n = seen.entry(key).or_default();
+                *n += 1;
+                if *n > 1 {
+                    counts.duplicates += 1;
+                }
+                count(&f.selection_set.node, doc, counts, depth + 1);
+            }
+            Selection::FragmentSpread(spread) => {
+                if let Some(fragment) = doc.fragments.get(&spread.node.fragment_name.node) {
+                    count(&fragment.node.selection_set.node, doc, counts, depth + 1);
+                }
+            }
+            Selection::InlineFragment(inline) => {
+                count(&inline.node.selection_set.node, doc, counts, depth + 1);
+            }
+        }
+    }
+}
+
+/// Checks the limits a parsed document can be measured against before
+/// validation: aliases, repeated fields and directives per field.
+pub fn check_document(doc: &ExecutableDocument, limits: &Limits) -> Result<(), String> {
+    let mut counts = Counts::default();
+    for (_, operation) in doc.operations.iter() {
+        count(&operation.node.selection_set.node, doc, &mut counts, 0);
+    }
+    if counts.aliases > limits.aliases {
+        return Err(format!(
+            "the query uses {} aliases; the limit is {}",
+            counts.aliases, limits.aliases
+        ));
+    }
+    if counts.duplicates > limits.duplicate_fields {
+        return Err(format!(
+            "the query repeats fields {} times; the limit is {}",
+            counts.duplicates, limits.duplicate_fields
+        ));
+    }
+    if counts.most_directives > limits.directives_per_field {
+        return Err(format!(
+            "a field carries {} directives; the limit is {}",
+            counts.most_directives, limits.directives_per_field
+        ));
+    }
+    Ok(())
+}
+
+/// The schema extension enforcing [`Limits`] and assigning codes.
+pub struct RequestGuard {
+    limits: Limits,
+}
+
+impl RequestGuard {
+    /// A guard with these limits.
+    pub fn new(limits: Limits) -> Self {
+        RequestGuard { limits }
+    }
+}
+
+impl ExtensionFactory for RequestGuard {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(GuardExtension {
+            limits: self.limits,
+        })
+    }
+}
+
+struct GuardExtension {
+    limits: Limits,
+}
+
+#[async_trait::async_trait]
+impl Extension for GuardExtension {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        let request_error = response.data == async_graphql::Value::Null;
+        for error in &mut response.errors {
+            if code_of(error).is_some() {
+                continue;
+            }
+            let code = if error.message == "PersistedQueryNotFound" {
+                codes::PERSISTED_QUERY_NOT_FOUND
+            } else if request_error && error.path.is_empty() {
+                // e.g. an unknown operation name: the request never ran.
+                codes::VALIDATION_FAILED
+            } else {
+                codes::INTERNAL
+            };
+            *error = with_code(error.clone(), code);
+        }
+        response
+    }
+
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let limits = self.limits;
+        let doc = next
+            .run(ctx, query, variables)
+            .await
+            .map_err(|e| match code_of(&e) {
+                Some(_) => e,
+                // The parser's own guard against deep nesting.
+                None if e.message.contains("recursion depth") => too_complex(format!(
+                    "the query is nested more than 32 levels deep; the limit is {}",
+                    limits.depth
+                )),
+                None => with_code(e, codes::PARSE_FAILED),
+            })?;
+        check_document(&doc, &self.limits).map_err(too_complex)?;
+        Ok(doc)
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await.map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|e| with_code(e, codes::VALIDATION_FAILED))
+                .collect::<Vec<_>>()
+        })?;
+        if result.depth > self.limits.depth {
+            return Err(vec![too_complex(format!(
+                "the query is {} levels deep; the limit is {}",
+                result.depth, self.limits.depth
+            ))]);
+        }
+        if result.complexity > self.limits.complexity {
+            return Err(vec![too_complex(format!(
+                "the query's complexity is {}; the limit is {}",
+                result.complexity, self.limits.complexity
+            ))]);
+        }
+        Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(query: &str) -> Result<(), String> {
+        let doc = async_graphql::parser::parse_query(query).expect("parses");
+        check_document(&doc, &Limits::default())
+    }
+
+    #[test]
+    fn aliases_duplicates_and_directives_are_counted() {
+        let aliases: String = (0..31).map(|i| format!("a{i}: name ")).collect();
+        let err = check(&format!("{{ {aliases} }}")).expect_err("aliases");
+        assert_eq!(err, "the query uses 31 aliases; the limit is 30");
+        assert!(
+            check(&format!(
+                "{{ {} }}",
+                (0..30).map(|i| format!("a{i}: name ")).collect::<String>()
+            ))
+            .is_ok()
+        );
+        let dupes = "name ".repeat(102);
+        assert!(
+            check(&format!("{{ {dupes} }}"))
+                .expect_err("dupes")
+                .contains("101 times")
+        );
+        let directives = "@skip(if: false) ".repeat(6);
+        assert!(
+            check(&format!("{{ name {directives} }}"))
+                .expect_err("directives")
+                .contains("6 directives")
+        );
+        // Aliases hidden in fragments count too.
+        let err = check(&format!(
+            "{{ ...F }} fragment F on Query {{ {} }}",
+            (0..31).map(|i| format!("a{i}: name ")).collect::<String>()
+        ))
+        .expect_err("fragment aliases");
+        assert!(err.contains("31 aliases"));
+    }
+}
