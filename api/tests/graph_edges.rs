@@ -310,8 +310,73 @@ async fn pages_batch_edges_nodes_round_trip_and_changes_recurse(backend: Backend
     .await;
     assert_eq!(c, "BAD_USER_INPUT");
 
-    // Recursive change search.
+    // The graph around a deployment, its edges, the node cap, and the
+    // Relationship node.
     let d0 = id_of("Test::Deployment", "d0");
+    let body = run(
+        &schema,
+        &format!(
+            "{{ graph(rootIds: [\"{d0}\"], direction: OUTGOING, depth: 2) {{ truncated \
+             nodes {{ depth direction item {{ name }} }} edges {{ id relation hard from {{ name }} to {{ name }} }} }} }}"
+        ),
+    )
+    .await;
+    let graph = &body["data"]["graph"];
+    assert_eq!(graph["truncated"], false);
+    assert_eq!(graph["nodes"].as_array().map(Vec::len), Some(21));
+    assert_eq!(
+        graph["nodes"][0],
+        json!({"depth": 0, "direction": "BOTH", "item": {"name": "d0"}})
+    );
+    assert!(
+        graph["nodes"].as_array().expect("nodes")[1..]
+            .iter()
+            .all(|n| n["depth"] == 1 && n["direction"] == "OUTGOING")
+    );
+    let edges = graph["edges"].as_array().expect("edges");
+    assert_eq!(edges.len(), 20);
+    assert!(edges.iter().all(|e| e["relation"] == "DeploymentPod"
+        && e["hard"] == true
+        && e["from"]["name"] == "d0"));
+    let edge_id = edges[0]["id"].as_str().expect("edge id");
+    let body = run(
+        &schema,
+        &format!("{{ node(id: \"{edge_id}\") {{ __typename id }} }}"),
+    )
+    .await;
+    assert_eq!(body["data"]["node"]["__typename"], "Relationship");
+    let body = run(
+        &schema,
+        &format!("{{ graph(rootIds: [\"{d0}\"], nodeLimit: 5) {{ truncated nodes {{ depth }} edges {{ hard }} }} }}"),
+    )
+    .await;
+    assert_eq!(body["data"]["graph"]["truncated"], true);
+    assert_eq!(
+        body["data"]["graph"]["nodes"].as_array().map(Vec::len),
+        Some(6)
+    );
+    assert_eq!(
+        body["data"]["graph"]["edges"].as_array().map(Vec::len),
+        Some(5)
+    );
+    let body = run(
+        &schema,
+        &format!(
+            "{{ configItem(uuid: \"{}\") {{ ancestors {{ name }} relatedItems(direction: INCOMING) {{ depth direction item {{ name }} }} }} }}",
+            id_of("Test::Pod", "d2-p05")
+        ),
+    )
+    .await;
+    assert_eq!(
+        body["data"]["configItem"]["ancestors"],
+        json!([{"name": "d2"}])
+    );
+    assert_eq!(
+        body["data"]["configItem"]["relatedItems"],
+        json!([{"depth": 1, "direction": "INCOMING", "item": {"name": "d2"}}])
+    );
+
+    // Recursive change search.
     let pod = id_of("Test::Pod", "d0-p00");
     let total = |filter: String| {
         let schema = schema.clone();

@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
-use stratum_domain::entities::{config_change, config_item, scrape_run, scraper};
+use stratum_domain::entities::{
+    config_change, config_item, config_relationship, scrape_run, scraper,
+};
 use stratum_domain::store::InsightCounts;
 use stratum_domain::{DomainError, Store};
 use uuid::Uuid;
@@ -40,6 +42,9 @@ pub struct ChangeKey(pub Uuid);
 /// A scrape run by id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RunKey(pub Uuid);
+/// A relationship by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RelationshipKey(pub Uuid);
 /// The `limit` newest changes of an item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LatestChangesKey {
@@ -71,6 +76,11 @@ by_id_loader!(ItemKey, config_item::Model, get_items);
 by_id_loader!(ScraperKey, scraper::Model, get_scrapers);
 by_id_loader!(ChangeKey, config_change::Model, get_changes);
 by_id_loader!(RunKey, scrape_run::Model, get_runs);
+by_id_loader!(
+    RelationshipKey,
+    config_relationship::Model,
+    get_relationships
+);
 
 impl Loader<LatestChangesKey> for CatalogLoader {
     type Value = Vec<config_change::Model>;

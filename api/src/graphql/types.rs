@@ -7,7 +7,9 @@ use async_graphql::{Context, Enum, ID, Interface, Json, Object, SimpleObject};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use stratum_domain::entities::{config_change, config_item, scrape_run, scraper};
+use stratum_domain::entities::{
+    config_change, config_item, config_relationship, scrape_run, scraper,
+};
 use stratum_domain::store::{ChangeFilter, ItemFilter, ItemOrder, TraversalQuery, latest_page};
 use stratum_domain::{Health as DomainHealth, Store};
 use uuid::Uuid;
@@ -18,7 +20,8 @@ use super::filters::{
     item_filter, item_uuid,
 };
 use super::loaders::{
-    CatalogLoader, ChangeKey, InsightCountKey, ItemKey, LatestChangesKey, RunKey, ScraperKey,
+    CatalogLoader, ChangeKey, InsightCountKey, ItemKey, LatestChangesKey, RelationshipKey, RunKey,
+    ScraperKey,
 };
 use crate::error::{ApiError, ApiResult, gql};
 
@@ -138,6 +141,8 @@ pub enum Node {
     Scraper(Scraper),
     /// A scrape run.
     ScrapeRun(ScrapeRun),
+    /// A relationship between two items.
+    Relationship(Relationship),
 }
 
 /// An item of the catalog.
@@ -639,6 +644,71 @@ impl ScrapeRun {
     }
 }
 
+/// An edge of the graph: `from` is upstream of `to` (SPEC §4).
+pub struct Relationship(pub config_relationship::Model);
+
+#[Object]
+impl Relationship {
+    /// Global id.
+    async fn id(&self) -> ID {
+        global_id("Relationship", self.0.id)
+    }
+    /// The upstream item.
+    async fn from(&self, ctx: &Context<'_>) -> ApiResult<Option<ConfigItem>> {
+        Ok(loader(ctx)?
+            .load_one(ItemKey(self.0.from_id))
+            .await
+            .map_err(gql)?
+            .map(ConfigItem))
+    }
+    /// The downstream item.
+    async fn to(&self, ctx: &Context<'_>) -> ApiResult<Option<ConfigItem>> {
+        Ok(loader(ctx)?
+            .load_one(ItemKey(self.0.to_id))
+            .await
+            .map_err(gql)?
+            .map(ConfigItem))
+    }
+    /// The rule that made it, e.g. `ReplicaSetPod`, `NodePod`.
+    async fn relation(&self) -> &str {
+        &self.0.relation
+    }
+    /// A parent/child edge.
+    async fn hard(&self) -> bool {
+        self.0.hard
+    }
+    /// The raw UUID of the upstream item.
+    async fn from_uuid(&self) -> String {
+        self.0.from_id.to_string()
+    }
+    /// The raw UUID of the downstream item.
+    async fn to_uuid(&self) -> String {
+        self.0.to_id.to_string()
+    }
+}
+
+/// A node of a [`Graph`].
+#[derive(SimpleObject)]
+pub struct GraphNode {
+    /// The item.
+    item: ConfigItem,
+    /// Hops from the nearest root (0 for a root).
+    depth: i32,
+    /// How it was reached: `BOTH` for a root.
+    direction: Direction,
+}
+
+/// The subgraph a walk reached: its items and the edges among them.
+#[derive(SimpleObject)]
+pub struct Graph {
+    /// Roots first, then by depth.
+    nodes: Vec<GraphNode>,
+    /// Live edges between nodes of the graph.
+    edges: Vec<Relationship>,
+    /// The node limit cut the walk short.
+    truncated: bool,
+}
+
 /// Fields of a list of items beside its edges.
 pub struct ItemListFields {
     filter: ItemFilter,
@@ -699,6 +769,11 @@ async fn load_node(ctx: &Context<'_>, id: &str) -> ApiResult<Option<Node>> {
             .await
             .map_err(gql)?
             .map(|m| Node::ScrapeRun(ScrapeRun(m))),
+        "Relationship" => loader
+            .load_one(RelationshipKey(uuid))
+            .await
+            .map_err(gql)?
+            .map(|m| Node::Relationship(Relationship(m))),
         other => {
             return Err(gql(ApiError::BadUserInput(format!(
                 "'{id}' names an unknown type '{other}'"
@@ -821,6 +896,89 @@ impl QueryRoot {
             .await
             .map_err(gql)?;
         Ok(connection(page, ConfigChange, ChangeListFields { filter }))
+    }
+
+    /// The subgraph around `rootIds`: a walk (SPEC §4) plus the live edges
+    /// among everything it reached.
+    async fn graph(
+        &self,
+        ctx: &Context<'_>,
+        root_ids: Vec<ID>,
+        #[graphql(default)] direction: Direction,
+        #[graphql(default = 3)] depth: i32,
+        #[graphql(default)] relation: RelationKind,
+        #[graphql(default = 5000)] node_limit: i32,
+        #[graphql(default = false)] include_deleted: bool,
+    ) -> ApiResult<Graph> {
+        if root_ids.is_empty() || root_ids.len() > 100 {
+            return Err(gql(ApiError::BadUserInput(format!(
+                "rootIds must hold 1 to 100 ids, got {}",
+                root_ids.len()
+            ))));
+        }
+        if !(1..=10).contains(&depth) {
+            return Err(gql(ApiError::BadUserInput(format!(
+                "depth must be between 1 and 10, got {depth}"
+            ))));
+        }
+        if !(1..=stratum_domain::store::graph::MAX_NODES as i32).contains(&node_limit) {
+            return Err(gql(ApiError::BadUserInput(format!(
+                "nodeLimit must be between 1 and {}, got {node_limit}",
+                stratum_domain::store::graph::MAX_NODES
+            ))));
+        }
+        let roots = root_ids
+            .iter()
+            .map(|id| item_uuid(id))
+            .collect::<ApiResult<Vec<Uuid>>>()?;
+        let mut walk = TraversalQuery::new(roots.clone());
+        walk.direction = direction.into();
+        walk.relation = relation.into();
+        walk.depth = depth as u32;
+        walk.node_limit = node_limit as usize;
+        walk.include_deleted = include_deleted;
+        let store = store(ctx)?;
+        let reached = store.traverse(&walk).await.map_err(gql)?;
+        let mut ids: Vec<Uuid> = roots.clone();
+        ids.extend(reached.nodes.iter().map(|n| n.id));
+        let mut items = loader(ctx)?
+            .load_many(ids.iter().copied().map(ItemKey))
+            .await
+            .map_err(gql)?;
+        let edges = store
+            .edges_among(&ids, relation.into())
+            .await
+            .map_err(gql)?;
+        let mut nodes: Vec<GraphNode> = Vec::with_capacity(ids.len());
+        for root in &roots {
+            if let Some(m) = items.remove(&ItemKey(*root)) {
+                nodes.push(GraphNode {
+                    item: ConfigItem(m),
+                    depth: 0,
+                    direction: Direction::Both,
+                });
+            }
+        }
+        if nodes.is_empty() {
+            return Err(gql(ApiError::NotFound("root items".into())));
+        }
+        for n in reached.nodes {
+            if let Some(m) = items.remove(&ItemKey(n.id)) {
+                nodes.push(GraphNode {
+                    item: ConfigItem(m),
+                    depth: n.depth as i32,
+                    direction: match n.direction {
+                        stratum_domain::store::Direction::Incoming => Direction::Incoming,
+                        _ => Direction::Outgoing,
+                    },
+                });
+            }
+        }
+        Ok(Graph {
+            nodes,
+            edges: edges.into_iter().map(Relationship).collect(),
+            truncated: reached.truncated,
+        })
     }
 
     /// Scrapers, by namespace and name.

@@ -14,6 +14,7 @@ use sea_orm::{ConnectionTrait, Value};
 use uuid::Uuid;
 
 use super::{Store, marks, stmt};
+use crate::entities::config_relationship;
 use crate::error::{DomainError, Result};
 
 /// Default walk depth.
@@ -216,5 +217,59 @@ impl Store {
         let truncated = nodes.len() > query.node_limit;
         nodes.truncate(query.node_limit);
         Ok(TraversalResult { nodes, truncated })
+    }
+
+    /// Live edges whose both ends are in `ids` (the edges of a walk's
+    /// subgraph), restricted to `relation`, sorted by `(from, to, relation)`.
+    pub async fn edges_among(
+        &self,
+        ids: &[Uuid],
+        relation: RelationKind,
+    ) -> Result<Vec<config_relationship::Model>> {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        if ids.len() > MAX_NODES + 1000 {
+            return Err(DomainError::invalid(
+                "graph",
+                format!("at most {} nodes", MAX_NODES + 1000),
+            ));
+        }
+        use config_relationship::Column as C;
+        let mut select = config_relationship::Entity::find()
+            .filter(C::DeletedAt.is_null())
+            .filter(C::FromId.is_in(ids.iter().copied()))
+            .filter(C::ToId.is_in(ids.iter().copied()));
+        match relation {
+            RelationKind::Hard => select = select.filter(C::Hard.eq(true)),
+            RelationKind::Soft => select = select.filter(C::Hard.eq(false)),
+            RelationKind::Both => {}
+        }
+        Ok(select
+            .order_by_asc(C::FromId)
+            .order_by_asc(C::ToId)
+            .order_by_asc(C::Relation)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Relationships by id.
+    pub async fn get_relationships(
+        &self,
+        ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, config_relationship::Model>> {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(1000) {
+            for m in config_relationship::Entity::find()
+                .filter(config_relationship::Column::Id.is_in(chunk.iter().copied()))
+                .all(&self.db)
+                .await?
+            {
+                out.insert(m.id, m);
+            }
+        }
+        Ok(out)
     }
 }
