@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use stratum_domain::entities::{
     config_change, config_item, config_relationship, scrape_run, scraper,
 };
-use stratum_domain::store::{ChangeFilter, ItemFilter, ItemOrder, TraversalQuery, latest_page};
+use stratum_domain::store::{
+    ChangeFilter, Facet, GroupKey, HealthTally, ItemFilter, ItemOrder, TraversalQuery, latest_page,
+};
 use stratum_domain::{Health as DomainHealth, Store};
 use uuid::Uuid;
 
@@ -709,6 +711,124 @@ pub struct Graph {
     truncated: bool,
 }
 
+/// A value and how many carry it.
+#[derive(SimpleObject)]
+pub struct FacetValue {
+    /// The value.
+    value: String,
+    /// How many items (or, for change types and analyzers, rows).
+    count: i64,
+}
+
+/// Value counts over the items a filter selects, for filter pickers.
+pub struct Facets {
+    filter: ItemFilter,
+}
+
+impl Facets {
+    async fn count(&self, ctx: &Context<'_>, facet: Facet) -> ApiResult<Vec<FacetValue>> {
+        Ok(store(ctx)?
+            .facet(&self.filter, &facet)
+            .await
+            .map_err(gql)?
+            .into_iter()
+            .map(|v| FacetValue {
+                value: v.value,
+                count: v.count,
+            })
+            .collect())
+    }
+}
+
+#[Object]
+impl Facets {
+    /// Config types.
+    async fn config_types(&self, ctx: &Context<'_>) -> ApiResult<Vec<FacetValue>> {
+        self.count(ctx, Facet::Types).await
+    }
+    /// Config classes.
+    async fn config_classes(&self, ctx: &Context<'_>) -> ApiResult<Vec<FacetValue>> {
+        self.count(ctx, Facet::Classes).await
+    }
+    /// Tag keys.
+    async fn tag_keys(&self, ctx: &Context<'_>) -> ApiResult<Vec<FacetValue>> {
+        self.count(ctx, Facet::TagKeys).await
+    }
+    /// Values of one tag.
+    async fn tag_values(&self, ctx: &Context<'_>, key: String) -> ApiResult<Vec<FacetValue>> {
+        self.count(ctx, Facet::TagValues(key)).await
+    }
+    /// Label keys.
+    async fn label_keys(&self, ctx: &Context<'_>) -> ApiResult<Vec<FacetValue>> {
+        self.count(ctx, Facet::LabelKeys).await
+    }
+    /// Values of one label.
+    async fn label_values(&self, ctx: &Context<'_>, key: String) -> ApiResult<Vec<FacetValue>> {
+        self.count(ctx, Facet::LabelValues(key)).await
+    }
+    /// Change types of the items' changes.
+    async fn change_types(&self, ctx: &Context<'_>) -> ApiResult<Vec<FacetValue>> {
+        self.count(ctx, Facet::ChangeTypes).await
+    }
+    /// Analyzers of the items' open insights.
+    async fn analyzers(&self, ctx: &Context<'_>) -> ApiResult<Vec<FacetValue>> {
+        self.count(ctx, Facet::Analyzers).await
+    }
+}
+
+/// Items counted by health.
+#[derive(SimpleObject)]
+pub struct HealthCounts {
+    /// Healthy.
+    healthy: i64,
+    /// Warning.
+    warning: i64,
+    /// Unhealthy.
+    unhealthy: i64,
+    /// Unknown.
+    unknown: i64,
+}
+
+impl From<HealthTally> for HealthCounts {
+    fn from(t: HealthTally) -> Self {
+        HealthCounts {
+            healthy: t.healthy,
+            warning: t.warning,
+            unhealthy: t.unhealthy,
+            unknown: t.unknown,
+        }
+    }
+}
+
+/// An amount in one currency (never summed across currencies).
+#[derive(SimpleObject)]
+pub struct Money {
+    /// Decimal string.
+    amount: String,
+    /// ISO currency code.
+    currency: String,
+}
+
+/// One group of a catalog summary.
+#[derive(SimpleObject)]
+#[graphql(name = "SummaryGroup")]
+pub struct SummaryGroupObject {
+    /// The group's value of each `groupBy` key, e.g. `{"type": "Kubernetes::Pod"}`.
+    key: Json<serde_json::Value>,
+    /// Items in the group.
+    count: i64,
+    /// Items by their own health.
+    health: HealthCounts,
+    /// Items by rolled-up health.
+    rolled_up_health: HealthCounts,
+    /// Changes of the items since `changesSince`.
+    changes: i64,
+    /// Open insights of the items, by severity.
+    insights: InsightCounts,
+    /// 30-day cost, one entry per currency.
+    cost: Vec<Money>,
+}
+
 /// Fields of a list of items beside its edges.
 pub struct ItemListFields {
     filter: ItemFilter,
@@ -979,6 +1099,79 @@ impl QueryRoot {
             edges: edges.into_iter().map(Relationship).collect(),
             truncated: reached.truncated,
         })
+    }
+
+    /// Value counts over the items `filter` and `search` select.
+    async fn facets(
+        &self,
+        filter: Option<ConfigFilter>,
+        search: Option<String>,
+    ) -> ApiResult<Facets> {
+        Ok(Facets {
+            filter: item_filter(filter, search.as_deref())?,
+        })
+    }
+
+    /// Items grouped by up to three of `type`, `class`, `namespace`,
+    /// `health`, `tag:<key>` and `label:<key>`, with health, recent
+    /// changes, open insights and cost per group.
+    async fn catalog_summary(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "vec![\"type\".to_string()]")] group_by: Vec<String>,
+        filter: Option<ConfigFilter>,
+        search: Option<String>,
+        #[graphql(default_with = "\"7d\".to_string()")] changes_since: String,
+    ) -> ApiResult<Vec<SummaryGroupObject>> {
+        let keys = group_by
+            .iter()
+            .map(|k| GroupKey::parse(k))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(gql)?;
+        let window = humantime::parse_duration(&changes_since)
+            .ok()
+            .and_then(|d| chrono::Duration::from_std(d).ok())
+            .ok_or_else(|| {
+                gql(ApiError::BadUserInput(format!(
+                    "changesSince: '{changes_since}' is not a duration like 7d or 12h"
+                )))
+            })?;
+        let filter = item_filter(filter, search.as_deref())?;
+        let groups = store(ctx)?
+            .catalog_summary(&filter, &keys, Utc::now() - window)
+            .await
+            .map_err(gql)?;
+        Ok(groups
+            .into_iter()
+            .map(|g| SummaryGroupObject {
+                key: Json(serde_json::Value::Object(
+                    g.key
+                        .into_iter()
+                        .map(|(k, v)| (k, serde_json::Value::String(v)))
+                        .collect(),
+                )),
+                count: g.count,
+                health: g.health.into(),
+                rolled_up_health: g.rolled_up_health.into(),
+                changes: g.changes,
+                insights: InsightCounts {
+                    total: g.insights.total(),
+                    critical: g.insights.critical,
+                    high: g.insights.high,
+                    medium: g.insights.medium,
+                    low: g.insights.low,
+                    info: g.insights.info,
+                },
+                cost: g
+                    .cost_30d
+                    .into_iter()
+                    .map(|(currency, micros)| Money {
+                        amount: money(micros),
+                        currency,
+                    })
+                    .collect(),
+            })
+            .collect())
     }
 
     /// Scrapers, by namespace and name.

@@ -171,7 +171,7 @@ fn condition(filter: &ItemFilter) -> Condition {
 impl Store {
     /// The full condition of `filter`, its search query compiled (and its
     /// relationship walks run).
-    async fn item_condition(&self, filter: &ItemFilter) -> Result<Condition> {
+    pub(crate) async fn item_condition(&self, filter: &ItemFilter) -> Result<Condition> {
         let mut cond = condition(filter);
         if let Some(search) = &filter.search {
             cond = cond.add(self.search_condition(search).await?);

@@ -24,6 +24,7 @@ pub mod items;
 pub mod page;
 pub mod scrapers;
 pub mod search;
+pub mod summary;
 
 pub use batch::InsightCounts;
 pub use changes::{ChangeFilter, latest_page};
@@ -32,6 +33,7 @@ pub use ingest::{BatchStats, IngestSession, PreparedBatch, RunCompletion, RunOut
 pub use items::{ChangeRow, ItemFilter, ItemOrder, ItemSort};
 pub use page::{MAX_PAGE, Page, PageRequest};
 pub use scrapers::{RunSummary, ScraperRecord};
+pub use summary::{Facet, GroupKey, HealthTally, SummaryGroup, ValueCount};
 
 /// Largest number of bound parameters per statement (below SQLite's and
 /// Postgres's limits).
