@@ -383,6 +383,54 @@ async fn summary_and_facets_match_the_hand_count(backend: Backend) {
     assert_eq!(counts(&body, "configTypes"), map(&[("Kubernetes::Pod", 1)]));
     assert_eq!(counts(&body, "analyzers"), map(&[("replicas", 1)]));
 
+    // Insights: catalog-wide and per item, open by default.
+    let total = |q: String| {
+        let schema = schema.clone();
+        async move {
+            let body = query(&schema, &q).await;
+            body.pointer("/data/insights/totalCount")
+                .or_else(|| body.pointer("/data/configItem/insights/totalCount"))
+                .and_then(Value::as_i64)
+                .unwrap_or_else(|| panic!("{q}: {body}"))
+        }
+    };
+    assert_eq!(total("{ insights { totalCount } }".into()).await, 3);
+    assert_eq!(
+        total("{ insights(filter: {statuses: [RESOLVED]}) { totalCount } }".into()).await,
+        1
+    );
+    assert_eq!(
+        total("{ insights(filter: {minSeverity: HIGH}) { totalCount } }".into()).await,
+        2
+    );
+    assert_eq!(total("{ insights(filter: {analyzers: [\"privileged\"], types: [\"security\"]}) { totalCount } }".into()).await, 2);
+    let api2 = pod("api-2");
+    assert_eq!(
+        total(format!(
+            "{{ configItem(uuid: \"{api2}\") {{ insights {{ totalCount }} }} }}"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        total(format!("{{ configItem(uuid: \"{api2}\") {{ insights(status: [OPEN, RESOLVED]) {{ totalCount }} }} }}")).await,
+        2
+    );
+    let body = query(&schema, "{ insights(first: 1, filter: {severities: [CRITICAL]}) { nodes { id analyzer type severity config { name } } } }").await;
+    let critical = &body["data"]["insights"]["nodes"][0];
+    assert_eq!(critical["config"]["name"], "api-2", "{body}");
+    assert_eq!(
+        (critical["analyzer"].clone(), critical["type"].clone()),
+        (json!("privileged"), json!("security"))
+    );
+    let id = critical["id"].as_str().expect("id");
+    let body = query(
+        &schema,
+        &format!("{{ node(id: \"{id}\") {{ __typename id }} }}"),
+    )
+    .await;
+    assert_eq!(body["data"]["node"]["__typename"], "Insight");
+
     // Bad input.
     for q in [
         "{ catalogSummary(groupBy: [\"colour\"]) { count } }",

@@ -426,3 +426,70 @@ pub async fn change_filter(
         created_by: f.created_by,
     })
 }
+
+/// Lifecycle state of an insight.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum InsightStatus {
+    /// Observed and not resolved.
+    Open,
+    /// Not re-observed, or resolved by hand.
+    Resolved,
+    /// Silenced until a time.
+    Silenced,
+}
+
+impl InsightStatus {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InsightStatus::Open => "open",
+            InsightStatus::Resolved => "resolved",
+            InsightStatus::Silenced => "silenced",
+        }
+    }
+}
+
+/// Filters for lists of insights.
+#[derive(InputObject, Default, Clone, Debug)]
+pub struct InsightFilter {
+    /// Insights of these items (global ids or raw UUIDs).
+    pub config_ids: Option<Vec<ID>>,
+    /// Exact analyzers.
+    pub analyzers: Option<Vec<String>>,
+    /// Exact analysis types (`security`, `cost`, `reliability`, …).
+    pub types: Option<Vec<String>>,
+    /// This severity or worse.
+    pub min_severity: Option<Severity>,
+    /// Exactly these severities.
+    pub severities: Option<Vec<Severity>>,
+    /// Statuses; open only by default.
+    pub statuses: Option<Vec<InsightStatus>>,
+}
+
+/// Builds the domain insight filter.
+pub fn insight_filter(input: Option<InsightFilter>) -> ApiResult<domain_store::InsightFilter> {
+    let f = input.unwrap_or_default();
+    Ok(domain_store::InsightFilter {
+        config_ids: f
+            .config_ids
+            .unwrap_or_default()
+            .iter()
+            .map(|id| item_uuid(id))
+            .collect::<ApiResult<Vec<Uuid>>>()?,
+        analyzers: f.analyzers.unwrap_or_default(),
+        types: f.types.unwrap_or_default(),
+        severities: f
+            .severities
+            .unwrap_or_default()
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+        min_severity: f.min_severity.map(Into::into),
+        statuses: f
+            .statuses
+            .unwrap_or_else(|| vec![InsightStatus::Open])
+            .into_iter()
+            .map(|s| s.as_str().to_string())
+            .collect(),
+    })
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
 use stratum_domain::entities::{
-    config_change, config_item, config_relationship, scrape_run, scraper,
+    config_change, config_item, config_relationship, insight, scrape_run, scraper,
 };
 use stratum_domain::store::InsightCounts;
 use stratum_domain::{DomainError, Store};
@@ -42,6 +42,9 @@ pub struct ChangeKey(pub Uuid);
 /// A scrape run by id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RunKey(pub Uuid);
+/// An insight by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InsightKey(pub Uuid);
 /// A relationship by id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RelationshipKey(pub Uuid);
@@ -76,6 +79,7 @@ by_id_loader!(ItemKey, config_item::Model, get_items);
 by_id_loader!(ScraperKey, scraper::Model, get_scrapers);
 by_id_loader!(ChangeKey, config_change::Model, get_changes);
 by_id_loader!(RunKey, scrape_run::Model, get_runs);
+by_id_loader!(InsightKey, insight::Model, get_insights);
 by_id_loader!(
     RelationshipKey,
     config_relationship::Model,

@@ -8,7 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use stratum_domain::entities::{
-    config_change, config_item, config_relationship, scrape_run, scraper,
+    config_change, config_item, config_relationship, insight, scrape_run, scraper,
 };
 use stratum_domain::store::{
     ChangeFilter, Facet, GroupKey, HealthTally, ItemFilter, ItemOrder, TraversalQuery, latest_page,
@@ -18,12 +18,12 @@ use uuid::Uuid;
 
 use super::connection::{PageArgs, connection};
 use super::filters::{
-    ChangeFilterInput, ConfigFilter, ConfigOrder, Direction, RelationKind, change_filter,
-    item_filter, item_uuid,
+    ChangeFilterInput, ConfigFilter, ConfigOrder, Direction, InsightFilter, InsightStatus,
+    RelationKind, change_filter, insight_filter, item_filter, item_uuid,
 };
 use super::loaders::{
-    CatalogLoader, ChangeKey, InsightCountKey, ItemKey, LatestChangesKey, RelationshipKey, RunKey,
-    ScraperKey,
+    CatalogLoader, ChangeKey, InsightCountKey, InsightKey, ItemKey, LatestChangesKey,
+    RelationshipKey, RunKey, ScraperKey,
 };
 use crate::error::{ApiError, ApiResult, gql};
 
@@ -145,6 +145,8 @@ pub enum Node {
     ScrapeRun(ScrapeRun),
     /// A relationship between two items.
     Relationship(Relationship),
+    /// A finding about an item.
+    Insight(Insight),
 }
 
 /// An item of the catalog.
@@ -416,6 +418,36 @@ impl ConfigItem {
                 filter: domain_filter,
             },
         ))
+    }
+    /// Insights of this item, most recently observed first; open ones by
+    /// default.
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
+    async fn insights(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<Vec<InsightStatus>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<InsightConnection> {
+        let request = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        }
+        .request()?;
+        let mut filter = insight_filter(Some(InsightFilter {
+            statuses: status,
+            ..InsightFilter::default()
+        }))?;
+        filter.config_ids = vec![self.0.id];
+        let page = store(ctx)?
+            .list_insights(&filter, &request)
+            .await
+            .map_err(gql)?;
+        Ok(connection(page, Insight, InsightListFields { filter }))
     }
     /// Open insights, by severity.
     async fn insight_counts(&self, ctx: &Context<'_>) -> ApiResult<InsightCounts> {
@@ -829,6 +861,85 @@ pub struct SummaryGroupObject {
     cost: Vec<Money>,
 }
 
+/// A finding about an item (SPEC §7).
+pub struct Insight(pub insight::Model);
+
+#[Object]
+impl Insight {
+    /// Global id.
+    async fn id(&self) -> ID {
+        global_id("Insight", self.0.id)
+    }
+    /// The item it is about.
+    async fn config(&self, ctx: &Context<'_>) -> ApiResult<Option<ConfigItem>> {
+        Ok(loader(ctx)?
+            .load_one(ItemKey(self.0.config_id))
+            .await
+            .map_err(gql)?
+            .map(ConfigItem))
+    }
+    /// The rule or tool that found it.
+    async fn analyzer(&self) -> &str {
+        &self.0.analyzer
+    }
+    /// `security`, `cost`, `reliability`, ….
+    #[graphql(name = "type")]
+    async fn analysis_type(&self) -> &str {
+        &self.0.analysis_type
+    }
+    /// `info…critical`.
+    async fn severity(&self) -> &str {
+        &self.0.severity
+    }
+    /// `open`, `resolved` or `silenced`.
+    async fn status(&self) -> &str {
+        &self.0.status
+    }
+    /// One line.
+    async fn summary(&self) -> &str {
+        &self.0.summary
+    }
+    /// The details a person acts on.
+    async fn message(&self) -> &str {
+        &self.0.message
+    }
+    /// Structured details.
+    async fn details(&self) -> Json<serde_json::Value> {
+        Json(self.0.details.clone())
+    }
+    /// First observed.
+    async fn first_observed(&self) -> DateTime<Utc> {
+        self.0.first_observed
+    }
+    /// Last observed.
+    async fn last_observed(&self) -> DateTime<Utc> {
+        self.0.last_observed
+    }
+    /// Silenced until.
+    async fn silenced_until(&self) -> Option<DateTime<Utc>> {
+        self.0.silenced_until
+    }
+}
+
+/// Fields of a list of insights beside its edges.
+pub struct InsightListFields {
+    filter: stratum_domain::store::InsightFilter,
+}
+
+#[Object]
+impl InsightListFields {
+    /// Insights matching the filter, over all pages (computed only when selected).
+    async fn total_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
+        Ok(store(ctx)?
+            .count_insights(&self.filter)
+            .await
+            .map_err(gql)? as i64)
+    }
+}
+
+/// A page of insights.
+pub type InsightConnection = Connection<String, Insight, InsightListFields>;
+
 /// Fields of a list of items beside its edges.
 pub struct ItemListFields {
     filter: ItemFilter,
@@ -889,6 +1000,11 @@ async fn load_node(ctx: &Context<'_>, id: &str) -> ApiResult<Option<Node>> {
             .await
             .map_err(gql)?
             .map(|m| Node::ScrapeRun(ScrapeRun(m))),
+        "Insight" => loader
+            .load_one(InsightKey(uuid))
+            .await
+            .map_err(gql)?
+            .map(|m| Node::Insight(Insight(m))),
         "Relationship" => loader
             .load_one(RelationshipKey(uuid))
             .await
@@ -1099,6 +1215,33 @@ impl QueryRoot {
             edges: edges.into_iter().map(Relationship).collect(),
             truncated: reached.truncated,
         })
+    }
+
+    /// Insights across the catalog, most recently observed first; open ones
+    /// unless `filter.statuses` says otherwise.
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
+    async fn insights(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<InsightFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<InsightConnection> {
+        let request = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        }
+        .request()?;
+        let filter = insight_filter(filter)?;
+        let page = store(ctx)?
+            .list_insights(&filter, &request)
+            .await
+            .map_err(gql)?;
+        Ok(connection(page, Insight, InsightListFields { filter }))
     }
 
     /// Value counts over the items `filter` and `search` select.
