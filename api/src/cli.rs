@@ -100,6 +100,55 @@ pub struct ServeArgs {
     /// Where the demo's working copy lives.
     #[arg(long, env = "STRATUM_DEMO_WORK_DIR", default_value = ".stratum-demo")]
     pub demo_work_dir: PathBuf,
+    /// Serve schema introspection (and field suggestions in errors).
+    #[arg(long, env = "STRATUM_INTROSPECTION", default_value = "on")]
+    pub introspection: Switch,
+    /// Deepest query accepted.
+    #[arg(long, env = "STRATUM_MAX_DEPTH", default_value_t = 10)]
+    pub max_depth: usize,
+    /// Largest query complexity accepted (a connection costs `first × child`).
+    #[arg(long, env = "STRATUM_MAX_COMPLEXITY", default_value_t = 5000)]
+    pub max_complexity: usize,
+    /// Most aliases in one query.
+    #[arg(long, env = "STRATUM_MAX_ALIASES", default_value_t = 30)]
+    pub max_aliases: usize,
+    /// Most operations in one batch.
+    #[arg(long, env = "STRATUM_MAX_BATCH", default_value_t = 10)]
+    pub max_batch: usize,
+    /// Largest request body, bytes.
+    #[arg(long, env = "STRATUM_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Longest a request may run (`15s`, `1m`).
+    #[arg(long, env = "STRATUM_REQUEST_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub request_timeout: std::time::Duration,
+}
+
+/// An on/off switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
+}
+
+impl ServeArgs {
+    /// The schema options these flags ask for.
+    pub fn schema_options(&self) -> crate::graphql::SchemaOptions {
+        let defaults = crate::graphql::Limits::default();
+        crate::graphql::SchemaOptions {
+            limits: crate::graphql::Limits {
+                depth: self.max_depth,
+                complexity: self.max_complexity,
+                aliases: self.max_aliases,
+                batch: self.max_batch,
+                body_bytes: self.max_body_bytes,
+                timeout: self.request_timeout,
+                ..defaults
+            },
+            introspection: self.introspection == Switch::On,
+        }
+    }
 }
 
 /// Connects and migrates.

@@ -34,6 +34,8 @@ pub struct AppState {
     pub store: Store,
     /// Request limits (the schema enforces the rest of them).
     pub limits: Limits,
+    /// Serve the SDL at `/schema.graphql` (follows the introspection switch).
+    pub introspection: bool,
 }
 
 /// Builds the router.
@@ -405,8 +407,15 @@ async fn graphql_get(
     execute(&state, media, &id, BatchRequest::Single(request)).await
 }
 
-async fn schema_sdl() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], sdl())
+async fn schema_sdl(State(state): State<AppState>) -> Response {
+    if !state.introspection {
+        return (
+            StatusCode::NOT_FOUND,
+            "introspection is disabled on this server",
+        )
+            .into_response();
+    }
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], sdl()).into_response()
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cli::{ServeArgs, load_configs, open_store};
-use crate::graphql::{SchemaOptions, build_schema_with};
+use crate::graphql::build_schema_with;
 use crate::http::{AppState, router};
 
 /// Runs the server.
@@ -46,11 +46,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         !args.demo,
     );
 
-    let options = SchemaOptions::default();
+    let options = args.schema_options();
     let state = AppState {
         schema: build_schema_with(Some(store.clone()), options),
         store,
         limits: options.limits,
+        introspection: options.introspection,
     };
     let listener = tokio::net::TcpListener::bind(addr)
         .await

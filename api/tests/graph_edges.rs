@@ -362,7 +362,7 @@ async fn pages_batch_edges_nodes_round_trip_and_changes_recurse(backend: Backend
     let body = run(
         &schema,
         &format!(
-            "{{ configItem(uuid: \"{}\") {{ ancestors {{ name }} relatedItems(direction: INCOMING) {{ depth direction item {{ name }} }} }} }}",
+            "{{ configItem(uuid: \"{}\") {{ ancestors {{ name }} relatedItems(direction: INCOMING) {{ totalCount edges {{ depth direction node {{ name }} }} }} }} }}",
             id_of("Test::Pod", "d2-p05")
         ),
     )
@@ -373,8 +373,35 @@ async fn pages_batch_edges_nodes_round_trip_and_changes_recurse(backend: Backend
     );
     assert_eq!(
         body["data"]["configItem"]["relatedItems"],
-        json!([{"depth": 1, "direction": "INCOMING", "item": {"name": "d2"}}])
+        json!({"totalCount": 1, "edges": [{"depth": 1, "direction": "INCOMING", "node": {"name": "d2"}}]})
     );
+    // A walk pages like any list.
+    let related = |args: String| {
+        let schema = schema.clone();
+        async move {
+            let body = run(
+                &schema,
+                &format!(
+                    "{{ configItem(uuid: \"{d0}\") {{ relatedItems(direction: OUTGOING, {args}) {{ totalCount truncated pageInfo {{ hasNextPage endCursor }} nodes {{ name }} }} }} }}"
+                ),
+            )
+            .await;
+            body["data"]["configItem"]["relatedItems"].clone()
+        }
+    };
+    let first = related("first: 15".into()).await;
+    assert_eq!(
+        (first["totalCount"].clone(), first["truncated"].clone()),
+        (json!(20), json!(false))
+    );
+    assert_eq!(first["pageInfo"]["hasNextPage"], true);
+    let cursor = first["pageInfo"]["endCursor"]
+        .as_str()
+        .expect("cursor")
+        .to_string();
+    let rest = related(format!("first: 15, after: \"{cursor}\"")).await;
+    assert_eq!(rest["nodes"].as_array().map(Vec::len), Some(5));
+    assert_eq!(rest["pageInfo"]["hasNextPage"], false);
 
     // Recursive change search.
     let pod = id_of("Test::Pod", "d0-p00");

@@ -20,6 +20,7 @@ async fn start(db: &TestDb) -> String {
         schema: build_schema_with(Some(db.store.clone()), options),
         store: db.store.clone(),
         limits: options.limits,
+        introspection: options.introspection,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

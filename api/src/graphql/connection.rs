@@ -64,3 +64,76 @@ where
     );
     conn
 }
+
+/// Pages a list already in memory (a relationship walk, at most 5,000
+/// rows) whose rows carry their cursors: the same `first`/`after`/`last`/
+/// `before` rules as the keyset lists. An unknown cursor is an error.
+pub fn page_in_memory<T>(rows: Vec<(String, T)>, request: &PageRequest) -> ApiResult<Page<T>> {
+    let position = |cursor: &str| {
+        rows.iter().position(|(c, _)| c == cursor).ok_or_else(|| {
+            gql(ApiError::BadUserInput(
+                "invalid cursor: not a cursor of this list".into(),
+            ))
+        })
+    };
+    let start = match &request.after {
+        Some(c) => position(c)? + 1,
+        None => 0,
+    };
+    let end = match &request.before {
+        Some(c) => position(c)?,
+        None => rows.len(),
+    }
+    .max(start);
+    let (from, to) = match (request.first, request.last) {
+        (Some(_), Some(_)) => {
+            return Err(gql(ApiError::BadUserInput(
+                "give first or last, not both".into(),
+            )));
+        }
+        (Some(n), None) => (start, end.min(start + n as usize)),
+        (None, Some(n)) => (end.saturating_sub(n as usize).max(start), end),
+        (None, None) => (start, end.min(start + 20)),
+    };
+    let has_next_page = to < end || request.before.is_some();
+    let has_previous_page = from > start || request.after.is_some();
+    Ok(Page {
+        items: rows.into_iter().skip(from).take(to - from).collect(),
+        has_next_page,
+        has_previous_page,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows() -> Vec<(String, u32)> {
+        (0..10).map(|i| (format!("c{i}"), i)).collect()
+    }
+
+    fn values(page: Page<u32>) -> (Vec<u32>, bool, bool) {
+        let (next, previous) = (page.has_next_page, page.has_previous_page);
+        (page.into_rows(), next, previous)
+    }
+
+    #[test]
+    fn in_memory_pages_follow_relay_rules() {
+        let first = |n, after: Option<&str>| PageRequest {
+            first: Some(n),
+            after: after.map(str::to_string),
+            ..PageRequest::default()
+        };
+        let last = |n, before: Option<&str>| PageRequest {
+            last: Some(n),
+            before: before.map(str::to_string),
+            ..PageRequest::default()
+        };
+        let page = |r: PageRequest| values(page_in_memory(rows(), &r).expect("page"));
+        assert_eq!(page(first(3, None)), (vec![0, 1, 2], true, false));
+        assert_eq!(page(first(3, Some("c8"))), (vec![9], false, true));
+        assert_eq!(page(last(3, None)), (vec![7, 8, 9], false, true));
+        assert_eq!(page(last(3, Some("c2"))), (vec![0, 1], true, false));
+        assert!(page_in_memory(rows(), &first(3, Some("nope"))).is_err());
+    }
+}

@@ -159,15 +159,40 @@ pub fn check_document(doc: &ExecutableDocument, limits: &Limits) -> Result<(), S
     Ok(())
 }
 
+/// True when an operation asks for `__schema` or `__type` at its root.
+fn introspects(doc: &ExecutableDocument) -> bool {
+    fn root_fields(set: &SelectionSet, doc: &ExecutableDocument, depth: usize) -> bool {
+        depth < 16
+            && set.items.iter().any(|s| match &s.node {
+                Selection::Field(f) => matches!(f.node.name.node.as_str(), "__schema" | "__type"),
+                Selection::FragmentSpread(spread) => doc
+                    .fragments
+                    .get(&spread.node.fragment_name.node)
+                    .is_some_and(|f| root_fields(&f.node.selection_set.node, doc, depth + 1)),
+                Selection::InlineFragment(inline) => {
+                    root_fields(&inline.node.selection_set.node, doc, depth + 1)
+                }
+            })
+    }
+    doc.operations
+        .iter()
+        .any(|(_, op)| root_fields(&op.node.selection_set.node, doc, 0))
+}
+
 /// The schema extension enforcing [`Limits`] and assigning codes.
 pub struct RequestGuard {
     limits: Limits,
+    introspection: bool,
 }
 
 impl RequestGuard {
-    /// A guard with these limits.
-    pub fn new(limits: Limits) -> Self {
-        RequestGuard { limits }
+    /// A guard with these limits; `introspection: false` refuses
+    /// `__schema` and `__type` with a clear error instead of a silent null.
+    pub fn new(limits: Limits, introspection: bool) -> Self {
+        RequestGuard {
+            limits,
+            introspection,
+        }
     }
 }
 
@@ -175,12 +200,14 @@ impl ExtensionFactory for RequestGuard {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(GuardExtension {
             limits: self.limits,
+            introspection: self.introspection,
         })
     }
 }
 
 struct GuardExtension {
     limits: Limits,
+    introspection: bool,
 }
 
 #[async_trait::async_trait]
@@ -226,6 +253,12 @@ impl Extension for GuardExtension {
                 None => with_code(e, codes::PARSE_FAILED),
             })?;
         check_document(&doc, &self.limits).map_err(too_complex)?;
+        if !self.introspection && introspects(&doc) {
+            return Err(with_code(
+                ServerError::new("introspection is disabled on this server", None),
+                codes::VALIDATION_FAILED,
+            ));
+        }
         Ok(doc)
     }
 

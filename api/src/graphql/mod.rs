@@ -51,7 +51,10 @@ pub fn build_schema(store: Option<Store>) -> StratumSchema {
 /// Builds the schema with the store as context data.
 pub fn build_schema_with(store: Option<Store>, options: SchemaOptions) -> StratumSchema {
     let mut builder = Schema::build(QueryRoot, EmptyMutation, EmptySubscription)
-        .extension(guard::RequestGuard::new(options.limits))
+        .extension(guard::RequestGuard::new(
+            options.limits,
+            options.introspection,
+        ))
         .extension(ApolloPersistedQueries::new(LruCacheStorage::new(
             APQ_ENTRIES,
         )));

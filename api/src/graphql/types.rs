@@ -1,9 +1,9 @@
 //! GraphQL object types, the Relay `Node` interface, and the query root.
 //! Edges a list can fan out on go through [`super::loaders`].
 
-use async_graphql::connection::Connection;
+use async_graphql::connection::{Connection, ConnectionNameType, Edge, EdgeNameType};
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{Context, Enum, ID, Interface, Json, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, Interface, Json, Object, OutputType, SimpleObject};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
@@ -16,7 +16,7 @@ use stratum_domain::store::{
 use stratum_domain::{Health as DomainHealth, Store};
 use uuid::Uuid;
 
-use super::connection::{PageArgs, connection};
+use super::connection::{PageArgs, connection, page_in_memory};
 use super::filters::{
     ChangeFilterInput, ConfigFilter, ConfigOrder, Direction, InsightFilter, InsightStatus,
     RelationKind, change_filter, insight_filter, item_filter, item_uuid,
@@ -187,6 +187,10 @@ pub struct InsightCounts {
     info: i64,
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "edge fields take Relay page and walk arguments"
+)]
 #[Object]
 impl ConfigItem {
     /// Global id.
@@ -324,43 +328,77 @@ impl ConfigItem {
             .map_err(gql)?;
         Ok(connection(page, ConfigItem, ItemListFields { filter }))
     }
-    /// Items reached by a relationship walk from this one (itself excluded),
-    /// nearest first.
+    /// Items reached by a relationship walk from this one (itself
+    /// excluded), nearest first (by depth, then id); each edge says how far
+    /// and which way.
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn related_items(
         &self,
         ctx: &Context<'_>,
         #[graphql(default)] direction: Direction,
         #[graphql(default)] relation: RelationKind,
         #[graphql(default = 1)] depth: i32,
-    ) -> ApiResult<Vec<RelatedItem>> {
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<RelatedItemConnection> {
         if !(1..=10).contains(&depth) {
             return Err(gql(ApiError::BadUserInput(format!(
                 "depth must be between 1 and 10, got {depth}"
             ))));
         }
+        let request = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        }
+        .request()?;
         let mut walk = TraversalQuery::new(vec![self.0.id]);
         walk.direction = direction.into();
         walk.relation = relation.into();
         walk.depth = depth as u32;
         let reached = store(ctx)?.traverse(&walk).await.map_err(gql)?;
-        let mut found = loader(ctx)?
-            .load_many(reached.nodes.iter().map(|n| ItemKey(n.id)))
-            .await
-            .map_err(gql)?;
-        Ok(reached
+        let total = reached.nodes.len() as i64;
+        let rows: Vec<(String, stratum_domain::store::GraphNode)> = reached
             .nodes
             .into_iter()
-            .filter_map(|n| {
-                found.remove(&ItemKey(n.id)).map(|m| RelatedItem {
-                    item: ConfigItem(m),
-                    depth: n.depth as i32,
-                    direction: match n.direction {
-                        stratum_domain::store::Direction::Incoming => Direction::Incoming,
-                        _ => Direction::Outgoing,
-                    },
-                })
+            .map(|n| {
+                let cursor = URL_SAFE_NO_PAD.encode(format!("{}:{}", n.depth, n.id));
+                (cursor, n)
             })
-            .collect())
+            .collect();
+        let page = page_in_memory(rows, &request)?;
+        // Only the page's items are loaded.
+        let mut found = loader(ctx)?
+            .load_many(page.items.iter().map(|(_, n)| ItemKey(n.id)))
+            .await
+            .map_err(gql)?;
+        let mut conn = Connection::with_additional_fields(
+            page.has_previous_page,
+            page.has_next_page,
+            RelatedListFields {
+                total_count: total,
+                truncated: reached.truncated,
+            },
+        );
+        for (cursor, n) in page.items {
+            if let Some(m) = found.remove(&ItemKey(n.id)) {
+                conn.edges.push(Edge::with_additional_fields(
+                    cursor,
+                    ConfigItem(m),
+                    RelatedEdgeFields {
+                        depth: n.depth as i32,
+                        direction: match n.direction {
+                            stratum_domain::store::Direction::Incoming => Direction::Incoming,
+                            _ => Direction::Outgoing,
+                        },
+                    },
+                ));
+            }
+        }
+        Ok(conn)
     }
     /// Changes of this item, newest first. The plain `first: n` form of a
     /// list page is batched across the page's items.
@@ -502,16 +540,51 @@ impl ConfigItem {
     }
 }
 
-/// An item reached by a relationship walk.
+/// How an item of a walk was reached.
 #[derive(SimpleObject)]
-pub struct RelatedItem {
-    /// The item.
-    item: ConfigItem,
+pub struct RelatedEdgeFields {
     /// Hops from the root (the shortest walk).
     depth: i32,
     /// The walk that reached it: `INCOMING` (upstream) or `OUTGOING`.
     direction: Direction,
 }
+
+/// Fields of a walk's list beside its edges.
+#[derive(SimpleObject)]
+pub struct RelatedListFields {
+    /// Items the walk reached, over all pages.
+    total_count: i64,
+    /// The walk's node cap cut it short.
+    truncated: bool,
+}
+
+/// Names the walk's connection `RelatedItemConnection`.
+pub struct RelatedItemConnectionName;
+
+impl ConnectionNameType for RelatedItemConnectionName {
+    fn type_name<T: OutputType>() -> String {
+        "RelatedItemConnection".to_string()
+    }
+}
+
+/// Names the walk's edges `RelatedItemEdge`.
+pub struct RelatedItemEdgeName;
+
+impl EdgeNameType for RelatedItemEdgeName {
+    fn type_name<T: OutputType>() -> String {
+        "RelatedItemEdge".to_string()
+    }
+}
+
+/// Items a relationship walk reached, with depth and direction on each edge.
+pub type RelatedItemConnection = Connection<
+    String,
+    ConfigItem,
+    RelatedListFields,
+    RelatedEdgeFields,
+    RelatedItemConnectionName,
+    RelatedItemEdgeName,
+>;
 
 /// A change of an item.
 pub struct ConfigChange(pub config_change::Model);
