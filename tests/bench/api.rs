@@ -1,0 +1,505 @@
+//! API benchmark (issue #3, SPEC §15): a seeded PostgreSQL catalog (100k
+//! items of ~3 KB, ~300k relationships, 1M changes), the real `stratum
+//! serve` binary in its own process, and concurrent clients on loopback.
+//! For each scenario it prints req/s, p50 and p99 (GraphQL `errors` inside
+//! a 200 count as failures), then the same query's raw SQL through pgbench
+//! as the floor.
+//!
+//! `cargo bench -p stratum-api --bench api` runs the full profile
+//! (`STRATUM_BENCH_ITEMS`, `STRATUM_BENCH_SECONDS`, `STRATUM_BENCH_CLIENTS`
+//! override it). Under `cargo test` a 2k-item smoke pass keeps the harness
+//! itself tested.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use sea_orm::ConnectionTrait;
+use serde_json::{Value, json};
+use stratum_domain::store::{IngestSession, RunCompletion, ScraperRecord};
+use stratum_domain::{ItemRef, RunMode, ScrapedItem, Store, ids};
+use stratum_tests::{Backend, TestDb, item};
+use uuid::Uuid;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const SCRAPER: &str = "bench";
+const NAMESPACES: usize = 50;
+const NODES: usize = 100;
+
+struct Profile {
+    items: usize,
+    changes_per_pod: usize,
+    seconds: u64,
+    clients: usize,
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn id_of(t: &str, ext: &str) -> Uuid {
+    ids::item_id(ids::scraper_id("default", SCRAPER), t, ext)
+}
+
+/// A pod document of about 3 KB.
+fn pod_config(i: usize, deployment: usize) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": format!("pod-{i}"), "namespace": format!("ns-{}", deployment % NAMESPACES),
+            "labels": {"app": format!("app-{deployment}"), "team": format!("team-{}", deployment % 20), "tier": "backend",
+                       "pod-template-hash": format!("{:x}", i * 7919)},
+            "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "9090",
+                            "description": "x".repeat(600)}
+        },
+        "spec": {
+            "nodeName": format!("node-{}", i % NODES),
+            "serviceAccountName": "default",
+            "containers": [{
+                "name": "app", "image": format!("registry.example.com/app-{deployment}:1.{}.0", i % 7),
+                "ports": [{"containerPort": 8080, "protocol": "TCP"}, {"containerPort": 9090, "name": "metrics"}],
+                "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+                "env": (0..12).map(|e| json!({"name": format!("ENV_{e}"), "value": format!("value-{e}-{i}")})).collect::<Vec<_>>(),
+                "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}, "periodSeconds": 10},
+                "livenessProbe": {"httpGet": {"path": "/live", "port": 8080}, "periodSeconds": 20}
+            }],
+            "volumes": [{"name": "config", "configMap": {"name": format!("app-{deployment}")}}]
+        },
+        "status": {
+            "phase": "Running", "podIP": format!("10.{}.{}.{}", i % 250, (i / 250) % 250, i % 7),
+            "conditions": [{"type": "Ready", "status": "True"}, {"type": "ContainersReady", "status": "True"}],
+            "containerStatuses": [{"name": "app", "ready": true, "restartCount": i % 3,
+                                   "state": {"running": {"startedAt": "2026-11-01T00:00:05Z"}}}]
+        }
+    })
+}
+
+fn with_parent(
+    mut it: ScrapedItem,
+    parent_type: &str,
+    parent: &str,
+    relation: &str,
+) -> ScrapedItem {
+    it.parent = Some((
+        ItemRef::External {
+            item_type: parent_type.into(),
+            external_id: parent.into(),
+        },
+        relation.into(),
+    ));
+    it
+}
+
+/// Cluster → namespaces → deployments (and a service each) → pods; nodes.
+fn catalog(items: usize) -> Vec<ScrapedItem> {
+    let deployments = (items / 50).max(NAMESPACES);
+    let mut out = vec![item("Kubernetes::Cluster", "prod", json!({"name": "prod"}))];
+    for n in 0..NAMESPACES {
+        out.push(with_parent(
+            item(
+                "Kubernetes::Namespace",
+                &format!("ns-{n}"),
+                json!({"name": n}),
+            ),
+            "Kubernetes::Cluster",
+            "prod",
+            "ClusterNamespace",
+        ));
+    }
+    for n in 0..NODES {
+        out.push(with_parent(
+            item("Kubernetes::Node", &format!("node-{n}"), json!({"name": n})),
+            "Kubernetes::Cluster",
+            "prod",
+            "ClusterNode",
+        ));
+    }
+    for d in 0..deployments {
+        let ns = format!("ns-{}", d % NAMESPACES);
+        for t in ["Kubernetes::Deployment", "Kubernetes::Service"] {
+            let mut it = with_parent(
+                item(t, &format!("app-{d}"), json!({"replicas": 3, "app": d})),
+                "Kubernetes::Namespace",
+                &ns,
+                "NamespaceApp",
+            );
+            it.namespace = Some(ns.clone());
+            it.tags.insert("team".into(), format!("team-{}", d % 20));
+            out.push(it);
+        }
+    }
+    let pods = items.saturating_sub(out.len());
+    for i in 0..pods {
+        let d = i % deployments;
+        let mut it = with_parent(
+            item("Kubernetes::Pod", &format!("pod-{i}"), pod_config(i, d)),
+            "Kubernetes::Deployment",
+            &format!("app-{d}"),
+            "DeploymentPod",
+        );
+        it.namespace = Some(format!("ns-{}", d % NAMESPACES));
+        it.tags.insert("team".into(), format!("team-{}", d % 20));
+        if i % 17 == 0 {
+            it.health.health = stratum_domain::Health::Unhealthy;
+        }
+        out.push(it);
+    }
+    out
+}
+
+async fn seed(store: &Store, profile: &Profile) -> anyhow::Result<()> {
+    let scraper = store
+        .upsert_scraper(
+            &ScraperRecord {
+                name: SCRAPER.into(),
+                namespace: "default".into(),
+                spec: json!({}),
+                source: stratum_domain::ScraperSource::File,
+            },
+            true,
+        )
+        .await?;
+    let (run, started) = store.start_run(scraper, RunMode::Full).await?;
+    let mut session = IngestSession::new(scraper, run, started);
+    store.preload_existing(&mut session).await?;
+    let all = catalog(profile.items);
+    for batch in all.chunks(500) {
+        store.ingest_batch(&mut session, batch.to_vec()).await?;
+    }
+    store
+        .complete_run(
+            &mut session,
+            &RunCompletion {
+                full: false,
+                errors: vec![],
+                warnings: vec![],
+                stale_item_age: None,
+                max_delete_percent: 20.0,
+                allow_mass_delete: false,
+            },
+        )
+        .await?;
+    let db = store.connection();
+    // Soft edges: Node → Pod and Service → Pod, one each per pod.
+    db.execute_unprepared(
+        "INSERT INTO config_relationships (id, from_id, to_id, relation, hard, scraper_id, created_at, last_seen_at) \
+         SELECT gen_random_uuid(), n.id, p.id, 'NodePod', false, p.scraper_id, now(), now() \
+         FROM config_items p JOIN config_items n ON n.type = 'Kubernetes::Node' \
+           AND n.name = 'node-' || (substr(p.name, 5)::int % 100) WHERE p.type = 'Kubernetes::Pod'",
+    )
+    .await?;
+    db.execute_unprepared(
+        "INSERT INTO config_relationships (id, from_id, to_id, relation, hard, scraper_id, created_at, last_seen_at) \
+         SELECT gen_random_uuid(), s.id, p.id, 'ServicePod', false, p.scraper_id, now(), now() \
+         FROM config_items p JOIN config_items d ON d.id = p.parent_id \
+         JOIN config_items s ON s.type = 'Kubernetes::Service' AND s.name = d.name AND s.namespace = d.namespace \
+         WHERE p.type = 'Kubernetes::Pod'",
+    )
+    .await?;
+    // Changes: spread over 30 days, five types, every severity.
+    db.execute_unprepared(&format!(
+        "INSERT INTO config_changes (id, seq, config_id, change_type, severity, source, summary, fingerprint, count, first_observed, created_at) \
+         SELECT gen_random_uuid(), nextval('stratum_event_seq'), p.id, \
+           (ARRAY['diff','Pulled','BackOff','Unhealthy','Healthy'])[1 + (g % 5)], \
+           (ARRAY['info','low','high','medium','info'])[1 + (g % 5)], 'bench', \
+           'change ' || g || ' of ' || p.name, md5(p.id::text || g), 1, \
+           now() - (g * 3 + (substr(p.name, 5)::int % 60)) * interval '1 hour', \
+           now() - (g * 3 + (substr(p.name, 5)::int % 60)) * interval '1 hour' \
+         FROM config_items p CROSS JOIN generate_series(1, {}) g WHERE p.type = 'Kubernetes::Pod'",
+        profile.changes_per_pod
+    ))
+    .await?;
+    db.execute_unprepared("ANALYZE").await?;
+    Ok(())
+}
+
+async fn count(store: &Store, sql: &str) -> i64 {
+    let row = store
+        .connection()
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            sql,
+        ))
+        .await
+        .ok()
+        .flatten();
+    row.and_then(|r| r.try_get::<i64>("", "n").ok())
+        .unwrap_or(-1)
+}
+
+/// The server process, killed on drop.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn start_server(url: &str) -> anyhow::Result<(Server, String)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            url,
+        ])
+        .env("STRATUM_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let server = Server(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if reqwest::get(format!("{base}/readyz"))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return Ok((server, format!("{base}/graphql")));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("the server did not become ready")
+}
+
+struct Outcome {
+    requests: usize,
+    failures: usize,
+    seconds: f64,
+    latencies: Vec<Duration>,
+}
+
+impl Outcome {
+    fn percentile(&self, p: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies[i].as_secs_f64() * 1000.0
+    }
+}
+
+/// Drives `clients` concurrent clients for `seconds`, each sending the
+/// query `make(n)` builds for its n-th request.
+async fn drive(
+    url: &str,
+    clients: usize,
+    seconds: u64,
+    make: Arc<dyn Fn(usize) -> Value + Send + Sync>,
+) -> Outcome {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()
+        .expect("client");
+    let failures = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (http, url, make, failures) = (
+            http.clone(),
+            url.to_string(),
+            make.clone(),
+            failures.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut n = c * 1_000_003;
+            while Instant::now() < deadline {
+                n += 1;
+                let body = make(n);
+                let sent = Instant::now();
+                let ok = match http.post(&url).json(&body).send().await {
+                    Ok(r) if r.status().is_success() => match r.json::<Value>().await {
+                        Ok(v) => v.get("errors").is_none() && !v["data"].is_null(),
+                        Err(_) => false,
+                    },
+                    _ => false,
+                };
+                latencies.push(sent.elapsed());
+                if !ok {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await.unwrap_or_default());
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    latencies.sort();
+    Outcome {
+        requests: latencies.len(),
+        failures: failures.load(Ordering::Relaxed),
+        seconds,
+        latencies,
+    }
+}
+
+/// Runs a pgbench script for the same query; returns (tps, mean ms).
+fn pgbench(url: &str, script: &str, clients: usize, seconds: u64) -> Option<(f64, f64)> {
+    let dir = tempfile::tempdir().ok()?;
+    let path = dir.path().join("query.sql");
+    std::fs::write(&path, script).ok()?;
+    let out = Command::new("pgbench")
+        .args([
+            "-n",
+            "-c",
+            &clients.to_string(),
+            "-j",
+            "2",
+            "-T",
+            &seconds.to_string(),
+            "-f",
+            &path.display().to_string(),
+            url,
+        ])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let tps = text
+        .lines()
+        .find(|l| l.starts_with("tps"))?
+        .split_whitespace()
+        .nth(2)?
+        .parse()
+        .ok()?;
+    let mean = text
+        .lines()
+        .find(|l| l.starts_with("latency average"))?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()?;
+    Some((tps, mean))
+}
+
+fn main() -> anyhow::Result<()> {
+    let full = std::env::args().any(|a| a == "--bench");
+    let profile = if full {
+        Profile {
+            items: env_or("STRATUM_BENCH_ITEMS", 100_000),
+            changes_per_pod: 10,
+            seconds: env_or("STRATUM_BENCH_SECONDS", 10),
+            clients: env_or("STRATUM_BENCH_CLIENTS", 50),
+        }
+    } else {
+        Profile {
+            items: 2_000,
+            changes_per_pod: 10,
+            seconds: 1,
+            clients: 4,
+        }
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let db = TestDb::new(Backend::Postgres).await;
+        let clock = Instant::now();
+        seed(&db.store, &profile).await?;
+        let items = count(&db.store, "SELECT COUNT(*) AS n FROM config_items").await;
+        let edges = count(&db.store, "SELECT COUNT(*) AS n FROM config_relationships").await;
+        let changes = count(&db.store, "SELECT COUNT(*) AS n FROM config_changes").await;
+        println!(
+            "api benchmark: {items} items, {edges} relationships, {changes} changes seeded in {:.1} s; {} clients, {} s per scenario",
+            clock.elapsed().as_secs_f64(),
+            profile.clients,
+            profile.seconds
+        );
+        let (_server, url) = start_server(&db.url).await?;
+
+        let deployments = (profile.items / 50).max(NAMESPACES);
+        let pods = profile.items.saturating_sub(1 + NAMESPACES + NODES + 2 * deployments);
+        let deployment = move |n: usize| id_of("Kubernetes::Deployment", &format!("app-{}", n % deployments));
+        let pod = move |n: usize| id_of("Kubernetes::Pod", &format!("pod-{}", (n * 7919) % pods.max(1)));
+        type Make = Arc<dyn Fn(usize) -> Value + Send + Sync>;
+        let scenarios: Vec<(&str, Make, String)> = vec![
+            (
+                "list page (50 items, summary fields, 1 filter)",
+                Arc::new(|n: usize| json!({"query": format!(
+                    "{{ configItems(first: 50, filter: {{namespaces: [\"ns-{}\"]}}) {{ edges {{ cursor node {{ id name type health status namespace updatedAt }} }} pageInfo {{ hasNextPage endCursor }} }} }}",
+                    n % NAMESPACES)})),
+                "\\set ns random(0, 49)\nSELECT id, name, type, health, status, namespace, updated_at FROM config_items \
+                 WHERE deleted_at IS NULL AND namespace = 'ns-' || :ns ORDER BY name, id LIMIT 51;\n".to_string(),
+            ),
+            (
+                "item detail (config, related depth 3, 20 latest changes)",
+                Arc::new(move |n: usize| json!({"query": format!(
+                    "{{ configItem(uuid: \"{}\") {{ id name type health status config relatedItems(depth: 3, first: 50) {{ totalCount edges {{ depth node {{ id name type health }} }} }} changes(first: 20) {{ nodes {{ changeType severity summary createdAt }} }} }} }}",
+                    pod(n))})),
+                format!(
+                    "\\set p random(0, {})\nSELECT * FROM config_items WHERE name = 'pod-' || :p;\n\
+                     SELECT * FROM config_changes WHERE config_id = (SELECT id FROM config_items WHERE name = 'pod-' || :p) ORDER BY created_at DESC, id DESC LIMIT 21;\n",
+                    pods.saturating_sub(1)
+                ),
+            ),
+            (
+                "graph depth 3 from a deployment",
+                Arc::new(move |n: usize| json!({"query": format!(
+                    "{{ graph(rootIds: [\"{}\"], depth: 3) {{ truncated nodes {{ depth item {{ id name type health }} }} edges {{ relation fromUuid toUuid }} }} }}",
+                    deployment(n))})),
+                format!(
+                    "\\set d random(0, {})\nWITH RECURSIVE down(id, depth) AS ( \
+                     SELECT r.to_id, 1 FROM config_relationships r WHERE r.from_id = (SELECT id FROM config_items WHERE type = 'Kubernetes::Deployment' AND name = 'app-' || :d) AND r.deleted_at IS NULL \
+                     UNION SELECT r.to_id, w.depth + 1 FROM down w JOIN config_relationships r ON r.from_id = w.id WHERE w.depth < 3 AND r.deleted_at IS NULL) \
+                     SELECT c.id, c.name, c.type, c.health FROM config_items c JOIN (SELECT id, MIN(depth) d FROM down GROUP BY id) t ON t.id = c.id;\n",
+                    deployments - 1
+                ),
+            ),
+            (
+                "recursive change search (deployment downstream, low or worse)",
+                Arc::new(move |n: usize| json!({"query": format!(
+                    "{{ configChanges(first: 50, filter: {{configIds: [\"{}\"], recursive: DOWNSTREAM, minSeverity: LOW}}) {{ edges {{ cursor node {{ changeType severity summary createdAt }} }} pageInfo {{ hasNextPage }} }} }}",
+                    deployment(n))})),
+                format!(
+                    "\\set d random(0, {})\nSELECT c.* FROM config_changes c WHERE c.config_id IN ( \
+                     SELECT r.to_id FROM config_relationships r WHERE r.from_id = (SELECT id FROM config_items WHERE type = 'Kubernetes::Deployment' AND name = 'app-' || :d)) \
+                     AND c.severity IN ('low', 'medium', 'high', 'critical') ORDER BY c.created_at DESC, c.id DESC LIMIT 51;\n",
+                    deployments - 1
+                ),
+            ),
+            (
+                "catalog summary by type (7-day changes)",
+                Arc::new(|_| json!({"query": "{ catalogSummary(groupBy: [\"type\"]) { key count health { healthy unhealthy } changes } }"})),
+                "SELECT type, COUNT(*) FROM config_items WHERE deleted_at IS NULL GROUP BY type;\n\
+                 SELECT ci.type, COUNT(*) FROM config_items ci JOIN config_changes c ON c.config_id = ci.id \
+                 WHERE ci.deleted_at IS NULL AND c.created_at >= now() - interval '7 days' GROUP BY ci.type;\n".to_string(),
+            ),
+        ];
+        println!(
+            "{:<64} {:>9} {:>9} {:>9} {:>8} | {:>10} {:>11}",
+            "scenario", "req/s", "p50 ms", "p99 ms", "errors", "SQL tps", "SQL mean ms"
+        );
+        for (name, make, sql) in scenarios {
+            // Warm up, then measure.
+            drive(&url, profile.clients.min(4), 1, make.clone()).await;
+            let o = drive(&url, profile.clients, profile.seconds, make).await;
+            let floor = pgbench(&db.url, &sql, profile.clients, profile.seconds);
+            println!(
+                "{name:<64} {:>9.0} {:>9.2} {:>9.2} {:>8} | {:>10} {:>11}",
+                o.requests as f64 / o.seconds,
+                o.percentile(0.5),
+                o.percentile(0.99),
+                o.failures,
+                floor.map(|f| format!("{:.0}", f.0)).unwrap_or_else(|| "-".into()),
+                floor.map(|f| format!("{:.2}", f.1)).unwrap_or_else(|| "-".into()),
+            );
+            assert_eq!(o.failures, 0, "{name}: GraphQL errors under load");
+            assert!(o.requests > 0, "{name}: no request completed");
+        }
+        Ok::<_, anyhow::Error>(())
+    })
+}
