@@ -216,7 +216,7 @@ impl Keyset {
     }
 
     /// Rows strictly after (or, `before`, strictly before) the cursor's
-    /// row in this ordering. A NULL text key sorts as the empty string.
+    /// row in this ordering.
     fn bound(&self, backend: DbBackend, values: Vec<Value>, before: bool) -> Condition {
         let mut any = Condition::any();
         for i in 0..self.keys.len() {
@@ -239,11 +239,11 @@ impl Keyset {
         any
     }
 
+    /// Sort keys are used as written, so an index on them serves the
+    /// order; text keys must be NOT NULL columns (a NULL would break the
+    /// keyset comparison).
     fn expr(&self, key: &SortKey) -> String {
-        match key.kind {
-            KeyKind::Text => format!("COALESCE({}, '')", key.sql),
-            _ => key.sql.clone(),
-        }
+        key.sql.clone()
     }
 
     fn bind(&self, key: &SortKey, value: &Value) -> Value {
