@@ -419,6 +419,13 @@ fn main() -> anyhow::Result<()> {
             profile.clients,
             profile.seconds
         );
+        // `STRATUM_BENCH_HOLD_SECS` keeps the seeded database around for
+        // EXPLAIN and profiling before the load starts.
+        let hold: u64 = env_or("STRATUM_BENCH_HOLD_SECS", 0);
+        if hold > 0 {
+            println!("holding {hold} s: {}", db.url);
+            tokio::time::sleep(Duration::from_secs(hold)).await;
+        }
         let (_server, url) = start_server(&db.url).await?;
 
         let deployments = (profile.items / 50).max(NAMESPACES);

@@ -238,6 +238,11 @@ async fn manifests_get_parents_edges_and_health(backend: Backend) {
         .expect("deployment");
     assert_eq!(deploy.health, "unhealthy");
     assert!(
+        deploy.config.pointer("/metadata/name").is_some(),
+        "{}",
+        deploy.config
+    );
+    assert!(
         deploy.config.pointer("/metadata/resourceVersion").is_none(),
         "noise stripped"
     );

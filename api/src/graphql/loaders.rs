@@ -1,5 +1,6 @@
 //! Data loaders: every edge a list can fan out on (an item's parent,
-//! scraper, latest changes and open insight counts; nodes by id) is loaded
+//! scraper, config document, latest changes and open insight counts; nodes
+//! by id) is loaded
 //! in one batched statement per kind, however many rows of a page ask. The
 //! loader caches nothing, so sharing it across requests only merges
 //! batches; it never serves stale rows.
@@ -42,6 +43,9 @@ pub struct ChangeKey(pub Uuid);
 /// A scrape run by id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RunKey(pub Uuid);
+/// The config document of an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConfigDocKey(pub Uuid);
 /// An insight by id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct InsightKey(pub Uuid);
@@ -80,6 +84,7 @@ by_id_loader!(ScraperKey, scraper::Model, get_scrapers);
 by_id_loader!(ChangeKey, config_change::Model, get_changes);
 by_id_loader!(RunKey, scrape_run::Model, get_runs);
 by_id_loader!(InsightKey, insight::Model, get_insights);
+by_id_loader!(ConfigDocKey, serde_json::Value, get_configs);
 by_id_loader!(
     RelationshipKey,
     config_relationship::Model,

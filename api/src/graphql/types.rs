@@ -22,7 +22,7 @@ use super::filters::{
     RelationKind, change_filter, insight_filter, item_filter, item_uuid,
 };
 use super::loaders::{
-    CatalogLoader, ChangeKey, InsightCountKey, InsightKey, ItemKey, LatestChangesKey,
+    CatalogLoader, ChangeKey, ConfigDocKey, InsightCountKey, InsightKey, ItemKey, LatestChangesKey,
     RelationshipKey, RunKey, ScraperKey,
 };
 use crate::error::{ApiError, ApiResult, gql};
@@ -235,19 +235,35 @@ impl ConfigItem {
         Json(self.0.properties.clone())
     }
     /// The config document, or the part at a JSON pointer (`/spec/replicas`)
-    /// or dotted path (`spec.replicas`).
-    async fn config(&self, path: Option<String>) -> Option<Json<serde_json::Value>> {
-        match path {
-            None => Some(Json(self.0.config.clone())),
+    /// or dotted path (`spec.replicas`). Lists read items without their
+    /// documents; selecting this field loads them, batched across the page.
+    async fn config(
+        &self,
+        ctx: &Context<'_>,
+        path: Option<String>,
+    ) -> ApiResult<Option<Json<serde_json::Value>>> {
+        let loaded;
+        let config = if self.0.config.is_null() {
+            loaded = loader(ctx)?
+                .load_one(ConfigDocKey(self.0.id))
+                .await
+                .map_err(gql)?
+                .unwrap_or(serde_json::Value::Null);
+            &loaded
+        } else {
+            &self.0.config
+        };
+        Ok(match path {
+            None => Some(Json(config.clone())),
             Some(p) => {
                 let pointer = if p.starts_with('/') || p.is_empty() {
                     p
                 } else {
                     format!("/{}", p.replace('.', "/"))
                 };
-                self.0.config.pointer(&pointer).cloned().map(Json)
+                config.pointer(&pointer).cloned().map(Json)
             }
-        }
+        })
     }
     /// Health.
     async fn health(&self) -> Health {

@@ -38,11 +38,12 @@ impl InsightCounts {
 const CHUNK: usize = 1000;
 
 impl Store {
-    /// Items by id, deleted ones included.
+    /// Items by id, deleted ones included, without their config documents
+    /// (`null`; see [`Store::get_configs`]).
     pub async fn get_items(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, config_item::Model>> {
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(CHUNK) {
-            for m in config_item::Entity::find()
+            for m in super::items::slim_items(self.backend())
                 .filter(config_item::Column::Id.is_in(chunk.iter().copied()))
                 .all(&self.db)
                 .await?

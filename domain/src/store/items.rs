@@ -168,7 +168,43 @@ fn condition(filter: &ItemFilter) -> Condition {
     cond
 }
 
+/// Items without their config documents (a `null` stands in): what lists
+/// and loaders read, so a page of summaries does not ship and parse kilobytes
+/// of JSON per row. [`Store::get_configs`] loads documents when asked for.
+pub(crate) fn slim_items(backend: sea_orm::DbBackend) -> sea_orm::Select<config_item::Entity> {
+    use sea_orm::Iterable;
+    let null_json = match backend {
+        sea_orm::DbBackend::Postgres => "CAST('null' AS jsonb)",
+        _ => "'null'",
+    };
+    config_item::Entity::find()
+        .select_only()
+        .columns(config_item::Column::iter().filter(|c| !matches!(c, config_item::Column::Config)))
+        .column_as(sea_orm::sea_query::Expr::cust(null_json), "config")
+}
+
 impl Store {
+    /// Config documents by item id.
+    pub async fn get_configs(
+        &self,
+        ids: &[Uuid],
+    ) -> Result<std::collections::HashMap<Uuid, serde_json::Value>> {
+        use config_item::Column as C;
+        let mut out = std::collections::HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(1000) {
+            let rows: Vec<(Uuid, serde_json::Value)> = config_item::Entity::find()
+                .select_only()
+                .column(C::Id)
+                .column(C::Config)
+                .filter(C::Id.is_in(chunk.iter().copied()))
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+
     /// The full condition of `filter`, its search query compiled (and its
     /// relationship walks run).
     pub(crate) async fn item_condition(&self, filter: &ItemFilter) -> Result<Condition> {
@@ -193,7 +229,7 @@ impl Store {
         page: &PageRequest,
     ) -> Result<Page<config_item::Model>> {
         let (keyset, sorts) = item_keyset(order);
-        let select = config_item::Entity::find().filter(self.item_condition(filter).await?);
+        let select = slim_items(self.backend()).filter(self.item_condition(filter).await?);
         keyset
             .fetch(&self.db, select, page, |m| item_key(&sorts, m))
             .await
