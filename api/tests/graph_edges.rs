@@ -11,8 +11,7 @@ use sea_orm::{ActiveModelTrait, Set};
 use serde_json::{Value, json};
 use stratum_api::graphql::{StratumSchema, build_schema};
 use stratum_domain::entities::insight;
-use stratum_domain::store::{IngestSession, RunCompletion, ScraperRecord};
-use stratum_domain::{Health, ItemRef, RunMode, ScrapedItem, Store, ids};
+use stratum_domain::{Health, ItemRef, ScrapedItem, Store, ids};
 use stratum_tests::{Backend, TestDb, item};
 use uuid::Uuid;
 
@@ -58,51 +57,7 @@ fn catalog(version: u32, sick: bool) -> Vec<ScrapedItem> {
 }
 
 async fn scrape(store: &Store, items: Vec<ScrapedItem>) -> Uuid {
-    let scraper = store
-        .upsert_scraper(
-            &ScraperRecord {
-                name: SCRAPER.into(),
-                namespace: "default".into(),
-                spec: json!({}),
-                source: stratum_domain::ScraperSource::File,
-            },
-            true,
-        )
-        .await
-        .expect("scraper");
-    let (run, started) = store.start_run(scraper, RunMode::Full).await.expect("run");
-    let mut session = IngestSession::new(scraper, run, started);
-    store.preload_existing(&mut session).await.expect("preload");
-    store
-        .ingest_batch(&mut session, items)
-        .await
-        .expect("ingest");
-    store
-        .complete_run(
-            &mut session,
-            &RunCompletion {
-                full: true,
-                errors: vec![],
-                warnings: vec![],
-                stale_item_age: None,
-                max_delete_percent: 20.0,
-                allow_mass_delete: false,
-            },
-        )
-        .await
-        .expect("complete");
-    store
-        .finish_run(
-            run,
-            scraper,
-            &stratum_domain::store::RunSummary {
-                status: Some(stratum_domain::RunStatus::Succeeded),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("finish");
-    scraper
+    stratum_tests::scrape_items(store, SCRAPER, items, stratum_tests::keep_everything()).await
 }
 
 async fn run(schema: &StratumSchema, q: &str) -> Value {

@@ -4,45 +4,13 @@
 
 use serde_json::{Value, json};
 use stratum_api::graphql::{StratumSchema, build_schema};
-use stratum_domain::store::{IngestSession, RunCompletion, ScraperRecord};
-use stratum_domain::{Health, RunMode, ScrapedItem, Store};
+use stratum_domain::{Health, ScrapedItem, Store};
 use stratum_tests::{Backend, TestDb, item};
 
 stratum_tests::on_both_backends!(orderings_walk_both_ways_and_cursors_survive_inserts);
 
 async fn ingest(store: &Store, items: Vec<ScrapedItem>) {
-    let scraper = store
-        .upsert_scraper(
-            &ScraperRecord {
-                name: "pages".into(),
-                namespace: "default".into(),
-                spec: json!({}),
-                source: stratum_domain::ScraperSource::File,
-            },
-            true,
-        )
-        .await
-        .expect("scraper");
-    let (run, started) = store.start_run(scraper, RunMode::Full).await.expect("run");
-    let mut session = IngestSession::new(scraper, run, started);
-    store
-        .ingest_batch(&mut session, items)
-        .await
-        .expect("ingest");
-    store
-        .complete_run(
-            &mut session,
-            &RunCompletion {
-                full: false,
-                errors: vec![],
-                warnings: vec![],
-                stale_item_age: None,
-                max_delete_percent: 20.0,
-                allow_mass_delete: false,
-            },
-        )
-        .await
-        .expect("complete");
+    stratum_tests::scrape_items(store, "pages", items, stratum_tests::keep_everything()).await;
 }
 
 fn things(range: std::ops::Range<usize>) -> Vec<ScrapedItem> {

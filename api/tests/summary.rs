@@ -6,8 +6,7 @@ use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
 use serde_json::{Value, json};
 use stratum_api::graphql::{StratumSchema, build_schema};
 use stratum_domain::entities::insight;
-use stratum_domain::store::{IngestSession, RunCompletion, ScraperRecord};
-use stratum_domain::{Health, RunMode, ScrapedItem, Store, ids};
+use stratum_domain::{Health, ScrapedItem, Store, ids};
 use stratum_tests::{Backend, TestDb, item};
 use uuid::Uuid;
 
@@ -63,39 +62,7 @@ fn catalog(version: u32) -> Vec<ScrapedItem> {
 }
 
 async fn scrape(store: &Store, items: Vec<ScrapedItem>) -> Uuid {
-    let scraper = store
-        .upsert_scraper(
-            &ScraperRecord {
-                name: SCRAPER.into(),
-                namespace: "default".into(),
-                spec: json!({}),
-                source: stratum_domain::ScraperSource::File,
-            },
-            true,
-        )
-        .await
-        .expect("scraper");
-    let (run, started) = store.start_run(scraper, RunMode::Full).await.expect("run");
-    let mut session = IngestSession::new(scraper, run, started);
-    store
-        .ingest_batch(&mut session, items)
-        .await
-        .expect("ingest");
-    store
-        .complete_run(
-            &mut session,
-            &RunCompletion {
-                full: false,
-                errors: vec![],
-                warnings: vec![],
-                stale_item_age: None,
-                max_delete_percent: 20.0,
-                allow_mass_delete: false,
-            },
-        )
-        .await
-        .expect("complete");
-    scraper
+    stratum_tests::scrape_items(store, SCRAPER, items, stratum_tests::keep_everything()).await
 }
 
 async fn set_cost(store: &Store, id: Uuid, currency: &str, micros: i64) {

@@ -163,6 +163,71 @@ pub fn item(item_type: &str, external_id: &str, config: Value) -> ScrapedItem {
     }
 }
 
+/// A settled run that neither deletes stale items nor tombstones edges.
+pub fn keep_everything() -> stratum_domain::store::RunCompletion {
+    stratum_domain::store::RunCompletion {
+        full: false,
+        errors: vec![],
+        warnings: vec![],
+        stale_item_age: None,
+        max_delete_percent: 20.0,
+        allow_mass_delete: false,
+    }
+}
+
+/// Writes `items` as one run of the file-sourced scraper `name` (namespace
+/// `default`) the way the pipeline does: register, start, preload, one
+/// batch, settle with `completion`, finish as succeeded. Returns the
+/// scraper id.
+pub async fn scrape_items(
+    store: &Store,
+    name: &str,
+    items: Vec<ScrapedItem>,
+    completion: stratum_domain::store::RunCompletion,
+) -> uuid::Uuid {
+    use stratum_domain::store::{IngestSession, RunSummary, ScraperRecord};
+    let scraper = store
+        .upsert_scraper(
+            &ScraperRecord {
+                name: name.into(),
+                namespace: "default".into(),
+                spec: serde_json::json!({}),
+                source: stratum_domain::ScraperSource::File,
+            },
+            true,
+        )
+        .await
+        .expect("register scraper");
+    let (run, started) = store
+        .start_run(scraper, stratum_domain::RunMode::Full)
+        .await
+        .expect("start run");
+    let mut session = IngestSession::new(scraper, run, started);
+    store.preload_existing(&mut session).await.expect("preload");
+    if !items.is_empty() {
+        store
+            .ingest_batch(&mut session, items)
+            .await
+            .expect("ingest");
+    }
+    store
+        .complete_run(&mut session, &completion)
+        .await
+        .expect("complete run");
+    store
+        .finish_run(
+            run,
+            scraper,
+            &RunSummary {
+                status: Some(stratum_domain::RunStatus::Succeeded),
+                ..RunSummary::default()
+            },
+        )
+        .await
+        .expect("finish run");
+    scraper
+}
+
 /// Path of the built `stratum` binary (cargo builds it for integration tests).
 pub fn stratum_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

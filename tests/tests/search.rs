@@ -4,8 +4,8 @@
 
 use chrono::Duration;
 use serde_json::json;
-use stratum_domain::store::{IngestSession, ItemFilter, PageRequest, RunCompletion};
-use stratum_domain::{Health, ItemRef, RunMode, ScrapedItem, Store, ids, search};
+use stratum_domain::store::{ItemFilter, PageRequest, RunCompletion};
+use stratum_domain::{Health, ItemRef, ScrapedItem, Store, ids, search};
 use stratum_tests::{Backend, TestDb, item};
 use uuid::Uuid;
 
@@ -75,39 +75,12 @@ fn catalog(with_gone: bool) -> Vec<ScrapedItem> {
 }
 
 async fn scrape(store: &Store, items: Vec<ScrapedItem>) {
-    let scraper = store
-        .upsert_scraper(
-            &stratum_domain::store::ScraperRecord {
-                name: SCRAPER.into(),
-                namespace: "default".into(),
-                spec: json!({}),
-                source: stratum_domain::ScraperSource::File,
-            },
-            true,
-        )
-        .await
-        .expect("scraper");
-    let (run_id, started) = store.start_run(scraper, RunMode::Full).await.expect("run");
-    let mut session = IngestSession::new(scraper, run_id, started);
-    store.preload_existing(&mut session).await.expect("preload");
-    store
-        .ingest_batch(&mut session, items)
-        .await
-        .expect("ingest");
-    store
-        .complete_run(
-            &mut session,
-            &RunCompletion {
-                full: true,
-                errors: vec![],
-                warnings: vec![],
-                stale_item_age: Some(Duration::zero()),
-                max_delete_percent: 20.0,
-                allow_mass_delete: false,
-            },
-        )
-        .await
-        .expect("complete");
+    let completion = RunCompletion {
+        full: true,
+        stale_item_age: Some(Duration::zero()),
+        ..stratum_tests::keep_everything()
+    };
+    stratum_tests::scrape_items(store, SCRAPER, items, completion).await;
 }
 
 /// Moves every `last_scraped_at` an hour back so the next full run deletes
