@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ConnectionTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::{Store, in_ids, stmt};
@@ -44,7 +44,7 @@ impl Store {
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(CHUNK) {
             for m in super::items::slim_items(self.backend())
-                .filter(config_item::Column::Id.is_in(chunk.iter().copied()))
+                .filter(super::id_in(self.backend(), "id", chunk))
                 .all(&self.db)
                 .await?
             {
@@ -59,7 +59,7 @@ impl Store {
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(CHUNK) {
             for m in scraper::Entity::find()
-                .filter(scraper::Column::Id.is_in(chunk.iter().copied()))
+                .filter(super::id_in(self.backend(), "id", chunk))
                 .all(&self.db)
                 .await?
             {
@@ -74,7 +74,7 @@ impl Store {
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(CHUNK) {
             for m in config_change::Entity::find()
-                .filter(config_change::Column::Id.is_in(chunk.iter().copied()))
+                .filter(super::id_in(self.backend(), "id", chunk))
                 .all(&self.db)
                 .await?
             {
@@ -89,7 +89,7 @@ impl Store {
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(CHUNK) {
             for m in scrape_run::Entity::find()
-                .filter(scrape_run::Column::Id.is_in(chunk.iter().copied()))
+                .filter(super::id_in(self.backend(), "id", chunk))
                 .all(&self.db)
                 .await?
             {

@@ -63,11 +63,11 @@ fn key(m: &config_change::Model) -> Vec<KeyValue> {
     vec![KeyValue::Time(m.created_at), KeyValue::Uuid(m.id)]
 }
 
-fn condition(filter: &ChangeFilter) -> Condition {
+fn condition(backend: sea_orm::DbBackend, filter: &ChangeFilter) -> Condition {
     use config_change::Column as C;
     let mut cond = Condition::all();
     if !filter.config_ids.is_empty() {
-        cond = cond.add(C::ConfigId.is_in(filter.config_ids.iter().copied()));
+        cond = cond.add(super::id_in(backend, "config_id", &filter.config_ids));
     }
     if !filter.change_types.is_empty() {
         cond = cond.add(C::ChangeType.is_in(filter.change_types.iter().cloned()));
@@ -120,14 +120,14 @@ impl Store {
         filter: &ChangeFilter,
         page: &PageRequest,
     ) -> Result<Page<config_change::Model>> {
-        let select = config_change::Entity::find().filter(condition(filter));
+        let select = config_change::Entity::find().filter(condition(self.backend(), filter));
         keyset().fetch(&self.db, select, page, key).await
     }
 
     /// How many change rows match `filter`.
     pub async fn count_matching_changes(&self, filter: &ChangeFilter) -> Result<u64> {
         Ok(config_change::Entity::find()
-            .filter(condition(filter))
+            .filter(condition(self.backend(), filter))
             .count(&self.db)
             .await?)
     }

@@ -234,8 +234,8 @@ impl Store {
         use config_relationship::Column as C;
         let mut select = config_relationship::Entity::find()
             .filter(C::DeletedAt.is_null())
-            .filter(C::FromId.is_in(ids.iter().copied()))
-            .filter(C::ToId.is_in(ids.iter().copied()));
+            .filter(super::id_in(self.backend(), "from_id", ids))
+            .filter(super::id_in(self.backend(), "to_id", ids));
         match relation {
             RelationKind::Hard => select = select.filter(C::Hard.eq(true)),
             RelationKind::Soft => select = select.filter(C::Hard.eq(false)),
@@ -254,11 +254,11 @@ impl Store {
         &self,
         ids: &[Uuid],
     ) -> Result<HashMap<Uuid, config_relationship::Model>> {
-        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        use sea_orm::{EntityTrait, QueryFilter};
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(1000) {
             for m in config_relationship::Entity::find()
-                .filter(config_relationship::Column::Id.is_in(chunk.iter().copied()))
+                .filter(super::id_in(self.backend(), "id", chunk))
                 .all(&self.db)
                 .await?
             {

@@ -45,11 +45,11 @@ fn key(m: &insight::Model) -> Vec<KeyValue> {
     vec![KeyValue::Time(m.last_observed), KeyValue::Uuid(m.id)]
 }
 
-fn condition(filter: &InsightFilter) -> Condition {
+fn condition(backend: sea_orm::DbBackend, filter: &InsightFilter) -> Condition {
     use insight::Column as C;
     let mut cond = Condition::all();
     if !filter.config_ids.is_empty() {
-        cond = cond.add(C::ConfigId.is_in(filter.config_ids.iter().copied()));
+        cond = cond.add(super::id_in(backend, "config_id", &filter.config_ids));
     }
     if !filter.analyzers.is_empty() {
         cond = cond.add(C::Analyzer.is_in(filter.analyzers.iter().cloned()));
@@ -79,14 +79,14 @@ impl Store {
         filter: &InsightFilter,
         page: &PageRequest,
     ) -> Result<Page<insight::Model>> {
-        let select = insight::Entity::find().filter(condition(filter));
+        let select = insight::Entity::find().filter(condition(self.backend(), filter));
         keyset().fetch(&self.db, select, page, key).await
     }
 
     /// How many insights match `filter`.
     pub async fn count_insights(&self, filter: &InsightFilter) -> Result<u64> {
         Ok(insight::Entity::find()
-            .filter(condition(filter))
+            .filter(condition(self.backend(), filter))
             .count(&self.db)
             .await?)
     }
@@ -99,7 +99,7 @@ impl Store {
         let mut out = std::collections::HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(1000) {
             for m in insight::Entity::find()
-                .filter(insight::Column::Id.is_in(chunk.iter().copied()))
+                .filter(super::id_in(self.backend(), "id", chunk))
                 .all(&self.db)
                 .await?
             {

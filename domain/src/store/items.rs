@@ -196,7 +196,7 @@ impl Store {
                 .select_only()
                 .column(C::Id)
                 .column(C::Config)
-                .filter(C::Id.is_in(chunk.iter().copied()))
+                .filter(super::id_in(self.backend(), "id", chunk))
                 .into_tuple()
                 .all(&self.db)
                 .await?;

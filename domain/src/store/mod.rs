@@ -278,6 +278,18 @@ pub(crate) fn cust(backend: DbBackend, text: &str, values: Vec<Value>) -> sea_or
     sea_orm::sea_query::Expr::cust_with_values(text, values)
 }
 
+/// `column IN ids` as a filter: one array parameter on Postgres, so the
+/// statement text (and its cached plan) does not change with the number of
+/// ids; a list on SQLite.
+pub(crate) fn id_in(
+    backend: DbBackend,
+    column: &str,
+    ids: &[uuid::Uuid],
+) -> sea_orm::sea_query::Expr {
+    let (list, values) = in_ids(backend, ids);
+    cust(backend, &format!("{column}{list}"), values)
+}
+
 /// A statement with `?` placeholders adapted to `backend`.
 pub(crate) fn stmt(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(backend, placeholders(backend, sql), values)
