@@ -34,6 +34,7 @@ struct Profile {
     changes_per_pod: usize,
     seconds: u64,
     clients: usize,
+    latency_clients: usize,
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -396,6 +397,7 @@ fn main() -> anyhow::Result<()> {
             changes_per_pod: 10,
             seconds: env_or("STRATUM_BENCH_SECONDS", 10),
             clients: env_or("STRATUM_BENCH_CLIENTS", 50),
+            latency_clients: env_or("STRATUM_BENCH_LATENCY_CLIENTS", 4),
         }
     } else {
         Profile {
@@ -403,6 +405,7 @@ fn main() -> anyhow::Result<()> {
             changes_per_pod: 10,
             seconds: 1,
             clients: 4,
+            latency_clients: 2,
         }
     };
     let rt = tokio::runtime::Runtime::new()?;
@@ -502,6 +505,7 @@ fn main() -> anyhow::Result<()> {
         for (name, clients, make, sql) in scenarios {
             // Warm up, then measure.
             drive(&url, clients.min(4), 1, make.clone()).await;
+            let make_again = make.clone();
             let o = drive(&url, clients, profile.seconds, make).await;
             let floor = pgbench(&db.url, &sql, clients, profile.seconds);
             println!(
@@ -515,6 +519,20 @@ fn main() -> anyhow::Result<()> {
             );
             assert_eq!(o.failures, 0, "{name}: GraphQL errors under load");
             assert!(o.requests > 0, "{name}: no request completed");
+            // Latency below saturation: a few clients.
+            let few = profile.latency_clients.min(clients);
+            if few < clients {
+                let o = drive(&url, few, profile.seconds, make_again).await;
+                println!(
+                    "{:<64} {few:>7} {:>9.0} {:>9.2} {:>9.2} {:>8} |",
+                    "  (same, below saturation)",
+                    o.requests as f64 / o.seconds,
+                    o.percentile(0.5),
+                    o.percentile(0.99),
+                    o.failures,
+                );
+                assert_eq!(o.failures, 0, "{name}: GraphQL errors");
+            }
         }
         Ok::<_, anyhow::Error>(())
     })
