@@ -1064,41 +1064,42 @@ impl ChangeListFields {
 /// A page of changes.
 pub type ConfigChangeConnection = Connection<String, ConfigChange, ChangeListFields>;
 
+/// Loads one row through the loader and wraps it as a node.
+async fn one<K, M>(
+    loader: &DataLoader<CatalogLoader>,
+    key: K,
+    wrap: impl FnOnce(M) -> Node,
+) -> ApiResult<Option<Node>>
+where
+    K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+    M: Send + Sync + Clone + 'static,
+    CatalogLoader:
+        async_graphql::dataloader::Loader<K, Value = M, Error = super::loaders::LoadError>,
+{
+    Ok(loader.load_one(key).await.map_err(gql)?.map(wrap))
+}
+
 async fn load_node(ctx: &Context<'_>, id: &str) -> ApiResult<Option<Node>> {
     let (kind, uuid) = decode_global_id(id)
         .ok_or_else(|| gql(ApiError::BadUserInput(format!("'{id}' is not a global id"))))?;
     let loader = loader(ctx)?;
     let node = match kind.as_str() {
-        "ConfigItem" => loader
-            .load_one(ItemKey(uuid))
-            .await
-            .map_err(gql)?
-            .map(|m| Node::ConfigItem(ConfigItem(m))),
-        "ConfigChange" => loader
-            .load_one(ChangeKey(uuid))
-            .await
-            .map_err(gql)?
-            .map(|m| Node::ConfigChange(ConfigChange(m))),
-        "Scraper" => loader
-            .load_one(ScraperKey(uuid))
-            .await
-            .map_err(gql)?
-            .map(|m| Node::Scraper(Scraper(m))),
-        "ScrapeRun" => loader
-            .load_one(RunKey(uuid))
-            .await
-            .map_err(gql)?
-            .map(|m| Node::ScrapeRun(ScrapeRun(m))),
-        "Insight" => loader
-            .load_one(InsightKey(uuid))
-            .await
-            .map_err(gql)?
-            .map(|m| Node::Insight(Insight(m))),
-        "Relationship" => loader
-            .load_one(RelationshipKey(uuid))
-            .await
-            .map_err(gql)?
-            .map(|m| Node::Relationship(Relationship(m))),
+        "ConfigItem" => one(loader, ItemKey(uuid), |m| Node::ConfigItem(ConfigItem(m))).await?,
+        "ConfigChange" => {
+            one(loader, ChangeKey(uuid), |m| {
+                Node::ConfigChange(ConfigChange(m))
+            })
+            .await?
+        }
+        "Scraper" => one(loader, ScraperKey(uuid), |m| Node::Scraper(Scraper(m))).await?,
+        "ScrapeRun" => one(loader, RunKey(uuid), |m| Node::ScrapeRun(ScrapeRun(m))).await?,
+        "Insight" => one(loader, InsightKey(uuid), |m| Node::Insight(Insight(m))).await?,
+        "Relationship" => {
+            one(loader, RelationshipKey(uuid), |m| {
+                Node::Relationship(Relationship(m))
+            })
+            .await?
+        }
         other => {
             return Err(gql(ApiError::BadUserInput(format!(
                 "'{id}' names an unknown type '{other}'"

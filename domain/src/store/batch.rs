@@ -38,65 +38,57 @@ impl InsightCounts {
 const CHUNK: usize = 1000;
 
 impl Store {
-    /// Items by id, deleted ones included, without their config documents
-    /// (`null`; see [`Store::get_configs`]).
-    pub async fn get_items(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, config_item::Model>> {
+    /// Rows of `E` whose `id` column is in `ids`, keyed by id.
+    pub(crate) async fn rows_by_id<E: EntityTrait>(
+        &self,
+        ids: &[Uuid],
+        id_of: fn(&E::Model) -> Uuid,
+    ) -> Result<HashMap<Uuid, E::Model>> {
+        self.rows_by_id_from(E::find(), ids, id_of).await
+    }
+
+    /// Rows of `base` whose `id` column is in `ids`, keyed by id.
+    async fn rows_by_id_from<E: EntityTrait>(
+        &self,
+        base: sea_orm::Select<E>,
+        ids: &[Uuid],
+        id_of: fn(&E::Model) -> Uuid,
+    ) -> Result<HashMap<Uuid, E::Model>> {
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(CHUNK) {
-            for m in super::items::slim_items(self.backend())
+            for m in base
+                .clone()
                 .filter(super::id_in(self.backend(), "id", chunk))
                 .all(&self.db)
                 .await?
             {
-                out.insert(m.id, m);
+                out.insert(id_of(&m), m);
             }
         }
         Ok(out)
+    }
+
+    /// Items by id, deleted ones included, without their config documents
+    /// (`null`; see [`Store::get_configs`]).
+    pub async fn get_items(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, config_item::Model>> {
+        self.rows_by_id_from(super::items::slim_items(self.backend()), ids, |m| m.id)
+            .await
     }
 
     /// Scrapers by id.
     pub async fn get_scrapers(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, scraper::Model>> {
-        let mut out = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(CHUNK) {
-            for m in scraper::Entity::find()
-                .filter(super::id_in(self.backend(), "id", chunk))
-                .all(&self.db)
-                .await?
-            {
-                out.insert(m.id, m);
-            }
-        }
-        Ok(out)
+        self.rows_by_id::<scraper::Entity>(ids, |m| m.id).await
     }
 
     /// Changes by id.
     pub async fn get_changes(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, config_change::Model>> {
-        let mut out = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(CHUNK) {
-            for m in config_change::Entity::find()
-                .filter(super::id_in(self.backend(), "id", chunk))
-                .all(&self.db)
-                .await?
-            {
-                out.insert(m.id, m);
-            }
-        }
-        Ok(out)
+        self.rows_by_id::<config_change::Entity>(ids, |m| m.id)
+            .await
     }
 
     /// Scrape runs by id.
     pub async fn get_runs(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, scrape_run::Model>> {
-        let mut out = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(CHUNK) {
-            for m in scrape_run::Entity::find()
-                .filter(super::id_in(self.backend(), "id", chunk))
-                .all(&self.db)
-                .await?
-            {
-                out.insert(m.id, m);
-            }
-        }
-        Ok(out)
+        self.rows_by_id::<scrape_run::Entity>(ids, |m| m.id).await
     }
 
     /// The `limit` latest changes of each item (newest first), in one

@@ -72,14 +72,10 @@ fn condition(backend: sea_orm::DbBackend, filter: &ChangeFilter) -> Condition {
     if !filter.change_types.is_empty() {
         cond = cond.add(C::ChangeType.is_in(filter.change_types.iter().cloned()));
     }
-    let allowed: Vec<&str> = Severity::ALL
-        .iter()
-        .filter(|s| filter.severities.is_empty() || filter.severities.contains(s))
-        .filter(|s| filter.min_severity.is_none_or(|min| **s >= min))
-        .map(|s| s.as_str())
-        .collect();
-    if allowed.len() < Severity::ALL.len() {
-        cond = cond.add(C::Severity.is_in(allowed));
+    if let Some(severity) =
+        super::severity_condition(C::Severity, &filter.severities, filter.min_severity)
+    {
+        cond = cond.add(severity);
     }
     if let Some(from) = filter.from {
         cond = cond.add(C::CreatedAt.gte(from));

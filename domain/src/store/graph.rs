@@ -254,17 +254,7 @@ impl Store {
         &self,
         ids: &[Uuid],
     ) -> Result<HashMap<Uuid, config_relationship::Model>> {
-        use sea_orm::{EntityTrait, QueryFilter};
-        let mut out = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(1000) {
-            for m in config_relationship::Entity::find()
-                .filter(super::id_in(self.backend(), "id", chunk))
-                .all(&self.db)
-                .await?
-            {
-                out.insert(m.id, m);
-            }
-        }
-        Ok(out)
+        self.rows_by_id::<config_relationship::Entity>(ids, |m| m.id)
+            .await
     }
 }

@@ -57,14 +57,10 @@ fn condition(backend: sea_orm::DbBackend, filter: &InsightFilter) -> Condition {
     if !filter.types.is_empty() {
         cond = cond.add(C::AnalysisType.is_in(filter.types.iter().cloned()));
     }
-    let allowed: Vec<&str> = Severity::ALL
-        .iter()
-        .filter(|s| filter.severities.is_empty() || filter.severities.contains(s))
-        .filter(|s| filter.min_severity.is_none_or(|min| **s >= min))
-        .map(|s| s.as_str())
-        .collect();
-    if allowed.len() < Severity::ALL.len() {
-        cond = cond.add(C::Severity.is_in(allowed));
+    if let Some(severity) =
+        super::severity_condition(C::Severity, &filter.severities, filter.min_severity)
+    {
+        cond = cond.add(severity);
     }
     if !filter.statuses.is_empty() {
         cond = cond.add(C::Status.is_in(filter.statuses.iter().cloned()));
@@ -96,16 +92,6 @@ impl Store {
         &self,
         ids: &[Uuid],
     ) -> Result<std::collections::HashMap<Uuid, insight::Model>> {
-        let mut out = std::collections::HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(1000) {
-            for m in insight::Entity::find()
-                .filter(super::id_in(self.backend(), "id", chunk))
-                .all(&self.db)
-                .await?
-            {
-                out.insert(m.id, m);
-            }
-        }
-        Ok(out)
+        self.rows_by_id::<insight::Entity>(ids, |m| m.id).await
     }
 }

@@ -278,6 +278,23 @@ pub(crate) fn cust(backend: DbBackend, text: &str, values: Vec<Value>) -> sea_or
     sea_orm::sea_query::Expr::cust_with_values(text, values)
 }
 
+/// `severity` in `severities` (all when empty) and at least `min`: `None`
+/// when that allows every severity.
+pub(crate) fn severity_condition(
+    column: impl sea_orm::ColumnTrait,
+    severities: &[crate::model::Severity],
+    min: Option<crate::model::Severity>,
+) -> Option<sea_orm::sea_query::Expr> {
+    use crate::model::Severity;
+    let allowed: Vec<&str> = Severity::ALL
+        .iter()
+        .filter(|s| severities.is_empty() || severities.contains(s))
+        .filter(|s| min.is_none_or(|min| **s >= min))
+        .map(|s| s.as_str())
+        .collect();
+    (allowed.len() < Severity::ALL.len()).then(|| column.is_in(allowed))
+}
+
 /// `column IN ids` as a filter: one array parameter on Postgres, so the
 /// statement text (and its cached plan) does not change with the number of
 /// ids; a list on SQLite.
