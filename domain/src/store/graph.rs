@@ -101,6 +101,13 @@ pub struct TraversalResult {
 /// Ids per level query.
 const FRONTIER_CHUNK: usize = 1000;
 
+/// The state of one direction's breadth-first walk.
+struct Walk {
+    direction: Direction,
+    visited: HashSet<Uuid>,
+    frontier: Vec<Uuid>,
+}
+
 impl Store {
     /// Walks the relationship graph from `query.roots`: breadth-first, one
     /// indexed query per level and chunk of 1,000 frontier ids, with a
@@ -126,44 +133,70 @@ impl Store {
             return Err(DomainError::invalid("rootIds", "at most 1000 roots"));
         }
         let mut best: HashMap<Uuid, GraphNode> = HashMap::new();
-        let walks: &[Direction] = match query.direction {
+        let directions: &[Direction] = match query.direction {
             Direction::Outgoing => &[Direction::Outgoing],
             Direction::Incoming => &[Direction::Incoming],
             Direction::Both => &[Direction::Outgoing, Direction::Incoming],
         };
-        for &direction in walks {
-            let mut visited: HashSet<Uuid> = query.roots.iter().copied().collect();
-            let mut frontier: Vec<Uuid> = query.roots.clone();
-            for depth in 1..=query.depth {
-                if frontier.is_empty() {
-                    break;
-                }
-                let mut next = Vec::new();
-                for chunk in frontier.chunks(FRONTIER_CHUNK) {
-                    for id in self.neighbours(chunk, direction, query).await? {
-                        if visited.insert(id) {
-                            next.push(id);
-                            let node = GraphNode {
-                                id,
-                                depth,
-                                direction,
-                            };
-                            best.entry(id)
-                                .and_modify(|n| {
-                                    if depth < n.depth {
-                                        *n = node.clone();
-                                    }
-                                })
-                                .or_insert(node);
-                        }
+        // One walk per direction; each level of both walks is one statement.
+        let mut walks: Vec<Walk> = directions
+            .iter()
+            .map(|&direction| Walk {
+                direction,
+                visited: query.roots.iter().copied().collect(),
+                frontier: query.roots.clone(),
+            })
+            .collect();
+        for depth in 1..=query.depth {
+            let chunks = walks
+                .iter()
+                .map(|w| w.frontier.len().div_ceil(FRONTIER_CHUNK))
+                .max()
+                .unwrap_or(0);
+            if chunks == 0 {
+                break;
+            }
+            let mut next: Vec<Vec<Uuid>> = vec![Vec::new(); walks.len()];
+            for c in 0..chunks {
+                let parts: Vec<(usize, Direction, &[Uuid])> = walks
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, w)| {
+                        w.frontier
+                            .chunks(FRONTIER_CHUNK)
+                            .nth(c)
+                            .map(|chunk| (i, w.direction, chunk))
+                    })
+                    .collect();
+                for (i, id) in self.neighbours(&parts, query).await? {
+                    let Some(walk) = walks.get_mut(i) else {
+                        continue;
+                    };
+                    if walk.visited.insert(id) {
+                        next[i].push(id);
+                        let node = GraphNode {
+                            id,
+                            depth,
+                            direction: walk.direction,
+                        };
+                        best.entry(id)
+                            .and_modify(|n| {
+                                if depth < n.depth {
+                                    *n = node.clone();
+                                }
+                            })
+                            .or_insert(node);
                     }
                 }
-                frontier = next;
+            }
+            for (walk, mut found) in walks.iter_mut().zip(next) {
                 // Every node at this depth is known; deeper ones would sort
-                // after the cap.
-                if visited.len() > query.node_limit + query.roots.len() {
-                    break;
+                // after the cap, so a walk past it goes no further.
+                if walk.visited.len() > query.node_limit + query.roots.len() {
+                    found.clear();
                 }
+                found.sort();
+                walk.frontier = found;
             }
         }
         let mut nodes: Vec<GraphNode> = best.into_values().collect();
@@ -173,42 +206,48 @@ impl Store {
         Ok(TraversalResult { nodes, truncated })
     }
 
-    /// The far ends of live edges from `ids` in one direction, through
-    /// live items (unless deleted ones are asked for).
+    /// The far ends of live edges from each part's ids in its direction,
+    /// through live items (unless deleted ones are asked for), in one
+    /// statement; each result carries its part's walk index.
     async fn neighbours(
         &self,
-        ids: &[Uuid],
-        direction: Direction,
+        parts: &[(usize, Direction, &[Uuid])],
         query: &TraversalQuery,
-    ) -> Result<Vec<Uuid>> {
-        let (near, far) = match direction {
-            Direction::Incoming => ("to_id", "from_id"),
-            _ => ("from_id", "to_id"),
-        };
-        let (list, mut values) = super::in_ids(self.backend(), ids);
-        let relation = match query.relation {
-            RelationKind::Both => "",
-            RelationKind::Hard | RelationKind::Soft => {
-                values.push((query.relation == RelationKind::Hard).into());
-                "AND r.hard = ?"
-            }
-        };
-        let deleted = if query.include_deleted {
-            ""
-        } else {
-            "AND c.deleted_at IS NULL"
-        };
-        let sql = format!(
-            "SELECT DISTINCT r.{far} AS id FROM config_relationships r JOIN config_items c ON c.id = r.{far} \
-             WHERE r.{near}{list} AND r.deleted_at IS NULL {relation} {deleted}"
-        );
+    ) -> Result<Vec<(usize, Uuid)>> {
+        let mut selects = Vec::with_capacity(parts.len());
+        let mut values = Vec::new();
+        for (walk, direction, ids) in parts {
+            let (near, far) = match direction {
+                Direction::Incoming => ("to_id", "from_id"),
+                _ => ("from_id", "to_id"),
+            };
+            let (list, ids_values) = super::in_ids(self.backend(), ids);
+            values.extend(ids_values);
+            let relation = match query.relation {
+                RelationKind::Both => "",
+                RelationKind::Hard | RelationKind::Soft => {
+                    values.push((query.relation == RelationKind::Hard).into());
+                    "AND r.hard = ?"
+                }
+            };
+            let deleted = if query.include_deleted {
+                ""
+            } else {
+                "AND c.deleted_at IS NULL"
+            };
+            selects.push(format!(
+                "SELECT DISTINCT r.{far} AS id, CAST({walk} AS BIGINT) AS walk FROM config_relationships r \
+                 JOIN config_items c ON c.id = r.{far} WHERE r.{near}{list} AND r.deleted_at IS NULL {relation} {deleted}"
+            ));
+        }
         let rows = self
             .db
-            .query_all_raw(stmt(self.backend(), &sql, values))
+            .query_all_raw(stmt(self.backend(), &selects.join(" UNION ALL "), values))
             .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            out.push(row.try_get::<Uuid>("", "id")?);
+            let walk: i64 = row.try_get("", "walk")?;
+            out.push((walk as usize, row.try_get::<Uuid>("", "id")?));
         }
         out.sort();
         Ok(out)
