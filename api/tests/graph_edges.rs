@@ -402,6 +402,24 @@ async fn pages_batch_edges_nodes_round_trip_and_changes_recurse(backend: Backend
     // within the hour into one row each.
     assert_eq!(unhealthy, 7);
     assert_eq!(medium_or_worse, 7);
+    // Type counts cover the whole filtered set, not the page: six diffs per
+    // pod, and the sick pods' two transitions.
+    let body = run(
+        &schema,
+        &format!(
+            "{{ configChanges(first: 1, filter: {{configIds: [\"{d0}\"], recursive: DOWNSTREAM}}) {{ changeTypeCounts {{ value count }} }} }}"
+        ),
+    )
+    .await;
+    assert_eq!(
+        body["data"]["configChanges"]["changeTypeCounts"],
+        json!([
+            {"value": "diff", "count": 120},
+            {"value": "Healthy", "count": 7},
+            {"value": "Unhealthy", "count": 7}
+        ]),
+        "{body}"
+    );
     let (c, _) = code("{ configChanges(filter: {recursive: ALL}) { totalCount } }".into()).await;
     assert_eq!(c, "BAD_USER_INPUT");
     let (c, _) = code(format!(

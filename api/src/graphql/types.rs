@@ -1059,6 +1059,19 @@ impl ChangeListFields {
             .await
             .map_err(gql)? as i64)
     }
+    /// Changes matching the filter by type, over all pages, most frequent first.
+    async fn change_type_counts(&self, ctx: &Context<'_>) -> ApiResult<Vec<FacetValue>> {
+        Ok(store(ctx)?
+            .count_change_types(&self.filter)
+            .await
+            .map_err(gql)?
+            .into_iter()
+            .map(|v| FacetValue {
+                value: v.value,
+                count: v.count,
+            })
+            .collect())
+    }
 }
 
 /// A page of changes.

@@ -120,6 +120,31 @@ impl Store {
         keyset().fetch(&self.db, select, page, key).await
     }
 
+    /// How many change rows of each type match `filter` (the whole filtered
+    /// set, not a page), most frequent first.
+    pub async fn count_change_types(
+        &self,
+        filter: &ChangeFilter,
+    ) -> Result<Vec<super::ValueCount>> {
+        use sea_orm::sea_query::Expr;
+        use sea_orm::{QueryOrder, QuerySelect};
+        let rows: Vec<(String, i64)> = config_change::Entity::find()
+            .select_only()
+            .column(config_change::Column::ChangeType)
+            .column_as(Expr::cust("COUNT(*)"), "n")
+            .filter(condition(self.backend(), filter))
+            .group_by(config_change::Column::ChangeType)
+            .order_by_desc(Expr::cust("COUNT(*)"))
+            .order_by_asc(config_change::Column::ChangeType)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(value, count)| super::ValueCount { value, count })
+            .collect())
+    }
+
     /// How many change rows match `filter`.
     pub async fn count_matching_changes(&self, filter: &ChangeFilter) -> Result<u64> {
         Ok(config_change::Entity::find()
