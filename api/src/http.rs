@@ -138,6 +138,17 @@ fn request_error(
     respond(status, media, id, &body)
 }
 
+/// 406: the client accepts neither response type.
+fn not_acceptable(id: &str) -> Response {
+    request_error(
+        StatusCode::NOT_ACCEPTABLE,
+        MediaType::Json,
+        id,
+        "NOT_ACCEPTABLE",
+        "Accept must allow application/graphql-response+json or application/json",
+    )
+}
+
 /// Codes of errors that mean the request was rejected before execution.
 fn is_request_error(code: Option<&str>) -> bool {
     matches!(
@@ -191,34 +202,34 @@ fn status_of(media: MediaType, response: &async_graphql::Response) -> StatusCode
     }
 }
 
-/// Serializes a response, leaving `data` out when the request never ran.
-fn body_of(media: MediaType, response: &async_graphql::Response) -> serde_json::Value {
+/// Serializes a response with its status, leaving `data` out when the
+/// request never ran.
+fn body_of(
+    media: MediaType,
+    response: &async_graphql::Response,
+) -> (StatusCode, serde_json::Value) {
+    let status = status_of(media, response);
     let mut body = serde_json::to_value(response).unwrap_or_default();
-    if media == MediaType::GraphqlResponseJson
-        && status_of(media, response) == StatusCode::BAD_REQUEST
+    if status == StatusCode::BAD_REQUEST
         && let Some(map) = body.as_object_mut()
     {
         map.remove("data");
     }
-    body
+    (status, body)
 }
 
 async fn execute(state: &AppState, media: MediaType, id: &str, batch: BatchRequest) -> Response {
     match batch {
         BatchRequest::Single(request) => {
             let response = execute_one(state, id, request).await;
-            respond(
-                status_of(media, &response),
-                media,
-                id,
-                &body_of(media, &response),
-            )
+            let (status, body) = body_of(media, &response);
+            respond(status, media, id, &body)
         }
         BatchRequest::Batch(requests) => {
             let mut bodies = Vec::with_capacity(requests.len());
             for request in requests {
                 let response = execute_one(state, id, request).await;
-                bodies.push(body_of(media, &response));
+                bodies.push(body_of(media, &response).1);
             }
             respond(StatusCode::OK, media, id, &bodies)
         }
@@ -228,13 +239,7 @@ async fn execute(state: &AppState, media: MediaType, id: &str, batch: BatchReque
 async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let id = request_id(&headers);
     let Some(media) = negotiate(&headers) else {
-        return request_error(
-            StatusCode::NOT_ACCEPTABLE,
-            MediaType::Json,
-            &id,
-            "NOT_ACCEPTABLE",
-            "Accept must allow application/graphql-response+json or application/json",
-        );
+        return not_acceptable(&id);
     };
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -332,13 +337,7 @@ async fn graphql_get(
         return Html(GraphiQLSource::build().endpoint("/graphql").finish()).into_response();
     }
     let Some(media) = negotiate(&headers) else {
-        return request_error(
-            StatusCode::NOT_ACCEPTABLE,
-            MediaType::Json,
-            &id,
-            "NOT_ACCEPTABLE",
-            "Accept must allow application/graphql-response+json or application/json",
-        );
+        return not_acceptable(&id);
     };
     let mut request = async_graphql::Request::new(params.query.clone().unwrap_or_default());
     if let Some(name) = params.operation_name {

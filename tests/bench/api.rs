@@ -17,8 +17,7 @@ use std::time::{Duration, Instant};
 
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
-use stratum_domain::store::{IngestSession, RunCompletion, ScraperRecord};
-use stratum_domain::{ItemRef, RunMode, ScrapedItem, Store, ids};
+use stratum_domain::{ItemRef, ScrapedItem, Store, ids};
 use stratum_tests::{Backend, TestDb, item};
 use uuid::Uuid;
 
@@ -155,37 +154,13 @@ fn catalog(items: usize) -> Vec<ScrapedItem> {
 }
 
 async fn seed(store: &Store, profile: &Profile) -> anyhow::Result<()> {
-    let scraper = store
-        .upsert_scraper(
-            &ScraperRecord {
-                name: SCRAPER.into(),
-                namespace: "default".into(),
-                spec: json!({}),
-                source: stratum_domain::ScraperSource::File,
-            },
-            true,
-        )
-        .await?;
-    let (run, started) = store.start_run(scraper, RunMode::Full).await?;
-    let mut session = IngestSession::new(scraper, run, started);
-    store.preload_existing(&mut session).await?;
-    let all = catalog(profile.items);
-    for batch in all.chunks(500) {
-        store.ingest_batch(&mut session, batch.to_vec()).await?;
-    }
-    store
-        .complete_run(
-            &mut session,
-            &RunCompletion {
-                full: false,
-                errors: vec![],
-                warnings: vec![],
-                stale_item_age: None,
-                max_delete_percent: 20.0,
-                allow_mass_delete: false,
-            },
-        )
-        .await?;
+    stratum_tests::scrape_items(
+        store,
+        SCRAPER,
+        catalog(profile.items),
+        stratum_tests::keep_everything(),
+    )
+    .await;
     let db = store.connection();
     // Soft edges: Node → Pod and Service → Pod, one each per pod.
     db.execute_unprepared(

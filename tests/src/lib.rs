@@ -176,8 +176,8 @@ pub fn keep_everything() -> stratum_domain::store::RunCompletion {
 }
 
 /// Writes `items` as one run of the file-sourced scraper `name` (namespace
-/// `default`) the way the pipeline does: register, start, preload, one
-/// batch, settle with `completion`, finish as succeeded. Returns the
+/// `default`) the way the pipeline does: register, start, preload, batches
+/// of 500, settle with `completion`, finish as succeeded. Returns the
 /// scraper id.
 pub async fn scrape_items(
     store: &Store,
@@ -204,9 +204,10 @@ pub async fn scrape_items(
         .expect("start run");
     let mut session = IngestSession::new(scraper, run, started);
     store.preload_existing(&mut session).await.expect("preload");
-    if !items.is_empty() {
+    // Batches of the pipeline's size, each its own transaction.
+    for batch in items.chunks(500) {
         store
-            .ingest_batch(&mut session, items)
+            .ingest_batch(&mut session, batch.to_vec())
             .await
             .expect("ingest");
     }

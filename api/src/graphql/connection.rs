@@ -10,19 +10,6 @@ use stratum_domain::store::{MAX_PAGE, Page, PageRequest};
 
 use crate::error::{ApiError, ApiResult, gql};
 
-/// Relay arguments as the schema receives them.
-#[derive(Debug, Default, Clone)]
-pub struct PageArgs {
-    /// `first`.
-    pub first: Option<i32>,
-    /// `after`.
-    pub after: Option<String>,
-    /// `last`.
-    pub last: Option<i32>,
-    /// `before`.
-    pub before: Option<String>,
-}
-
 fn size(what: &str, n: Option<i32>) -> ApiResult<Option<u64>> {
     match n {
         None => Ok(None),
@@ -33,16 +20,20 @@ fn size(what: &str, n: Option<i32>) -> ApiResult<Option<u64>> {
     }
 }
 
-impl PageArgs {
-    /// Checks the sizes (1–100, never clamped) and builds the request.
-    pub fn request(self) -> ApiResult<PageRequest> {
-        Ok(PageRequest {
-            first: size("first", self.first)?,
-            after: self.after,
-            last: size("last", self.last)?,
-            before: self.before,
-        })
-    }
+/// Builds the page request from a field's Relay arguments, checking the
+/// sizes (1–100, never clamped).
+pub fn page_request(
+    first: Option<i32>,
+    after: Option<String>,
+    last: Option<i32>,
+    before: Option<String>,
+) -> ApiResult<PageRequest> {
+    Ok(PageRequest {
+        first: size("first", first)?,
+        after,
+        last: size("last", last)?,
+        before,
+    })
 }
 
 /// Builds a connection from a page, mapping rows to nodes.

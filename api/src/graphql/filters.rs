@@ -315,6 +315,15 @@ impl From<Severity> for stratum_domain::Severity {
     }
 }
 
+/// The domain's spelling of a `severities` argument.
+fn domain_severities(severities: Option<Vec<Severity>>) -> Vec<stratum_domain::Severity> {
+    severities
+        .unwrap_or_default()
+        .into_iter()
+        .map(Into::into)
+        .collect()
+}
+
 /// Which items' changes a recursive change search adds to its roots.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, Default)]
 pub enum Recursive {
@@ -413,12 +422,7 @@ pub async fn change_filter(
     Ok(domain_store::ChangeFilter {
         config_ids,
         change_types: f.change_types.unwrap_or_default(),
-        severities: f
-            .severities
-            .unwrap_or_default()
-            .into_iter()
-            .map(Into::into)
-            .collect(),
+        severities: domain_severities(f.severities),
         min_severity: f.min_severity.map(Into::into),
         from: time_bound("from", f.from.as_deref())?,
         to: time_bound("to", f.to.as_deref())?,
@@ -478,12 +482,7 @@ pub fn insight_filter(input: Option<InsightFilter>) -> ApiResult<domain_store::I
             .collect::<ApiResult<Vec<Uuid>>>()?,
         analyzers: f.analyzers.unwrap_or_default(),
         types: f.types.unwrap_or_default(),
-        severities: f
-            .severities
-            .unwrap_or_default()
-            .into_iter()
-            .map(Into::into)
-            .collect(),
+        severities: domain_severities(f.severities),
         min_severity: f.min_severity.map(Into::into),
         statuses: f
             .statuses

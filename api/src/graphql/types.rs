@@ -16,7 +16,7 @@ use stratum_domain::store::{
 use stratum_domain::{Health as DomainHealth, Store};
 use uuid::Uuid;
 
-use super::connection::{PageArgs, connection, page_in_memory};
+use super::connection::{connection, page_in_memory, page_request};
 use super::filters::{
     ChangeFilterInput, ConfigFilter, ConfigOrder, Direction, InsightFilter, InsightStatus,
     RelationKind, change_filter, insight_filter, item_filter, item_uuid,
@@ -102,6 +102,15 @@ fn store<'a>(ctx: &Context<'a>) -> ApiResult<&'a Store> {
 fn loader<'a>(ctx: &Context<'a>) -> ApiResult<&'a DataLoader<CatalogLoader>> {
     ctx.data::<DataLoader<CatalogLoader>>()
         .map_err(|_| gql(ApiError::Internal))
+}
+
+/// An item by id through the batching loader.
+async fn item(ctx: &Context<'_>, id: Uuid) -> ApiResult<Option<ConfigItem>> {
+    Ok(loader(ctx)?
+        .load_one(ItemKey(id))
+        .await
+        .map_err(gql)?
+        .map(ConfigItem))
 }
 
 /// The complexity of a connection field: its page size times its
@@ -294,11 +303,7 @@ impl ConfigItem {
         let Some(parent) = self.0.parent_id else {
             return Ok(None);
         };
-        Ok(loader(ctx)?
-            .load_one(ItemKey(parent))
-            .await
-            .map_err(gql)?
-            .map(ConfigItem))
+        item(ctx, parent).await
     }
     /// Hard ancestors, the root first.
     async fn ancestors(&self, ctx: &Context<'_>) -> ApiResult<Vec<ConfigItem>> {
@@ -327,13 +332,7 @@ impl ConfigItem {
         last: Option<i32>,
         before: Option<String>,
     ) -> ApiResult<ConfigItemConnection> {
-        let request = PageArgs {
-            first,
-            after,
-            last,
-            before,
-        }
-        .request()?;
+        let request = page_request(first, after, last, before)?;
         let filter = ItemFilter {
             parent_id: Some(self.0.id),
             ..ItemFilter::default()
@@ -364,13 +363,7 @@ impl ConfigItem {
                 "depth must be between 1 and 10, got {depth}"
             ))));
         }
-        let request = PageArgs {
-            first,
-            after,
-            last,
-            before,
-        }
-        .request()?;
+        let request = page_request(first, after, last, before)?;
         let mut walk = TraversalQuery::new(vec![self.0.id]);
         walk.direction = direction.into();
         walk.relation = relation.into();
@@ -428,13 +421,7 @@ impl ConfigItem {
         last: Option<i32>,
         before: Option<String>,
     ) -> ApiResult<ConfigChangeConnection> {
-        let request = PageArgs {
-            first,
-            after,
-            last,
-            before,
-        }
-        .request()?;
+        let request = page_request(first, after, last, before)?;
         let mut domain_filter = change_filter(ctx, filter).await?;
         let plain = domain_filter.is_unrestricted()
             && request.after.is_none()
@@ -485,13 +472,7 @@ impl ConfigItem {
         last: Option<i32>,
         before: Option<String>,
     ) -> ApiResult<InsightConnection> {
-        let request = PageArgs {
-            first,
-            after,
-            last,
-            before,
-        }
-        .request()?;
+        let request = page_request(first, after, last, before)?;
         let mut filter = insight_filter(Some(InsightFilter {
             statuses: status,
             ..InsightFilter::default()
@@ -613,11 +594,7 @@ impl ConfigChange {
     }
     /// The item changed.
     async fn config(&self, ctx: &Context<'_>) -> ApiResult<Option<ConfigItem>> {
-        Ok(loader(ctx)?
-            .load_one(ItemKey(self.0.config_id))
-            .await
-            .map_err(gql)?
-            .map(ConfigItem))
+        item(ctx, self.0.config_id).await
     }
     /// e.g. `diff`, `Unhealthy`.
     async fn change_type(&self) -> &str {
@@ -778,19 +755,11 @@ impl Relationship {
     }
     /// The upstream item.
     async fn from(&self, ctx: &Context<'_>) -> ApiResult<Option<ConfigItem>> {
-        Ok(loader(ctx)?
-            .load_one(ItemKey(self.0.from_id))
-            .await
-            .map_err(gql)?
-            .map(ConfigItem))
+        item(ctx, self.0.from_id).await
     }
     /// The downstream item.
     async fn to(&self, ctx: &Context<'_>) -> ApiResult<Option<ConfigItem>> {
-        Ok(loader(ctx)?
-            .load_one(ItemKey(self.0.to_id))
-            .await
-            .map_err(gql)?
-            .map(ConfigItem))
+        item(ctx, self.0.to_id).await
     }
     /// The rule that made it, e.g. `ReplicaSetPod`, `NodePod`.
     async fn relation(&self) -> &str {
@@ -961,11 +930,7 @@ impl Insight {
     }
     /// The item it is about.
     async fn config(&self, ctx: &Context<'_>) -> ApiResult<Option<ConfigItem>> {
-        Ok(loader(ctx)?
-            .load_one(ItemKey(self.0.config_id))
-            .await
-            .map_err(gql)?
-            .map(ConfigItem))
+        item(ctx, self.0.config_id).await
     }
     /// The rule or tool that found it.
     async fn analyzer(&self) -> &str {
@@ -1168,8 +1133,8 @@ impl QueryRoot {
                 )));
             }
         };
-        match loader(ctx)?.load_one(ItemKey(raw)).await.map_err(gql)? {
-            Some(m) => Ok(Some(ConfigItem(m))),
+        match item(ctx, raw).await? {
+            Some(found) => Ok(Some(found)),
             None => Err(gql(ApiError::NotFound("config item".into()))),
         }
     }
@@ -1190,13 +1155,7 @@ impl QueryRoot {
         last: Option<i32>,
         before: Option<String>,
     ) -> ApiResult<ConfigItemConnection> {
-        let request = PageArgs {
-            first,
-            after,
-            last,
-            before,
-        }
-        .request()?;
+        let request = page_request(first, after, last, before)?;
         let filter = item_filter(filter, search.as_deref())?;
         let order: Vec<ItemOrder> = order_by
             .unwrap_or_default()
@@ -1222,13 +1181,7 @@ impl QueryRoot {
         last: Option<i32>,
         before: Option<String>,
     ) -> ApiResult<ConfigChangeConnection> {
-        let request = PageArgs {
-            first,
-            after,
-            last,
-            before,
-        }
-        .request()?;
+        let request = page_request(first, after, last, before)?;
         let filter = change_filter(ctx, filter).await?;
         let page = store(ctx)?
             .list_changes(&filter, &request)
@@ -1332,13 +1285,7 @@ impl QueryRoot {
         last: Option<i32>,
         before: Option<String>,
     ) -> ApiResult<InsightConnection> {
-        let request = PageArgs {
-            first,
-            after,
-            last,
-            before,
-        }
-        .request()?;
+        let request = page_request(first, after, last, before)?;
         let filter = insight_filter(filter)?;
         let page = store(ctx)?
             .list_insights(&filter, &request)

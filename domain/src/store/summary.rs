@@ -311,12 +311,12 @@ impl Store {
                 .clone()
         };
 
-        // One statement per aggregate, each over the same filtered rows.
+        // One statement per aggregate, each over the same filtered rows,
+        // compiled once (a search's relationship walks run once).
+        let filtered = self.filtered(filter).await?;
         for aggregate in ["items", "changes", "insights", "cost"] {
-            let Filtered {
-                sql: inner,
-                mut values,
-            } = self.filtered(filter).await?;
+            let inner = &filtered.sql;
+            let mut values = filtered.values.clone();
             let exprs: Vec<String> = group_by
                 .iter()
                 .map(|k| group_expr(backend, k, &mut values))
