@@ -273,10 +273,13 @@ async fn migrate_applies_lists_and_rolls_back(backend: Backend) {
     let status = |db: &TestDb| {
         String::from_utf8_lossy(&stratum(db, dir.path(), &["migrate", "status"]).stdout).to_string()
     };
-    assert!(
-        status(&db).starts_with("applied m20261124_000001_catalog"),
-        "{}",
-        status(&db)
+    let lines = |db: &TestDb| -> Vec<String> { status(db).lines().map(str::to_string).collect() };
+    assert_eq!(
+        lines(&db),
+        [
+            "applied m20261124_000001_catalog",
+            "applied m20261201_000001_component_reads"
+        ]
     );
     let out = stratum(&db, dir.path(), &["migrate", "down", "1"]);
     assert!(
@@ -284,8 +287,17 @@ async fn migrate_applies_lists_and_rolls_back(backend: Backend) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert_eq!(
+        lines(&db),
+        [
+            "applied m20261124_000001_catalog",
+            "pending m20261201_000001_component_reads"
+        ]
+    );
+    let out = stratum(&db, dir.path(), &["migrate", "down", "1"]);
+    assert!(out.status.success());
     assert!(
-        status(&db).starts_with("pending m20261124_000001_catalog"),
+        lines(&db).iter().all(|l| l.starts_with("pending")),
         "{}",
         status(&db)
     );

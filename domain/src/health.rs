@@ -1,10 +1,10 @@
 //! Built-in health rules (SPEC §6): pure functions of `(type, config, now)`.
 //!
-//! Kubernetes kinds get their own rules; any other object falls back to a
-//! `Ready`/`Available` condition, then to a `status`/`state`/`phase` field.
-//! This module covers the core workload, node, storage and network kinds;
-//! rules for add-on kinds (HPA, cert-manager, Flux, Argo) arrive with the
-//! Kubernetes scraper.
+//! Kubernetes kinds get their own rules (core workloads, nodes, storage,
+//! networking, HPA, cert-manager, Flux and Argo CD); any other object falls
+//! back to a `Ready`/`Available` condition, then to a `status`/`state`/
+//! `phase` field. Add-on kinds are matched by kind and, when the object
+//! names one, by API group, so a `Certificate` of another group falls back.
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
@@ -19,7 +19,7 @@ pub fn evaluate(item_type: &str, config: &Value, now: DateTime<Utc>) -> HealthRe
         }
         let result = match kind {
             "Pod" => Some(pod(config, now)),
-            "Deployment" | "StatefulSet" | "ReplicaSet" => Some(replicated(kind, config)),
+            "Deployment" | "StatefulSet" | "ReplicaSet" => Some(replicated(kind, config, now)),
             "DaemonSet" => Some(daemon_set(config)),
             "Node" => Some(node(config)),
             "PersistentVolumeClaim" | "PersistentVolume" => Some(volume(config)),
@@ -28,6 +28,15 @@ pub fn evaluate(item_type: &str, config: &Value, now: DateTime<Utc>) -> HealthRe
             "Namespace" => Some(namespace(config)),
             "Job" => Some(job(config)),
             "CronJob" => Some(cron_job(config)),
+            "HorizontalPodAutoscaler" => Some(hpa(config)),
+            "Certificate" if in_group(config, "cert-manager.io") => Some(certificate(config, now)),
+            "Kustomization" | "HelmRelease" | "GitRepository" | "HelmRepository"
+            | "OCIRepository" | "Bucket" | "HelmChart"
+                if in_group(config, "fluxcd.io") =>
+            {
+                Some(flux(config))
+            }
+            "Application" if in_group(config, "argoproj.io") => Some(argo_application(config)),
             _ => None,
         };
         if let Some(result) = result {
@@ -71,6 +80,25 @@ fn condition<'a>(config: &'a Value, kind: &str) -> Option<&'a Value> {
 
 fn condition_status<'a>(config: &'a Value, kind: &str) -> Option<&'a str> {
     condition(config, kind)?.get("status")?.as_str()
+}
+
+fn condition_field(config: &Value, kind: &str, field: &str) -> Option<String> {
+    condition(config, kind)?
+        .get(field)?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// True when the object's `apiVersion` belongs to `group` (or a subgroup
+/// of it), or when it names no `apiVersion` at all.
+fn in_group(config: &Value, group: &str) -> bool {
+    match config.get("apiVersion").and_then(Value::as_str) {
+        None => true,
+        Some(api_version) => {
+            let api_group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+            api_group == group || api_group.ends_with(&format!(".{group}"))
+        }
+    }
 }
 
 fn terminating(config: &Value, now: DateTime<Utc>) -> Option<HealthResult> {
@@ -197,7 +225,7 @@ fn humanize(d: Duration) -> String {
     }
 }
 
-fn replicated(kind: &str, config: &Value) -> HealthResult {
+fn replicated(kind: &str, config: &Value, now: DateTime<Utc>) -> HealthResult {
     let desired = int_at(config, &["spec", "replicas"]).unwrap_or(1);
     let ready = int_at(config, &["status", "readyReplicas"]).unwrap_or(0);
     let current = int_at(config, &["status", "replicas"]).unwrap_or(0);
@@ -236,6 +264,10 @@ fn replicated(kind: &str, config: &Value) -> HealthResult {
     } else {
         "Running"
     };
+    let created = time_at(config, &["metadata", "creationTimestamp"]);
+    if ready == 0 && created.is_some_and(|c| now - c < Duration::minutes(10)) {
+        return result(Health::Unknown, "Starting", false, message);
+    }
     result(health, status, ready >= desired, message)
 }
 
@@ -357,6 +389,13 @@ fn cron_job(config: &Value) -> HealthResult {
     if config.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true) {
         return result(Health::Unknown, "Suspended", true, None);
     }
+    let running = config
+        .pointer("/status/active")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
+    if running {
+        return result(Health::Healthy, "Running", true, None);
+    }
     let scheduled = time_at(config, &["status", "lastScheduleTime"]);
     let succeeded = time_at(config, &["status", "lastSuccessfulTime"]);
     match (scheduled, succeeded) {
@@ -365,6 +404,103 @@ fn cron_job(config: &Value) -> HealthResult {
         (None, _) => result(Health::Unknown, "Not Scheduled", true, None),
         _ => result(Health::Healthy, "Scheduled", true, None),
     }
+}
+
+fn hpa(config: &Value) -> HealthResult {
+    for kind in ["ScalingActive", "AbleToScale"] {
+        if condition_status(config, kind) == Some("False") {
+            let reason =
+                condition_field(config, kind, "reason").unwrap_or_else(|| format!("Not{kind}"));
+            return result(
+                Health::Unhealthy,
+                &reason,
+                false,
+                condition_field(config, kind, "message"),
+            );
+        }
+    }
+    if condition_status(config, "ScalingLimited") == Some("True") {
+        let message = condition_field(config, "ScalingLimited", "message");
+        return result(Health::Warning, "ScalingLimited", true, message);
+    }
+    result(Health::Healthy, "Active", true, None)
+}
+
+fn certificate(config: &Value, now: DateTime<Utc>) -> HealthResult {
+    let not_after = time_at(config, &["status", "notAfter"]);
+    if let Some(expiry) = not_after.filter(|t| *t <= now) {
+        let message = Some(format!("expired {} ago", humanize(now - expiry)));
+        return result(Health::Unhealthy, "Expired", false, message);
+    }
+    let message = condition_field(config, "Ready", "message");
+    if condition_status(config, "Ready") == Some("True") {
+        if let Some(expiry) = not_after.filter(|t| *t - now < Duration::days(2)) {
+            let left = Some(format!("expires in {}", humanize(expiry - now)));
+            return result(Health::Warning, "Expiring", true, left);
+        }
+        return result(Health::Healthy, "Issued", true, message);
+    }
+    let since = condition(config, "Ready")
+        .and_then(|c| time_at(c, &["lastTransitionTime"]))
+        .or_else(|| time_at(config, &["metadata", "creationTimestamp"]));
+    if since.is_none_or(|t| now - t > Duration::hours(1)) {
+        let reason =
+            condition_field(config, "Ready", "reason").unwrap_or_else(|| "NotReady".into());
+        return result(Health::Unhealthy, &reason, false, message);
+    }
+    result(Health::Unknown, "Issuing", false, message)
+}
+
+/// Flux's toolkit objects share the `Ready` condition protocol.
+fn flux(config: &Value) -> HealthResult {
+    if config.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true) {
+        return result(Health::Unknown, "Suspended", false, None);
+    }
+    let conditions = config
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let retrying = conditions
+        .iter()
+        .find(|c| c.get("reason").and_then(Value::as_str) == Some("ProgressingWithRetry"));
+    if let Some(c) = retrying {
+        let message = c.get("message").and_then(Value::as_str).map(str::to_string);
+        return result(Health::Warning, "ProgressingWithRetry", false, message);
+    }
+    if condition_status(config, "ArtifactOutdated") == Some("True") {
+        let message = condition_field(config, "ArtifactOutdated", "message");
+        return result(Health::Warning, "ArtifactOutdated", false, message);
+    }
+    let message = condition_field(config, "Ready", "message");
+    match condition_status(config, "Ready") {
+        Some("True") => result(Health::Healthy, "Ready", true, message),
+        Some("False") => {
+            let reason =
+                condition_field(config, "Ready", "reason").unwrap_or_else(|| "NotReady".into());
+            result(Health::Unhealthy, &reason, false, message)
+        }
+        _ => result(Health::Unknown, "Progressing", false, message),
+    }
+}
+
+fn argo_application(config: &Value) -> HealthResult {
+    let health = str_at(config, &["status", "health", "status"]).unwrap_or("Unknown");
+    let sync = str_at(config, &["status", "sync", "status"]).unwrap_or("Unknown");
+    let message = str_at(config, &["status", "health", "message"])
+        .or_else(|| str_at(config, &["status", "operationState", "message"]))
+        .map(str::to_string);
+    let verdict = match health {
+        "Healthy" => Health::Healthy,
+        "Degraded" | "Missing" => Health::Unhealthy,
+        _ => Health::Unknown,
+    };
+    result(
+        verdict,
+        &format!("{health}/{sync}"),
+        sync == "Synced",
+        message,
+    )
 }
 
 /// The fallback for kinds without a rule, and for non-Kubernetes items.
@@ -501,6 +637,179 @@ mod tests {
                 .status
                 .as_deref(),
             Some("TerminatingStalled")
+        );
+    }
+
+    fn verdict(item_type: &str, config: Value) -> (Health, String, bool) {
+        let r = evaluate(item_type, &config, now());
+        (r.health, r.status.unwrap_or_default(), r.ready)
+    }
+
+    #[test]
+    fn starting_deployment_and_running_cron_job() {
+        let fresh = json!({"metadata": {"creationTimestamp": "2026-11-24T11:55:00Z"},
+            "spec": {"replicas": 2}, "status": {"replicas": 2}});
+        assert_eq!(
+            verdict("Kubernetes::Deployment", fresh),
+            (Health::Unknown, "Starting".into(), false)
+        );
+        let old = json!({"metadata": {"creationTimestamp": "2026-11-24T10:00:00Z"},
+            "spec": {"replicas": 2}, "status": {"replicas": 2}});
+        assert_eq!(verdict("Kubernetes::Deployment", old).0, Health::Unhealthy);
+        let running = json!({"status": {"active": [{"name": "backup-1"}],
+            "lastScheduleTime": "2026-11-24T11:00:00Z", "lastSuccessfulTime": "2026-11-23T11:00:00Z"}});
+        assert_eq!(
+            verdict("Kubernetes::CronJob", running),
+            (Health::Healthy, "Running".into(), true)
+        );
+    }
+
+    #[test]
+    fn horizontal_pod_autoscalers() {
+        let cannot = json!({"status": {"conditions": [
+            {"type": "AbleToScale", "status": "True"},
+            {"type": "ScalingActive", "status": "False", "reason": "FailedGetResourceMetric", "message": "no metrics"}]}});
+        assert_eq!(
+            verdict("Kubernetes::HorizontalPodAutoscaler", cannot),
+            (Health::Unhealthy, "FailedGetResourceMetric".into(), false)
+        );
+        let limited = json!({"status": {"conditions": [
+            {"type": "AbleToScale", "status": "True"}, {"type": "ScalingActive", "status": "True"},
+            {"type": "ScalingLimited", "status": "True", "message": "at max replicas"}]}});
+        assert_eq!(
+            verdict("Kubernetes::HorizontalPodAutoscaler", limited).0,
+            Health::Warning
+        );
+        let fine = json!({"status": {"conditions": [{"type": "ScalingActive", "status": "True"}]}});
+        assert_eq!(
+            verdict("Kubernetes::HorizontalPodAutoscaler", fine).0,
+            Health::Healthy
+        );
+    }
+
+    #[test]
+    fn cert_manager_certificates() {
+        let cert = |not_after: &str, ready: &str, since: &str| {
+            json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+                "status": {"notAfter": not_after, "conditions": [
+                    {"type": "Ready", "status": ready, "reason": "Pending", "lastTransitionTime": since}]}})
+        };
+        let at = "2026-11-20T00:00:00Z";
+        assert_eq!(
+            verdict(
+                "Kubernetes::Certificate",
+                cert("2026-11-24T11:00:00Z", "True", at)
+            ),
+            (Health::Unhealthy, "Expired".into(), false)
+        );
+        assert_eq!(
+            verdict(
+                "Kubernetes::Certificate",
+                cert("2026-11-25T12:00:00Z", "True", at)
+            ),
+            (Health::Warning, "Expiring".into(), true)
+        );
+        assert_eq!(
+            verdict(
+                "Kubernetes::Certificate",
+                cert("2027-02-01T00:00:00Z", "True", at)
+            ),
+            (Health::Healthy, "Issued".into(), true)
+        );
+        assert_eq!(
+            verdict(
+                "Kubernetes::Certificate",
+                cert("2027-02-01T00:00:00Z", "False", at)
+            )
+            .0,
+            Health::Unhealthy
+        );
+        let recent = "2026-11-24T11:50:00Z";
+        assert_eq!(
+            verdict(
+                "Kubernetes::Certificate",
+                cert("2027-02-01T00:00:00Z", "False", recent)
+            ),
+            (Health::Unknown, "Issuing".into(), false)
+        );
+        // A Certificate of another API group is not cert-manager's: the
+        // generic Ready fallback applies.
+        let other = json!({"apiVersion": "acme.example.com/v1", "status": {"notAfter": "2020-01-01T00:00:00Z",
+            "conditions": [{"type": "Ready", "status": "True"}]}});
+        assert_eq!(verdict("Kubernetes::Certificate", other).0, Health::Healthy);
+    }
+
+    #[test]
+    fn flux_objects() {
+        let flux = |conditions: Value, suspend: bool| {
+            json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "spec": {"suspend": suspend},
+                "status": {"conditions": conditions}})
+        };
+        let ready = flux(
+            json!([{"type": "Ready", "status": "True", "reason": "ReconciliationSucceeded"}]),
+            false,
+        );
+        assert_eq!(
+            verdict("Kubernetes::Kustomization", ready).0,
+            Health::Healthy
+        );
+        let failed = flux(
+            json!([{"type": "Ready", "status": "False", "reason": "BuildFailed", "message": "kustomize build failed"}]),
+            false,
+        );
+        let r = evaluate("Kubernetes::Kustomization", &failed, now());
+        assert_eq!(
+            (r.health, r.status.as_deref(), r.message.as_deref()),
+            (
+                Health::Unhealthy,
+                Some("BuildFailed"),
+                Some("kustomize build failed")
+            )
+        );
+        let retrying = flux(
+            json!([{"type": "Ready", "status": "False", "reason": "ProgressingWithRetry"}]),
+            false,
+        );
+        assert_eq!(
+            verdict("Kubernetes::HelmRelease", retrying).0,
+            Health::Warning
+        );
+        let outdated = flux(
+            json!([{"type": "Ready", "status": "True"}, {"type": "ArtifactOutdated", "status": "True"}]),
+            false,
+        );
+        assert_eq!(
+            verdict("Kubernetes::GitRepository", outdated).0,
+            Health::Warning
+        );
+        let suspended = flux(json!([{"type": "Ready", "status": "False"}]), true);
+        assert_eq!(
+            verdict("Kubernetes::Kustomization", suspended),
+            (Health::Unknown, "Suspended".into(), false)
+        );
+    }
+
+    #[test]
+    fn argo_cd_applications() {
+        let app = |health: &str, sync: &str| {
+            json!({"apiVersion": "argoproj.io/v1alpha1",
+                "status": {"health": {"status": health}, "sync": {"status": sync}}})
+        };
+        assert_eq!(
+            verdict("Kubernetes::Application", app("Healthy", "Synced")),
+            (Health::Healthy, "Healthy/Synced".into(), true)
+        );
+        assert_eq!(
+            verdict("Kubernetes::Application", app("Degraded", "OutOfSync")),
+            (Health::Unhealthy, "Degraded/OutOfSync".into(), false)
+        );
+        assert_eq!(
+            verdict("Kubernetes::Application", app("Missing", "OutOfSync")).0,
+            Health::Unhealthy
+        );
+        assert_eq!(
+            verdict("Kubernetes::Application", app("Progressing", "Synced")),
+            (Health::Unknown, "Progressing/Synced".into(), true)
         );
     }
 }

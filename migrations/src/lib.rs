@@ -8,6 +8,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_catalog;
+mod m20261201_000001_component_reads;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -15,7 +16,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261124_000001_catalog::Migration)]
+        vec![
+            Box::new(m20261124_000001_catalog::Migration),
+            Box::new(m20261201_000001_component_reads::Migration),
+        ]
     }
 }
 

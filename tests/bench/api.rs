@@ -5,6 +5,11 @@
 //! a 200 count as failures), then the same query's raw SQL through pgbench
 //! as the floor.
 //!
+//! The list and detail scenarios also run against PostGraphile 4 (npm
+//! `postgraphile`, installed on first use into `target/bench-postgraphile`)
+//! pointed at the same database, in the same run, and the ratio is printed.
+//! `STRATUM_BENCH_POSTGRAPHILE=0` leaves it out.
+//!
 //! `cargo bench -p stratum-api --bench api` runs the full profile
 //! (`STRATUM_BENCH_ITEMS`, `STRATUM_BENCH_SECONDS`, `STRATUM_BENCH_CLIENTS`
 //! override it). Under `cargo test` a 2k-item smoke pass keeps the harness
@@ -250,6 +255,87 @@ async fn start_server(url: &str) -> anyhow::Result<(Server, String)> {
     anyhow::bail!("the server did not become ready")
 }
 
+/// The PostGraphile version the comparison runs.
+const POSTGRAPHILE: &str = "postgraphile@4.14.1";
+
+/// Installs PostGraphile into `target/bench-postgraphile` unless it is
+/// there already, and returns its CLI.
+fn install_postgraphile() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-postgraphile");
+    let cli = dir.join("node_modules/.bin/postgraphile");
+    if !cli.exists() {
+        std::fs::create_dir_all(&dir)?;
+        let status = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&dir)
+            .arg(POSTGRAPHILE)
+            .stdout(Stdio::null())
+            .status()?;
+        anyhow::ensure!(status.success(), "npm install {POSTGRAPHILE} failed");
+    }
+    Ok(cli)
+}
+
+/// Starts PostGraphile on the bench database with its recommended
+/// production flags and one worker per core. Our tables declare no
+/// foreign keys, so smart comments give it the relations it needs.
+async fn start_postgraphile(store: &Store, db_url: &str) -> anyhow::Result<(Server, String)> {
+    let cli = install_postgraphile()?;
+    for comment in [
+        "COMMENT ON TABLE config_changes IS E'@foreignKey (config_id) references config_items (id)|@foreignFieldName changes'",
+        "COMMENT ON TABLE config_relationships IS E'@foreignKey (from_id) references config_items (id)|@fieldName from|@foreignFieldName outgoing\\n@foreignKey (to_id) references config_items (id)|@fieldName to|@foreignFieldName incoming'",
+    ] {
+        store.connection().execute_unprepared(comment).await?;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let child = Command::new(cli)
+        .args([
+            "-c",
+            db_url,
+            "-s",
+            "public",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
+        .args([
+            "--disable-graphiql",
+            "--disable-query-log",
+            "--disable-default-mutations",
+            "--dynamic-json",
+        ])
+        .args([
+            "--no-setof-functions-contain-nulls",
+            "--no-ignore-rbac",
+            "--cluster-workers",
+            "2",
+        ])
+        .env("NODE_ENV", "production")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let server = Server(child);
+    let url = format!("http://127.0.0.1:{port}/graphql");
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let ready = http
+            .post(&url)
+            .json(&json!({"query": "{ __typename }"}))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ready {
+            return Ok((server, url));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    anyhow::bail!("PostGraphile did not become ready")
+}
+
 struct Outcome {
     requests: usize,
     failures: usize,
@@ -415,7 +501,24 @@ fn main() -> anyhow::Result<()> {
         // dashboard query: a handful of clients, not fifty.
         let clients = profile.clients;
         let dashboards = profile.clients.min(5);
-        let scenarios: Vec<(&str, usize, Make, String)> = vec![
+        // The same request in PostGraphile's generated schema, where it has
+        // one: related items at depth 3 become three nested levels of
+        // relationships in each direction.
+        let related = |dir: &str, end: &str, inner: &str| {
+            format!("{dir}(condition: {{deletedAt: null}}) {{ nodes {{ {end} {{ id name type health {inner} }} }} }}")
+        };
+        let walk = |dir: &str, end: &str| related(dir, end, &related(dir, end, &related(dir, end, "")));
+        let pg_detail = format!(
+            "id name type health status config {} {} changes(first: 20, orderBy: [CREATED_AT_DESC, ID_DESC]) {{ nodes {{ changeType severity summary createdAt }} }}",
+            walk("outgoing", "to"),
+            walk("incoming", "from")
+        );
+        let pg_list: Make = Arc::new(|n: usize| json!({"query": format!(
+            "{{ allConfigItems(first: 50, condition: {{namespace: \"ns-{}\", deletedAt: null}}, orderBy: [NAME_ASC, ID_ASC]) {{ edges {{ cursor node {{ id name type health status namespace updatedAt }} }} pageInfo {{ hasNextPage endCursor }} }} }}",
+            n % NAMESPACES)}));
+        let pg_detail: Make = Arc::new(move |n: usize| json!({"query": format!(
+            "{{ configItemById(id: \"{}\") {{ {pg_detail} }} }}", pod(n))}));
+        let scenarios: Vec<(&str, usize, Make, String, Option<Make>)> = vec![
             (
                 "list page (50 items, summary fields, 1 filter)",
                 clients,
@@ -424,6 +527,7 @@ fn main() -> anyhow::Result<()> {
                     n % NAMESPACES)})),
                 "\\set ns random(0, 49)\nSELECT id, name, type, health, status, namespace, updated_at FROM config_items \
                  WHERE deleted_at IS NULL AND namespace = 'ns-' || :ns ORDER BY name, id LIMIT 51;\n".to_string(),
+                Some(pg_list),
             ),
             (
                 "item detail (config, related depth 3, 20 latest changes)",
@@ -436,6 +540,7 @@ fn main() -> anyhow::Result<()> {
                      SELECT * FROM config_changes WHERE config_id = (SELECT id FROM config_items WHERE name = 'pod-' || :p) ORDER BY created_at DESC, id DESC LIMIT 21;\n",
                     pods.saturating_sub(1)
                 ),
+                Some(pg_detail),
             ),
             (
                 "graph depth 3 from a deployment",
@@ -450,6 +555,7 @@ fn main() -> anyhow::Result<()> {
                      SELECT c.id, c.name, c.type, c.health FROM config_items c JOIN (SELECT id, MIN(depth) d FROM down GROUP BY id) t ON t.id = c.id;\n",
                     deployments - 1
                 ),
+                None,
             ),
             (
                 "recursive change search (deployment downstream, low or worse)",
@@ -463,6 +569,7 @@ fn main() -> anyhow::Result<()> {
                      AND c.severity IN ('low', 'medium', 'high', 'critical') ORDER BY c.created_at DESC, c.id DESC LIMIT 51;\n",
                     deployments - 1
                 ),
+                None,
             ),
             (
                 "catalog summary by type (7-day changes)",
@@ -471,13 +578,19 @@ fn main() -> anyhow::Result<()> {
                 "SELECT type, COUNT(*) FROM config_items WHERE deleted_at IS NULL GROUP BY type;\n\
                  SELECT ci.type, COUNT(*) FROM config_items ci JOIN config_changes c ON c.config_id = ci.id \
                  WHERE ci.deleted_at IS NULL AND c.created_at >= now() - interval '7 days' GROUP BY ci.type;\n".to_string(),
+                None,
             ),
         ];
         println!(
             "{:<64} {:>7} {:>9} {:>9} {:>9} {:>8} | {:>10} {:>11}",
             "scenario", "clients", "req/s", "p50 ms", "p99 ms", "errors", "SQL tps", "SQL mean ms"
         );
-        for (name, clients, make, sql) in scenarios {
+        let postgraphile = if full && env_or("STRATUM_BENCH_POSTGRAPHILE", 1) == 1 {
+            Some(start_postgraphile(&db.store, &db.url).await?)
+        } else {
+            None
+        };
+        for (name, clients, make, sql, twin) in scenarios {
             // Warm up, then measure.
             drive(&url, clients.min(4), 1, make.clone()).await;
             let make_again = make.clone();
@@ -507,6 +620,22 @@ fn main() -> anyhow::Result<()> {
                     o.failures,
                 );
                 assert_eq!(o.failures, 0, "{name}: GraphQL errors");
+            }
+            if let (Some((_, pg_url)), Some(twin)) = (&postgraphile, twin) {
+                drive(pg_url, clients.min(4), 1, twin.clone()).await;
+                let p = drive(pg_url, clients, profile.seconds, twin).await;
+                let ours = o.requests as f64 / o.seconds;
+                let theirs = p.requests as f64 / p.seconds;
+                println!(
+                    "{:<64} {clients:>7} {theirs:>9.0} {:>9.2} {:>9.2} {:>8} | stratum/postgraphile: {:.2}x req/s, {:.2}x p99",
+                    "  (PostGraphile 4, same query)",
+                    p.percentile(0.5),
+                    p.percentile(0.99),
+                    p.failures,
+                    ours / theirs,
+                    p.percentile(0.99) / o.percentile(0.99),
+                );
+                assert_eq!(p.failures, 0, "{name}: PostGraphile errors");
             }
         }
         Ok::<_, anyhow::Error>(())

@@ -492,3 +492,78 @@ pub fn insight_filter(input: Option<InsightFilter>) -> ApiResult<domain_store::I
             .collect(),
     })
 }
+
+/// Parses a component id: a `Component` global id or a raw UUID.
+pub fn component_uuid(id: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(id)
+        .or_else(|_| parse_global_id("Component", id))
+        .map_err(|e| gql(ApiError::BadUserInput(e.to_string())))
+}
+
+/// Which components a list returns.
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct ComponentFilter {
+    /// Only these components (global ids or raw UUIDs).
+    pub ids: Option<Vec<ID>>,
+    /// Components of these topologies (raw UUIDs).
+    pub topology_ids: Option<Vec<String>>,
+    /// Exact component types.
+    pub types: Option<Vec<String>>,
+    /// Any of these own health values.
+    pub health: Option<Vec<Health>>,
+    /// Any of these rolled-up health values.
+    pub rolled_up_health: Option<Vec<Health>>,
+    /// Only the children of this component (its own and adopted ones).
+    pub parent_id: Option<ID>,
+    /// Only top-level components.
+    #[graphql(default = false)]
+    pub roots_only: bool,
+    /// Include soft-deleted components.
+    #[graphql(default = false)]
+    pub include_deleted: bool,
+}
+
+/// Builds the domain component filter.
+pub fn component_filter(
+    input: Option<ComponentFilter>,
+) -> ApiResult<domain_store::ComponentFilter> {
+    let f = input.unwrap_or_default();
+    let scope = match (f.parent_id, f.roots_only) {
+        (Some(_), true) => {
+            return Err(gql(ApiError::BadUserInput(
+                "give parentId or rootsOnly, not both".into(),
+            )));
+        }
+        (Some(parent), false) => domain_store::ComponentScope::ChildrenOf(component_uuid(&parent)?),
+        (None, true) => domain_store::ComponentScope::Roots,
+        (None, false) => domain_store::ComponentScope::All,
+    };
+    let topology_ids = f
+        .topology_ids
+        .unwrap_or_default()
+        .iter()
+        .map(|id| {
+            Uuid::parse_str(id).map_err(|_| {
+                gql(ApiError::BadUserInput(format!(
+                    "'{id}' is not a topology id (a UUID)"
+                )))
+            })
+        })
+        .collect::<ApiResult<Vec<Uuid>>>()?;
+    let health =
+        |h: Option<Vec<Health>>| h.unwrap_or_default().into_iter().map(Into::into).collect();
+    Ok(domain_store::ComponentFilter {
+        ids: f
+            .ids
+            .unwrap_or_default()
+            .iter()
+            .map(|id| component_uuid(id))
+            .collect::<ApiResult<Vec<Uuid>>>()?,
+        topology_ids,
+        types: f.types.unwrap_or_default(),
+        health: health(f.health),
+        rolled_up_health: health(f.rolled_up_health),
+        scope,
+        include_deleted: f.include_deleted,
+    })
+}

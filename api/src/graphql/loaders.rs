@@ -1,7 +1,7 @@
 //! Data loaders: every edge a list can fan out on (an item's parent,
-//! scraper, config document, latest changes and open insight counts; nodes
-//! by id) is loaded
-//! in one batched statement per kind, however many rows of a page ask. The
+//! scraper, config document, latest changes, open insight counts and
+//! components; a component's children; nodes by id) is loaded in one
+//! batched statement (or two) per kind, however many rows of a page ask. The
 //! loader caches nothing, so sharing it across requests only merges
 //! batches; it never serves stale rows.
 
@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
 use stratum_domain::entities::{
-    config_change, config_item, config_relationship, insight, scrape_run, scraper,
+    component, config_change, config_item, config_relationship, insight, scrape_run, scraper,
 };
 use stratum_domain::store::InsightCounts;
 use stratum_domain::{DomainError, Store};
@@ -52,6 +52,15 @@ pub struct InsightKey(pub Uuid);
 /// A relationship by id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RelationshipKey(pub Uuid);
+/// A component by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ComponentKey(pub Uuid);
+/// The live children of a component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ComponentChildrenKey(pub Uuid);
+/// The live components an item is attached to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ItemComponentsKey(pub Uuid);
 /// The `limit` newest changes of an item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LatestChangesKey {
@@ -85,6 +94,7 @@ by_id_loader!(ChangeKey, config_change::Model, get_changes);
 by_id_loader!(RunKey, scrape_run::Model, get_runs);
 by_id_loader!(InsightKey, insight::Model, get_insights);
 by_id_loader!(ConfigDocKey, serde_json::Value, get_configs);
+by_id_loader!(ComponentKey, component::Model, get_components);
 by_id_loader!(
     RelationshipKey,
     config_relationship::Model,
@@ -145,3 +155,26 @@ impl Loader<InsightCountKey> for CatalogLoader {
             .collect())
     }
 }
+
+/// A loader of component lists keyed by one id: every key gets a list,
+/// empty when the store found none.
+macro_rules! list_loader {
+    ($key:ident, $method:ident) => {
+        impl Loader<$key> for CatalogLoader {
+            type Value = Vec<component::Model>;
+            type Error = LoadError;
+
+            async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, Self::Value>, LoadError> {
+                let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+                let mut found = self.store.$method(&ids).await.map_err(Arc::new)?;
+                Ok(ids
+                    .into_iter()
+                    .map(|id| ($key(id), found.remove(&id).unwrap_or_default()))
+                    .collect())
+            }
+        }
+    };
+}
+
+list_loader!(ComponentChildrenKey, component_children);
+list_loader!(ItemComponentsKey, components_of_items);

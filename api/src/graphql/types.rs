@@ -8,7 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use stratum_domain::entities::{
-    config_change, config_item, config_relationship, insight, scrape_run, scraper,
+    component, config_change, config_item, config_relationship, insight, scrape_run, scraper,
 };
 use stratum_domain::store::{
     ChangeFilter, Facet, GroupKey, HealthTally, ItemFilter, ItemOrder, TraversalQuery, latest_page,
@@ -18,12 +18,13 @@ use uuid::Uuid;
 
 use super::connection::{connection, page_in_memory, page_request};
 use super::filters::{
-    ChangeFilterInput, ConfigFilter, ConfigOrder, Direction, InsightFilter, InsightStatus,
-    RelationKind, change_filter, insight_filter, item_filter, item_uuid,
+    ChangeFilterInput, ComponentFilter, ConfigFilter, ConfigOrder, Direction, InsightFilter,
+    InsightStatus, RelationKind, change_filter, component_filter, insight_filter, item_filter,
+    item_uuid,
 };
 use super::loaders::{
-    CatalogLoader, ChangeKey, ConfigDocKey, InsightCountKey, InsightKey, ItemKey, LatestChangesKey,
-    RelationshipKey, RunKey, ScraperKey,
+    CatalogLoader, ChangeKey, ComponentChildrenKey, ComponentKey, ConfigDocKey, InsightCountKey,
+    InsightKey, ItemComponentsKey, ItemKey, LatestChangesKey, RelationshipKey, RunKey, ScraperKey,
 };
 use crate::error::{ApiError, ApiResult, gql};
 
@@ -156,6 +157,8 @@ pub enum Node {
     Relationship(Relationship),
     /// A finding about an item.
     Insight(Insight),
+    /// A node of a topology.
+    Component(Component),
 }
 
 /// An item of the catalog.
@@ -499,6 +502,10 @@ impl ConfigItem {
             low: c.low,
             info: c.info,
         })
+    }
+    /// The topology components this item is attached to, by name.
+    async fn components(&self, ctx: &Context<'_>) -> ApiResult<Vec<Component>> {
+        components_of(ctx, ItemComponentsKey(self.0.id)).await
     }
     /// Cost in the item's currency; null when it has none (or several).
     async fn cost(&self) -> Option<Cost> {
@@ -975,6 +982,143 @@ impl Insight {
     }
 }
 
+/// A node of a topology (SPEC §9): a service, database or team made of
+/// other components and of the config items its selectors attach.
+pub struct Component(pub component::Model);
+
+/// A list of components through the loader.
+async fn components_of<K>(ctx: &Context<'_>, key: K) -> ApiResult<Vec<Component>>
+where
+    K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+    CatalogLoader: async_graphql::dataloader::Loader<
+            K,
+            Value = Vec<component::Model>,
+            Error = super::loaders::LoadError,
+        >,
+{
+    Ok(loader(ctx)?
+        .load_one(key)
+        .await
+        .map_err(gql)?
+        .unwrap_or_default()
+        .into_iter()
+        .map(Component)
+        .collect())
+}
+
+#[Object]
+impl Component {
+    /// Global id.
+    async fn id(&self) -> ID {
+        global_id("Component", self.0.id)
+    }
+    /// The raw UUID.
+    async fn uuid(&self) -> String {
+        self.0.id.to_string()
+    }
+    /// The topology that defines it (a raw UUID).
+    async fn topology_id(&self) -> String {
+        self.0.topology_id.to_string()
+    }
+    /// Display name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Component type, e.g. `Service` or `Database`.
+    #[graphql(name = "type")]
+    async fn component_type(&self) -> &str {
+        &self.0.component_type
+    }
+    /// Own health.
+    async fn health(&self) -> Health {
+        health(&self.0.health)
+    }
+    /// Worst of its own health, its children's and its attached items'.
+    async fn rolled_up_health(&self) -> Health {
+        health(&self.0.rolled_up_health)
+    }
+    /// Human-readable status.
+    async fn status(&self) -> Option<&str> {
+        self.0.status.as_deref()
+    }
+    /// Display properties.
+    async fn properties(&self) -> Json<serde_json::Value> {
+        Json(self.0.properties.clone())
+    }
+    /// Health counts over children and attached items, and open insights.
+    async fn summary(&self) -> Json<serde_json::Value> {
+        Json(self.0.summary.clone())
+    }
+    /// The parent in its topology's tree.
+    async fn parent(&self, ctx: &Context<'_>) -> ApiResult<Option<Component>> {
+        let Some(parent) = self.0.parent_id else {
+            return Ok(None);
+        };
+        Ok(loader(ctx)?
+            .load_one(ComponentKey(parent))
+            .await
+            .map_err(gql)?
+            .map(Component))
+    }
+    /// Live child components, its own and those its selectors adopted, by
+    /// name.
+    async fn children(&self, ctx: &Context<'_>) -> ApiResult<Vec<Component>> {
+        components_of(ctx, ComponentChildrenKey(self.0.id)).await
+    }
+    /// Config items its selectors attached, by name.
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
+    async fn config_items(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<ConfigItemConnection> {
+        let request = page_request(first, after, last, before)?;
+        let filter = ItemFilter {
+            component_id: Some(self.0.id),
+            ..ItemFilter::default()
+        };
+        let page = store(ctx)?
+            .list_items(&filter, &[], &request)
+            .await
+            .map_err(gql)?;
+        Ok(connection(page, ConfigItem, ItemListFields { filter }))
+    }
+    /// First stored.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// Last updated.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// Soft-deletion time.
+    async fn deleted_at(&self) -> Option<DateTime<Utc>> {
+        self.0.deleted_at
+    }
+}
+
+/// Fields of a list of components beside its edges.
+pub struct ComponentListFields {
+    filter: stratum_domain::store::ComponentFilter,
+}
+
+#[Object]
+impl ComponentListFields {
+    /// Components matching the filter, over all pages (computed only when selected).
+    async fn total_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
+        Ok(store(ctx)?
+            .count_components(&self.filter)
+            .await
+            .map_err(gql)? as i64)
+    }
+}
+
+/// A page of components.
+pub type ComponentConnection = Connection<String, Component, ComponentListFields>;
+
 /// Fields of a list of insights beside its edges.
 pub struct InsightListFields {
     filter: stratum_domain::store::InsightFilter,
@@ -1072,6 +1216,12 @@ async fn load_node(ctx: &Context<'_>, id: &str) -> ApiResult<Option<Node>> {
         "Scraper" => one(loader, ScraperKey(uuid), |m| Node::Scraper(Scraper(m))).await?,
         "ScrapeRun" => one(loader, RunKey(uuid), |m| Node::ScrapeRun(ScrapeRun(m))).await?,
         "Insight" => one(loader, InsightKey(uuid), |m| Node::Insight(Insight(m))).await?,
+        "Component" => {
+            one(loader, ComponentKey(uuid), |m| {
+                Node::Component(Component(m))
+            })
+            .await?
+        }
         "Relationship" => {
             one(loader, RelationshipKey(uuid), |m| {
                 Node::Relationship(Relationship(m))
@@ -1292,6 +1442,27 @@ impl QueryRoot {
             .await
             .map_err(gql)?;
         Ok(connection(page, Insight, InsightListFields { filter }))
+    }
+
+    /// Components of the topologies, by name; every component unless
+    /// `filter` says otherwise (`rootsOnly` for the tops of the trees).
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
+    async fn components(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ComponentFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<ComponentConnection> {
+        let request = page_request(first, after, last, before)?;
+        let filter = component_filter(filter)?;
+        let page = store(ctx)?
+            .list_components(&filter, &request)
+            .await
+            .map_err(gql)?;
+        Ok(connection(page, Component, ComponentListFields { filter }))
     }
 
     /// Value counts over the items `filter` and `search` select.

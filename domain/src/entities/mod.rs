@@ -3,7 +3,9 @@
 
 pub mod component;
 pub mod component_health_history;
+pub mod component_relationship;
 pub mod config_change;
+pub mod config_component_relationship;
 pub mod config_external_id;
 pub mod config_item;
 pub mod config_relationship;

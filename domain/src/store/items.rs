@@ -30,6 +30,8 @@ pub struct ItemFilter {
     pub scraper_id: Option<Uuid>,
     /// Only children of this item.
     pub parent_id: Option<Uuid>,
+    /// Only items attached to this component.
+    pub component_id: Option<Uuid>,
     /// Include soft-deleted items.
     pub include_deleted: bool,
     /// A parsed search-language query, ANDed with the fields above. A query
@@ -134,7 +136,7 @@ fn item_key(sorts: &[ItemSort], m: &config_item::Model) -> Vec<KeyValue> {
     out
 }
 
-fn condition(filter: &ItemFilter) -> Condition {
+fn condition(backend: sea_orm::DbBackend, filter: &ItemFilter) -> Condition {
     use config_item::Column as C;
     let mut cond = Condition::all();
     let mentions_deleted = filter
@@ -164,6 +166,14 @@ fn condition(filter: &ItemFilter) -> Condition {
     }
     if let Some(p) = filter.parent_id {
         cond = cond.add(C::ParentId.eq(p));
+    }
+    if let Some(component) = filter.component_id {
+        cond = cond.add(super::cust(
+            backend,
+            "id IN (SELECT config_id FROM config_component_relationships \
+             WHERE component_id = ? AND deleted_at IS NULL)",
+            vec![component.into()],
+        ));
     }
     cond
 }
@@ -208,7 +218,7 @@ impl Store {
     /// The full condition of `filter`, its search query compiled (and its
     /// relationship walks run).
     pub(crate) async fn item_condition(&self, filter: &ItemFilter) -> Result<Condition> {
-        let mut cond = condition(filter);
+        let mut cond = condition(self.backend(), filter);
         if let Some(search) = &filter.search {
             cond = cond.add(self.search_condition(search).await?);
         }

@@ -18,6 +18,7 @@ use crate::error::{DomainError, Result};
 
 pub mod batch;
 pub mod changes;
+pub mod components;
 pub mod graph;
 pub mod ingest;
 pub mod insights;
@@ -29,6 +30,7 @@ pub mod summary;
 
 pub use batch::InsightCounts;
 pub use changes::{ChangeFilter, latest_page};
+pub use components::{ComponentFilter, ComponentScope};
 pub use graph::{Direction, GraphNode, RelationKind, TraversalQuery, TraversalResult};
 pub use ingest::{BatchStats, IngestSession, PreparedBatch, RunCompletion, RunOutcome};
 pub use insights::InsightFilter;
