@@ -278,7 +278,7 @@ async fn migrate_applies_lists_and_rolls_back(backend: Backend) {
         lines(&db),
         [
             "applied m20261124_000001_catalog",
-            "applied m20261201_000001_component_reads"
+            "applied m20261201_000001_read_indexes"
         ]
     );
     let out = stratum(&db, dir.path(), &["migrate", "down", "1"]);
@@ -291,7 +291,7 @@ async fn migrate_applies_lists_and_rolls_back(backend: Backend) {
         lines(&db),
         [
             "applied m20261124_000001_catalog",
-            "pending m20261201_000001_component_reads"
+            "pending m20261201_000001_read_indexes"
         ]
     );
     let out = stratum(&db, dir.path(), &["migrate", "down", "1"]);

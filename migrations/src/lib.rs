@@ -8,7 +8,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_catalog;
-mod m20261201_000001_component_reads;
+mod m20261201_000001_read_indexes;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -18,7 +18,7 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         vec![
             Box::new(m20261124_000001_catalog::Migration),
-            Box::new(m20261201_000001_component_reads::Migration),
+            Box::new(m20261201_000001_read_indexes::Migration),
         ]
     }
 }

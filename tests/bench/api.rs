@@ -490,6 +490,23 @@ fn main() -> anyhow::Result<()> {
             println!("holding {hold} s: {}", db.url);
             tokio::time::sleep(Duration::from_secs(hold)).await;
         }
+        // The database settings both servers run with: no JIT (PostGraphile's
+        // own advice; its nested statements otherwise spend ~850 ms in JIT
+        // compilation) and no parallel workers for request-sized statements
+        // (stratum's connections set both themselves).
+        let name = db
+            .url
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.split('?').next())
+            .unwrap_or_default()
+            .to_string();
+        db.store
+            .connection()
+            .execute_unprepared(&format!(
+                "ALTER DATABASE {name} SET jit = off; ALTER DATABASE {name} SET max_parallel_workers_per_gather = 0"
+            ))
+            .await?;
         let (_server, url) = start_server(&db.url).await?;
 
         let deployments = (profile.items / 50).max(NAMESPACES);

@@ -11,6 +11,7 @@ use async_graphql::{EmptyMutation, EmptySubscription, SDLExportOptions, Schema};
 use stratum_domain::Store;
 
 mod connection;
+mod documents;
 mod filters;
 pub mod guard;
 mod loaders;
@@ -21,6 +22,9 @@ pub use types::{ConfigItem, QueryRoot, global_id};
 
 /// Entries of the automatic-persisted-query cache (per replica).
 pub const APQ_ENTRIES: usize = 10_000;
+/// Parsed documents (and validation results) kept per replica.
+pub const DOCUMENT_CACHE_ENTRIES: std::num::NonZeroUsize =
+    std::num::NonZeroUsize::new(1_000).expect("non-zero");
 
 /// Switches of the schema beyond its limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +59,8 @@ pub fn build_schema_with(store: Option<Store>, options: SchemaOptions) -> Stratu
             options.limits,
             options.introspection,
         ))
+        // Inside the guard, so its limits still run on every request.
+        .extension(documents::DocumentCache::new(DOCUMENT_CACHE_ENTRIES))
         .extension(ApolloPersistedQueries::new(LruCacheStorage::new(
             APQ_ENTRIES,
         )));

@@ -59,7 +59,7 @@ impl Store {
             for m in base
                 .clone()
                 .filter(super::id_in(self.backend(), "id", chunk))
-                .all(&self.db)
+                .all(self.reads())
                 .await?
             {
                 out.insert(id_of(&m), m);
@@ -112,7 +112,7 @@ impl Store {
             );
             let rows = config_change::Entity::find()
                 .from_raw_sql(stmt(self.backend(), &sql, values))
-                .all(&self.db)
+                .all(self.reads())
                 .await?;
             for row in rows {
                 out.entry(row.config_id).or_default().push(row);
@@ -135,7 +135,7 @@ impl Store {
                  WHERE status = ? AND config_id{list} GROUP BY config_id, severity"
             );
             for row in self
-                .db
+                .reads()
                 .query_all_raw(stmt(self.backend(), &sql, values))
                 .await?
             {

@@ -117,7 +117,7 @@ impl Store {
         page: &PageRequest,
     ) -> Result<Page<config_change::Model>> {
         let select = config_change::Entity::find().filter(condition(self.backend(), filter));
-        keyset().fetch(&self.db, select, page, key).await
+        keyset().fetch(self.reads(), select, page, key).await
     }
 
     /// How many change rows of each type match `filter` (the whole filtered
@@ -137,7 +137,7 @@ impl Store {
             .order_by_desc(Expr::cust("COUNT(*)"))
             .order_by_asc(config_change::Column::ChangeType)
             .into_tuple()
-            .all(&self.db)
+            .all(self.reads())
             .await?;
         Ok(rows
             .into_iter()
@@ -149,7 +149,7 @@ impl Store {
     pub async fn count_matching_changes(&self, filter: &ChangeFilter) -> Result<u64> {
         Ok(config_change::Entity::find()
             .filter(condition(self.backend(), filter))
-            .count(&self.db)
+            .count(self.reads())
             .await?)
     }
 }

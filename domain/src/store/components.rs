@@ -110,14 +110,14 @@ impl Store {
         page: &PageRequest,
     ) -> Result<Page<component::Model>> {
         let select = component::Entity::find().filter(condition(self.backend(), filter));
-        keyset().fetch(&self.db, select, page, key).await
+        keyset().fetch(self.reads(), select, page, key).await
     }
 
     /// How many components match `filter`.
     pub async fn count_components(&self, filter: &ComponentFilter) -> Result<u64> {
         Ok(component::Entity::find()
             .filter(condition(self.backend(), filter))
-            .count(&self.db)
+            .count(self.reads())
             .await?)
     }
 
@@ -142,7 +142,7 @@ impl Store {
             .filter(super::id_in(self.backend(), "parent_id", parents))
             .order_by_asc(C::Name)
             .order_by_asc(C::Id)
-            .all(&self.db)
+            .all(self.reads())
             .await?;
         for c in own {
             if let Some(parent) = c.parent_id {
@@ -201,7 +201,7 @@ impl Store {
         values: Vec<sea_orm::Value>,
     ) -> Result<Vec<(Uuid, Uuid)>> {
         let rows = self
-            .db
+            .reads()
             .query_all_raw(super::stmt(self.backend(), sql, values))
             .await?;
         rows.iter()

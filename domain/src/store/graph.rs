@@ -241,7 +241,7 @@ impl Store {
             ));
         }
         let rows = self
-            .db
+            .reads()
             .query_all_raw(stmt(self.backend(), &selects.join(" UNION ALL "), values))
             .await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -284,7 +284,7 @@ impl Store {
             .order_by_asc(C::FromId)
             .order_by_asc(C::ToId)
             .order_by_asc(C::Relation)
-            .all(&self.db)
+            .all(self.reads())
             .await?)
     }
 

@@ -76,14 +76,14 @@ impl Store {
         page: &PageRequest,
     ) -> Result<Page<insight::Model>> {
         let select = insight::Entity::find().filter(condition(self.backend(), filter));
-        keyset().fetch(&self.db, select, page, key).await
+        keyset().fetch(self.reads(), select, page, key).await
     }
 
     /// How many insights match `filter`.
     pub async fn count_insights(&self, filter: &InsightFilter) -> Result<u64> {
         Ok(insight::Entity::find()
             .filter(condition(self.backend(), filter))
-            .count(&self.db)
+            .count(self.reads())
             .await?)
     }
 

@@ -208,7 +208,7 @@ impl Store {
                 .column(C::Config)
                 .filter(super::id_in(self.backend(), "id", chunk))
                 .into_tuple()
-                .all(&self.db)
+                .all(self.reads())
                 .await?;
             out.extend(rows);
         }
@@ -227,7 +227,9 @@ impl Store {
 
     /// One item by id (deleted items included).
     pub async fn get_item(&self, id: Uuid) -> Result<Option<config_item::Model>> {
-        Ok(config_item::Entity::find_by_id(id).one(&self.db).await?)
+        Ok(config_item::Entity::find_by_id(id)
+            .one(self.reads())
+            .await?)
     }
 
     /// A page of items matching `filter` in `order` (name by default),
@@ -241,7 +243,7 @@ impl Store {
         let (keyset, sorts) = item_keyset(order);
         let select = slim_items(self.backend()).filter(self.item_condition(filter).await?);
         keyset
-            .fetch(&self.db, select, page, |m| item_key(&sorts, m))
+            .fetch(self.reads(), select, page, |m| item_key(&sorts, m))
             .await
     }
 
@@ -249,7 +251,7 @@ impl Store {
     pub async fn count_items(&self, filter: &ItemFilter) -> Result<u64> {
         Ok(config_item::Entity::find()
             .filter(self.item_condition(filter).await?)
-            .count(&self.db)
+            .count(self.reads())
             .await?)
     }
 
@@ -261,7 +263,7 @@ impl Store {
             .order_by_desc(C::CreatedAt)
             .order_by_desc(C::Id)
             .limit(limit)
-            .all(&self.db)
+            .all(self.reads())
             .await?)
     }
 
@@ -272,7 +274,7 @@ impl Store {
         if let Some(id) = config_id {
             q = q.filter(config_change::Column::ConfigId.eq(id));
         }
-        Ok(q.count(&self.db).await?)
+        Ok(q.count(self.reads()).await?)
     }
 
     /// Sum of change counts (dedupe bumps included) for an item.

@@ -46,7 +46,10 @@ pub(crate) const MAX_PARAMS: usize = 30_000;
 /// A handle on the catalog database.
 #[derive(Clone)]
 pub struct Store {
+    /// Writes, migrations and ingest reads.
     db: DatabaseConnection,
+    /// Request reads (the same pool on SQLite).
+    reads: DatabaseConnection,
     writer: Arc<Mutex<()>>,
 }
 
@@ -65,7 +68,9 @@ pub fn now() -> DateTime<Utc> {
 
 impl Store {
     /// Connects to `url` (`sqlite://…` or `postgres://…`). SQLite files are
-    /// created when missing and run in WAL mode.
+    /// created when missing and run in WAL mode. On PostgreSQL, writes and
+    /// request reads get pools of their own, tuned for each (see
+    /// [`Store::reads`]).
     pub async fn connect(url: &str) -> Result<Store> {
         let is_sqlite = url.starts_with("sqlite:");
         let url = if is_sqlite && !url.contains("mode=") && !url.contains(":memory:") {
@@ -92,22 +97,56 @@ impl Store {
                     .pragma("mmap_size", "268435456")
                     .pragma("temp_store", "memory")
             });
-        } else {
-            options.map_sqlx_postgres_opts(|o| o.application_name("stratum"));
+            let db = Database::connect(options).await?;
+            return Ok(Store {
+                reads: db.clone(),
+                db,
+                writer: Arc::new(Mutex::new(())),
+            });
         }
-        let db = Database::connect(options).await?;
+        let mut read_options = options.clone();
+        options.map_sqlx_postgres_opts(|o| o.application_name("stratum"));
+        // Request reads are short, indexed statements. A parallel worker's
+        // start-up alone (4–6 ms) is several times their cost, and under
+        // load the workers only compete with other requests for the cores;
+        // aggregates opt back in (`Store::analytic_rows`). JIT compiling a
+        // statement whose estimate crosses `jit_above_cost` takes 50–800 ms.
+        // And their prepared statements keep one generic plan per
+        // connection: with id arrays PostgreSQL otherwise re-plans every
+        // execution, and planning (0.3–1.6 ms) cost more than running
+        // them. Writes keep the server's defaults: an ingest's statements
+        // run against tables that grow under them.
+        read_options.map_sqlx_postgres_opts(|o| {
+            o.application_name("stratum-reads").options([
+                ("max_parallel_workers_per_gather", "0"),
+                ("jit", "off"),
+                ("plan_cache_mode", "force_generic_plan"),
+            ])
+        });
         Ok(Store {
-            db,
+            db: Database::connect(options).await?,
+            reads: Database::connect(read_options).await?,
             writer: Arc::new(Mutex::new(())),
         })
+    }
+
+    /// The pool request reads go through: on PostgreSQL, connections with
+    /// generic plans, no parallel workers and no JIT (see
+    /// [`Store::connect`]); the one pool on SQLite.
+    pub(crate) fn reads(&self) -> &DatabaseConnection {
+        &self.reads
     }
 
     /// Calls `observer` with the SQL text of every statement this handle
     /// (and its clones made afterwards) runs: for metrics, and for tests
     /// that count statements.
     pub fn observe_statements(&mut self, observer: impl Fn(&str) + Send + Sync + 'static) {
+        let observer = Arc::new(observer);
+        let on_reads = observer.clone();
         self.db
             .set_metric_callback(move |info| observer(&info.statement.sql));
+        self.reads
+            .set_metric_callback(move |info| on_reads(&info.statement.sql));
     }
 
     /// Applies every pending migration.

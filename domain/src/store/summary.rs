@@ -19,6 +19,10 @@ use crate::entities::config_item;
 use crate::error::{DomainError, Result};
 use crate::model::Health;
 
+/// Parallel workers an aggregate may use on PostgreSQL (the server's own
+/// default).
+const ANALYTIC_PARALLEL_WORKERS: u32 = 2;
+
 /// A value and how many items (or rows) carry it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValueCount {
@@ -205,11 +209,33 @@ impl Store {
         })
     }
 
-    async fn rows(&self, sql: String, values: Vec<Value>) -> Result<Vec<sea_orm::QueryResult>> {
-        Ok(self
-            .db
-            .query_all_raw(Statement::from_sql_and_values(self.backend(), sql, values))
-            .await?)
+    /// Runs an aggregate over many rows. On PostgreSQL it may use parallel
+    /// workers and is planned for its own parameters (the pool's
+    /// connections run without workers, on generic plans, see
+    /// [`Store::connect`]): inside a read-only transaction, so the settings
+    /// end with it.
+    async fn analytic_rows(
+        &self,
+        sql: String,
+        values: Vec<Value>,
+    ) -> Result<Vec<sea_orm::QueryResult>> {
+        let statement = Statement::from_sql_and_values(self.backend(), sql, values);
+        if self.backend() != DbBackend::Postgres {
+            return Ok(self.reads().query_all_raw(statement).await?);
+        }
+        use sea_orm::{AccessMode, TransactionTrait};
+        let txn = self
+            .reads()
+            .begin_with_config(None, Some(AccessMode::ReadOnly))
+            .await?;
+        txn.execute_unprepared(&format!(
+            "SET LOCAL max_parallel_workers_per_gather = {ANALYTIC_PARALLEL_WORKERS}; \
+             SET LOCAL plan_cache_mode = auto"
+        ))
+        .await?;
+        let rows = txn.query_all_raw(statement).await?;
+        txn.commit().await?;
+        Ok(rows)
     }
 
     /// Counts the values of one facet over the items `filter` selects,
@@ -272,7 +298,7 @@ impl Store {
              GROUP BY {value_expr} ORDER BY n DESC, value LIMIT 1000"
         );
         let mut out = Vec::new();
-        for row in self.rows(sql, values).await? {
+        for row in self.analytic_rows(sql, values).await? {
             out.push(ValueCount {
                 value: row.try_get("", "value")?,
                 count: row.try_get("", "n")?,
@@ -370,7 +396,7 @@ impl Store {
                     selected.join(", ")
                 ),
             };
-            for row in self.rows(sql, values).await? {
+            for row in self.analytic_rows(sql, values).await? {
                 let mut key = Vec::with_capacity(group_by.len());
                 for i in 0..group_by.len() {
                     let value: Option<String> = row.try_get("", &format!("g{i}"))?;

@@ -1,15 +1,22 @@
-//! Indexes for reading the topology: components by name and by parent,
-//! and the links from a config item to its components and from a parent
-//! component to the components it adopted.
+//! Read indexes: a namespace's items by name (the catalog's most common
+//! list page, served in index order instead of sorting the namespace), and
+//! the topology's reads: components by name and by parent, and the links
+//! from an item to its components and from a parent component to the
+//! components it adopted.
 
 use sea_orm_migration::prelude::*;
 
-/// Adds the component read indexes.
+/// Adds the read indexes.
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
 /// `(table, index, columns)` of every index this migration adds.
-const INDEXES: [(&str, &str, &[&str]); 4] = [
+const INDEXES: [(&str, &str, &[&str]); 5] = [
+    (
+        "config_items",
+        "ix_config_items_namespace_name_id",
+        &["namespace", "name", "id"],
+    ),
     ("components", "ix_components_name_id", &["name", "id"]),
     ("components", "ix_components_parent", &["parent_id"]),
     (
