@@ -5,7 +5,8 @@
 //! variables (validation coerces variables, and complexity depends on
 //! them). Only documents that parsed and validated are kept, so every
 //! error still comes from a fresh parse and validation. The limits of
-//! [`super::guard`] run outside this cache, on every request.
+//! [`super::guard`] run outside this cache, on every request. Persisted
+//! queries arrive already parsed, with no text, and pass through.
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -104,7 +105,9 @@ impl Extension for CacheExtension {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        if query.len() > MAX_QUERY_BYTES {
+        // An empty text is a persisted query the APQ extension has already
+        // parsed: its document is not this text's, so it is never cached.
+        if query.is_empty() || query.len() > MAX_QUERY_BYTES {
             return next.run(ctx, query, variables).await;
         }
         let text: Arc<str> = Arc::from(query);
@@ -170,7 +173,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn validation_is_cached_per_variables_and_errors_are_never_cached() {
+    async fn cached_per_text_operation_and_variables_never_errors_nor_persisted() {
         let schema = build_schema(None);
         let query = "query Q($n: Int) { configItems(first: $n) { nodes { children(first: $n) { nodes { children(first: $n) { nodes { name } } } } } } }";
         let run = |variables: serde_json::Value| {
@@ -207,6 +210,44 @@ mod tests {
             )
             .await;
         assert_eq!(code(&unknown).as_deref(), Some("GRAPHQL_VALIDATION_FAILED"));
+        // Persisted queries (parsed by the APQ extension, no text) each run
+        // their own document.
+        for (query, field) in [
+            ("{ __typename }", "__typename"),
+            ("{ scrapers { id } }", "scrapers"),
+        ] {
+            use sha2::Digest;
+            let hash = hex::encode(sha2::Sha256::digest(query.as_bytes()));
+            let mut register = Request::new(query);
+            register.extensions.insert(
+                "persistedQuery".into(),
+                async_graphql::Value::from_json(json!({"version": 1, "sha256Hash": hash}))
+                    .expect("value"),
+            );
+            schema.execute(register).await;
+            let mut by_hash = Request::new("");
+            by_hash.extensions.insert(
+                "persistedQuery".into(),
+                async_graphql::Value::from_json(json!({"version": 1, "sha256Hash": hash}))
+                    .expect("value"),
+            );
+            let response = schema.execute(by_hash).await.into_result();
+            let asked = |r: &async_graphql::Response| {
+                r.data
+                    .clone()
+                    .into_json()
+                    .ok()
+                    .is_some_and(|d| d.get(field).is_some())
+            };
+            match response {
+                Ok(r) => assert!(asked(&r), "{field}: {:?}", r.data),
+                // No store behind this schema: `scrapers` fails, but it ran.
+                Err(errors) => {
+                    assert_eq!(field, "scrapers", "{errors:?}");
+                    assert_eq!(errors[0].path.len(), 1, "{errors:?}");
+                }
+            }
+        }
         // A document that failed to parse is parsed (and fails) again.
         for _ in 0..2 {
             let broken = schema.execute("{ configItems(first: ").await;
