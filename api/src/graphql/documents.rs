@@ -4,19 +4,15 @@
 //! query text; validation results by query text, operation name and
 //! variables (validation coerces variables, and complexity depends on
 //! them). Only documents that parsed and validated are kept, so every
-//! error still comes from a fresh parse and validation. The limits of
-//! [`super::guard`] run outside this cache, on every request. Persisted
-//! queries arrive already parsed, with no text, and pass through.
+//! error still comes from a fresh parse and validation. The request guard
+//! ([`super::guard`]) consults it and still checks its limits on every
+//! request.
 
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
-    NextValidation,
-};
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{Request, ServerError, ServerResult, ValidationResult, Variables};
+use async_graphql::{ValidationResult, Variables};
 use lru::LruCache;
 
 /// Longest query text the cache keeps (longer ones are parsed every time).
@@ -24,10 +20,25 @@ const MAX_QUERY_BYTES: usize = 16 * 1024;
 
 /// The validation result of a document run with these arguments.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct ValidationKey {
+pub struct ValidationKey {
     query: Arc<str>,
     operation: Option<String>,
     variables: String,
+}
+
+impl ValidationKey {
+    /// The key of a request, or `None` when its text is not cached (empty
+    /// or too long).
+    pub fn new(query: &str, operation: Option<&str>, variables: &Variables) -> Option<Self> {
+        if query.is_empty() || query.len() > MAX_QUERY_BYTES {
+            return None;
+        }
+        Some(ValidationKey {
+            query: Arc::from(query),
+            operation: operation.map(str::to_string),
+            variables: serde_json::to_string(variables).unwrap_or_default(),
+        })
+    }
 }
 
 struct Caches {
@@ -35,126 +46,49 @@ struct Caches {
     validations: LruCache<ValidationKey, ValidationResult>,
 }
 
-/// The schema extension; one cache shared by every request of a schema.
+/// Parsed documents and validation results, shared by every request of a
+/// schema.
 pub struct DocumentCache {
-    caches: Arc<Mutex<Caches>>,
+    caches: Mutex<Caches>,
 }
 
 impl DocumentCache {
     /// A cache of up to `entries` documents and `entries` validations.
     pub fn new(entries: NonZeroUsize) -> Self {
         DocumentCache {
-            caches: Arc::new(Mutex::new(Caches {
+            caches: Mutex::new(Caches {
                 documents: LruCache::new(entries),
                 validations: LruCache::new(entries),
-            })),
+            }),
         }
     }
-}
 
-impl ExtensionFactory for DocumentCache {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(CacheExtension {
-            caches: self.caches.clone(),
-            request: Mutex::new(RequestState::default()),
-        })
-    }
-}
-
-/// What one request learned on its way through the hooks.
-#[derive(Default)]
-struct RequestState {
-    operation: Option<String>,
-    key: Option<ValidationKey>,
-    validated: Option<ValidationResult>,
-}
-
-struct CacheExtension {
-    caches: Arc<Mutex<Caches>>,
-    request: Mutex<RequestState>,
-}
-
-impl CacheExtension {
-    fn caches(&self) -> std::sync::MutexGuard<'_, Caches> {
+    fn caches(&self) -> MutexGuard<'_, Caches> {
         self.caches.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, RequestState> {
-        self.request.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for CacheExtension {
-    async fn prepare_request(
+    /// The parsed document of `key`'s text, and its validation result
+    /// under `key`'s operation and variables, as far as known.
+    pub fn get(
         &self,
-        ctx: &ExtensionContext<'_>,
-        request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        // After the inner extensions (persisted queries fill in the query).
-        let request = next.run(ctx, request).await?;
-        self.state().operation = request.operation_name.clone();
-        Ok(request)
+        key: &ValidationKey,
+    ) -> (Option<Arc<ExecutableDocument>>, Option<ValidationResult>) {
+        let mut caches = self.caches();
+        let document = caches.documents.get(&key.query).cloned();
+        let validated = caches.validations.get(key).copied();
+        (document, validated)
     }
 
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        // An empty text is a persisted query the APQ extension has already
-        // parsed: its document is not this text's, so it is never cached.
-        if query.is_empty() || query.len() > MAX_QUERY_BYTES {
-            return next.run(ctx, query, variables).await;
-        }
-        let text: Arc<str> = Arc::from(query);
-        let key = ValidationKey {
-            query: text.clone(),
-            operation: self.state().operation.clone(),
-            variables: serde_json::to_string(variables).unwrap_or_default(),
-        };
-        let (document, validated) = {
-            let mut caches = self.caches();
-            let document = caches.documents.get(&text).cloned();
-            let validated = caches.validations.get(&key).copied();
-            (document, validated)
-        };
-        let document = match document {
-            Some(document) => ExecutableDocument::clone(&document),
-            None => {
-                let document = next.run(ctx, query, variables).await?;
-                self.caches()
-                    .documents
-                    .put(text, Arc::new(document.clone()));
-                document
-            }
-        };
-        let mut state = self.state();
-        state.validated = validated;
-        state.key = Some(key);
-        Ok(document)
+    /// Keeps the document `key`'s text parsed to.
+    pub fn put_document(&self, key: &ValidationKey, document: ExecutableDocument) {
+        self.caches()
+            .documents
+            .put(key.query.clone(), Arc::new(document));
     }
 
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        let (validated, key) = {
-            let mut state = self.state();
-            (state.validated.take(), state.key.take())
-        };
-        if let Some(result) = validated {
-            return Ok(result);
-        }
-        let result = next.run(ctx).await?;
-        if let Some(key) = key {
-            self.caches().validations.put(key, result);
-        }
-        Ok(result)
+    /// Keeps a successful validation.
+    pub fn put_validation(&self, key: ValidationKey, result: ValidationResult) {
+        self.caches().validations.put(key, result);
     }
 }
 

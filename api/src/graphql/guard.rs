@@ -1,15 +1,23 @@
-//! Request limits and error codes (SPEC §11 "Errors", §12 "Limits"): a
-//! schema extension that rejects abusive documents before execution, naming
-//! the limit and the numbers, and gives every error an `extensions.code`.
+//! Request limits and error codes (SPEC §11 "Errors", §12 "Limits"): the
+//! schema's one extension. It resolves persisted queries, serves parsed and
+//! validated documents from the cache, rejects abusive documents before
+//! execution, naming the limit and the numbers, and gives every error an
+//! `extensions.code`. One extension, not one per concern: async-graphql
+//! wraps every field's resolution in every extension, so each costs time
+//! on every field of every response.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextValidation,
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest, NextRequest,
+    NextValidation,
 };
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{Response, ServerError, ServerResult, ValidationResult, Variables};
+use async_graphql::{Request, Response, ServerError, ServerResult, ValidationResult, Variables};
+
+use super::documents::{DocumentCache, ValidationKey};
+use super::persisted::PersistedQueries;
 
 /// Limits on one GraphQL request; every one configurable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,19 +187,29 @@ fn introspects(doc: &ExecutableDocument) -> bool {
         .any(|(_, op)| root_fields(&op.node.selection_set.node, doc, 0))
 }
 
-/// The schema extension enforcing [`Limits`] and assigning codes.
+/// The schema extension enforcing [`Limits`] and assigning codes, with
+/// the persisted-query store and the document cache it consults.
 pub struct RequestGuard {
     limits: Limits,
     introspection: bool,
+    persisted: Arc<PersistedQueries>,
+    documents: Arc<DocumentCache>,
 }
 
 impl RequestGuard {
     /// A guard with these limits; `introspection: false` refuses
     /// `__schema` and `__type` with a clear error instead of a silent null.
-    pub fn new(limits: Limits, introspection: bool) -> Self {
+    pub fn new(
+        limits: Limits,
+        introspection: bool,
+        persisted: PersistedQueries,
+        documents: DocumentCache,
+    ) -> Self {
         RequestGuard {
             limits,
             introspection,
+            persisted: Arc::new(persisted),
+            documents: Arc::new(documents),
         }
     }
 }
@@ -201,13 +219,33 @@ impl ExtensionFactory for RequestGuard {
         Arc::new(GuardExtension {
             limits: self.limits,
             introspection: self.introspection,
+            persisted: self.persisted.clone(),
+            documents: self.documents.clone(),
+            request: Mutex::new(RequestState::default()),
         })
     }
+}
+
+/// What one request learned on its way through the hooks.
+#[derive(Default)]
+struct RequestState {
+    operation: Option<String>,
+    key: Option<ValidationKey>,
+    validated: Option<ValidationResult>,
 }
 
 struct GuardExtension {
     limits: Limits,
     introspection: bool,
+    persisted: Arc<PersistedQueries>,
+    documents: Arc<DocumentCache>,
+    request: Mutex<RequestState>,
+}
+
+impl GuardExtension {
+    fn state(&self) -> std::sync::MutexGuard<'_, RequestState> {
+        self.request.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 #[async_trait::async_trait]
@@ -219,9 +257,7 @@ impl Extension for GuardExtension {
             if code_of(error).is_some() {
                 continue;
             }
-            let code = if error.message == "PersistedQueryNotFound" {
-                codes::PERSISTED_QUERY_NOT_FOUND
-            } else if request_error && error.path.is_empty() {
+            let code = if request_error && error.path.is_empty() {
                 // e.g. an unknown operation name: the request never ran.
                 codes::VALIDATION_FAILED
             } else {
@@ -232,6 +268,17 @@ impl Extension for GuardExtension {
         response
     }
 
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        let request = self.persisted.resolve(request)?;
+        self.state().operation = request.operation_name.clone();
+        next.run(ctx, request).await
+    }
+
     async fn parse_query(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -240,18 +287,33 @@ impl Extension for GuardExtension {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let limits = self.limits;
-        let doc = next
-            .run(ctx, query, variables)
-            .await
-            .map_err(|e| match code_of(&e) {
-                Some(_) => e,
-                // The parser's own guard against deep nesting.
-                None if e.message.contains("recursion depth") => too_complex(format!(
-                    "the query is nested more than 32 levels deep; the limit is {}",
-                    limits.depth
-                )),
-                None => with_code(e, codes::PARSE_FAILED),
-            })?;
+        let operation = self.state().operation.clone();
+        let key = ValidationKey::new(query, operation.as_deref(), variables);
+        let (cached, validated) = match &key {
+            Some(key) => self.documents.get(key),
+            None => (None, None),
+        };
+        let doc = match cached {
+            Some(doc) => ExecutableDocument::clone(&doc),
+            None => {
+                let doc = next
+                    .run(ctx, query, variables)
+                    .await
+                    .map_err(|e| match code_of(&e) {
+                        Some(_) => e,
+                        // The parser's own guard against deep nesting.
+                        None if e.message.contains("recursion depth") => too_complex(format!(
+                            "the query is nested more than 32 levels deep; the limit is {}",
+                            limits.depth
+                        )),
+                        None => with_code(e, codes::PARSE_FAILED),
+                    })?;
+                if let Some(key) = &key {
+                    self.documents.put_document(key, doc.clone());
+                }
+                doc
+            }
+        };
         check_document(&doc, &self.limits).map_err(too_complex)?;
         if !self.introspection && introspects(&doc) {
             return Err(with_code(
@@ -259,6 +321,9 @@ impl Extension for GuardExtension {
                 codes::VALIDATION_FAILED,
             ));
         }
+        let mut state = self.state();
+        state.key = key;
+        state.validated = validated;
         Ok(doc)
     }
 
@@ -267,12 +332,25 @@ impl Extension for GuardExtension {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        let result = next.run(ctx).await.map_err(|errors| {
-            errors
-                .into_iter()
-                .map(|e| with_code(e, codes::VALIDATION_FAILED))
-                .collect::<Vec<_>>()
-        })?;
+        let (validated, key) = {
+            let mut state = self.state();
+            (state.validated.take(), state.key.take())
+        };
+        let result = match validated {
+            Some(result) => result,
+            None => {
+                let result = next.run(ctx).await.map_err(|errors| {
+                    errors
+                        .into_iter()
+                        .map(|e| with_code(e, codes::VALIDATION_FAILED))
+                        .collect::<Vec<_>>()
+                })?;
+                if let Some(key) = key {
+                    self.documents.put_validation(key, result);
+                }
+                result
+            }
+        };
         if result.depth > self.limits.depth {
             return Err(vec![too_complex(format!(
                 "the query is {} levels deep; the limit is {}",

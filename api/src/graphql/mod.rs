@@ -4,9 +4,6 @@
 //! enforced by [`guard`].
 
 use async_graphql::dataloader::DataLoader;
-use async_graphql::extensions::apollo_persisted_queries::{
-    ApolloPersistedQueries, LruCacheStorage,
-};
 use async_graphql::{EmptyMutation, EmptySubscription, SDLExportOptions, Schema};
 use stratum_domain::Store;
 
@@ -15,13 +12,15 @@ mod documents;
 mod filters;
 pub mod guard;
 mod loaders;
+mod persisted;
 mod types;
 
 pub use guard::Limits;
 pub use types::{ConfigItem, QueryRoot, global_id};
 
-/// Entries of the automatic-persisted-query cache (per replica).
-pub const APQ_ENTRIES: usize = 10_000;
+/// Entries of the automatic-persisted-query store (per replica).
+pub const APQ_ENTRIES: std::num::NonZeroUsize =
+    std::num::NonZeroUsize::new(10_000).expect("non-zero");
 /// Parsed documents (and validation results) kept per replica.
 pub const DOCUMENT_CACHE_ENTRIES: std::num::NonZeroUsize =
     std::num::NonZeroUsize::new(1_000).expect("non-zero");
@@ -54,16 +53,14 @@ pub fn build_schema(store: Option<Store>) -> StratumSchema {
 
 /// Builds the schema with the store as context data.
 pub fn build_schema_with(store: Option<Store>, options: SchemaOptions) -> StratumSchema {
-    let mut builder = Schema::build(QueryRoot, EmptyMutation, EmptySubscription)
-        .extension(guard::RequestGuard::new(
+    let mut builder = Schema::build(QueryRoot, EmptyMutation, EmptySubscription).extension(
+        guard::RequestGuard::new(
             options.limits,
             options.introspection,
-        ))
-        // Inside the guard, so its limits still run on every request.
-        .extension(documents::DocumentCache::new(DOCUMENT_CACHE_ENTRIES))
-        .extension(ApolloPersistedQueries::new(LruCacheStorage::new(
-            APQ_ENTRIES,
-        )));
+            persisted::PersistedQueries::new(APQ_ENTRIES),
+            documents::DocumentCache::new(DOCUMENT_CACHE_ENTRIES),
+        ),
+    );
     if !options.introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }
