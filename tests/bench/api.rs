@@ -354,11 +354,16 @@ impl Outcome {
 }
 
 /// Drives `clients` concurrent clients for `seconds`, each sending the
-/// query `make(n)` builds for its n-th request.
+/// query `make(n)` builds for its n-th request: back to back (closed
+/// loop), or with `rate`, at that many requests per second in all on a
+/// fixed schedule (open loop). An open-loop latency runs from the request's
+/// scheduled time, so a server that falls behind is not hidden by clients
+/// that wait for it (no coordinated omission).
 async fn drive(
     url: &str,
     clients: usize,
     seconds: u64,
+    rate: Option<f64>,
     make: Arc<dyn Fn(usize) -> Value + Send + Sync>,
 ) -> Outcome {
     let http = reqwest::Client::builder()
@@ -379,10 +384,29 @@ async fn drive(
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut n = c * 1_000_003;
+            // Open loop: client c sends at c/rate, then every clients/rate.
+            let schedule = rate.map(|r| {
+                (
+                    Duration::from_secs_f64(c as f64 / r),
+                    Duration::from_secs_f64(clients as f64 / r),
+                )
+            });
+            let mut k = 0u32;
             while Instant::now() < deadline {
                 n += 1;
                 let body = make(n);
-                let sent = Instant::now();
+                let sent = match schedule {
+                    Some((offset, every)) => {
+                        let at = start + offset + every * k;
+                        k += 1;
+                        if at >= deadline {
+                            break;
+                        }
+                        tokio::time::sleep_until(at.into()).await;
+                        at
+                    }
+                    None => Instant::now(),
+                };
                 let ok = match http.post(&url).json(&body).send().await {
                     Ok(r) if r.status().is_success() => match r.json::<Value>().await {
                         Ok(v) => v.get("errors").is_none() && !v["data"].is_null(),
@@ -410,6 +434,22 @@ async fn drive(
         seconds,
         latencies,
     }
+}
+
+/// CPU seconds (user + system) a process has used so far, from
+/// `/proc/<pid>/stat` (Linux; clock ticks of 1/100 s).
+fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".to_string(),
+    };
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the line.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 /// Runs a pgbench script for the same query; returns (tps, mean ms).
@@ -507,7 +547,7 @@ fn main() -> anyhow::Result<()> {
                 "ALTER DATABASE {name} SET jit = off; ALTER DATABASE {name} SET max_parallel_workers_per_gather = 0"
             ))
             .await?;
-        let (_server, url) = start_server(&db.url).await?;
+        let (server, url) = start_server(&db.url).await?;
 
         let deployments = (profile.items / 50).max(NAMESPACES);
         let pods = profile.items.saturating_sub(1 + NAMESPACES + NODES + 2 * deployments);
@@ -599,9 +639,10 @@ fn main() -> anyhow::Result<()> {
             ),
         ];
         println!(
-            "{:<64} {:>7} {:>9} {:>9} {:>9} {:>8} | {:>10} {:>11}",
+            "{:<64} {:>7} {:>9} {:>9} {:>9} {:>8} | {:>10} {:>11} | CPU µs/req: server, load",
             "scenario", "clients", "req/s", "p50 ms", "p99 ms", "errors", "SQL tps", "SQL mean ms"
         );
+        let server_pid = Some(server.0.id());
         let postgraphile = if full && env_or("STRATUM_BENCH_POSTGRAPHILE", 1) == 1 {
             Some(start_postgraphile(&db.store, &db.url).await?)
         } else {
@@ -609,25 +650,38 @@ fn main() -> anyhow::Result<()> {
         };
         for (name, clients, make, sql, twin) in scenarios {
             // Warm up, then measure.
-            drive(&url, clients.min(4), 1, make.clone()).await;
+            drive(&url, clients.min(4), 1, None, make.clone()).await;
             let make_again = make.clone();
-            let o = drive(&url, clients, profile.seconds, make).await;
+            let cpu_before = (cpu_seconds(server_pid), cpu_seconds(None));
+            let o = drive(&url, clients, profile.seconds, None, make.clone()).await;
+            let per_request = |before: Option<f64>, after: Option<f64>| match (before, after) {
+                (Some(b), Some(a)) if o.requests > 0 => {
+                    format!("{:.0}", (a - b) * 1e6 / o.requests as f64)
+                }
+                _ => "-".into(),
+            };
+            let cpu = (
+                per_request(cpu_before.0, cpu_seconds(server_pid)),
+                per_request(cpu_before.1, cpu_seconds(None)),
+            );
             let floor = pgbench(&db.url, &sql, clients, profile.seconds);
             println!(
-                "{name:<64} {clients:>7} {:>9.0} {:>9.2} {:>9.2} {:>8} | {:>10} {:>11}",
+                "{name:<64} {clients:>7} {:>9.0} {:>9.2} {:>9.2} {:>8} | {:>10} {:>11} | {}, {}",
                 o.requests as f64 / o.seconds,
                 o.percentile(0.5),
                 o.percentile(0.99),
                 o.failures,
                 floor.map(|f| format!("{:.0}", f.0)).unwrap_or_else(|| "-".into()),
                 floor.map(|f| format!("{:.2}", f.1)).unwrap_or_else(|| "-".into()),
+                cpu.0,
+                cpu.1,
             );
             assert_eq!(o.failures, 0, "{name}: GraphQL errors under load");
             assert!(o.requests > 0, "{name}: no request completed");
             // Latency below saturation: a few clients.
             let few = profile.latency_clients.min(clients);
             if few < clients {
-                let o = drive(&url, few, profile.seconds, make_again).await;
+                let o = drive(&url, few, profile.seconds, None, make_again).await;
                 println!(
                     "{:<64} {few:>7} {:>9.0} {:>9.2} {:>9.2} {:>8} |",
                     "  (same, below saturation)",
@@ -638,9 +692,21 @@ fn main() -> anyhow::Result<()> {
                 );
                 assert_eq!(o.failures, 0, "{name}: GraphQL errors");
             }
+            // All the clients at once, offering 60% of the saturated rate.
+            let offered = (o.requests as f64 / o.seconds * 0.6).max(1.0);
+            let open = drive(&url, clients, profile.seconds, Some(offered), make).await;
+            println!(
+                "{:<64} {clients:>7} {:>9.0} {:>9.2} {:>9.2} {:>8} |",
+                format!("  (same, open loop at {offered:.0} req/s)"),
+                open.requests as f64 / open.seconds,
+                open.percentile(0.5),
+                open.percentile(0.99),
+                open.failures,
+            );
+            assert_eq!(open.failures, 0, "{name}: GraphQL errors");
             if let (Some((_, pg_url)), Some(twin)) = (&postgraphile, twin) {
-                drive(pg_url, clients.min(4), 1, twin.clone()).await;
-                let p = drive(pg_url, clients, profile.seconds, twin).await;
+                drive(pg_url, clients.min(4), 1, None, twin.clone()).await;
+                let p = drive(pg_url, clients, profile.seconds, None, twin).await;
                 let ours = o.requests as f64 / o.seconds;
                 let theirs = p.requests as f64 / p.seconds;
                 println!(
