@@ -982,6 +982,25 @@ impl Insight {
     }
 }
 
+/// The fields of a list beside its edges when they are only a lazily
+/// computed `totalCount`: the filter the list ran with, counted by `$count`.
+macro_rules! counted_list_fields {
+    ($name:ident, $filter:ty, $count:ident, $doc:literal) => {
+        #[doc = "Fields of a list beside its edges."]
+        pub struct $name {
+            filter: $filter,
+        }
+
+        #[Object]
+        impl $name {
+            #[doc = $doc]
+            async fn total_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
+                Ok(store(ctx)?.$count(&self.filter).await.map_err(gql)? as i64)
+            }
+        }
+    };
+}
+
 /// A node of a topology (SPEC §9): a service, database or team made of
 /// other components and of the config items its selectors attach.
 pub struct Component(pub component::Model);
@@ -1100,56 +1119,32 @@ impl Component {
     }
 }
 
-/// Fields of a list of components beside its edges.
-pub struct ComponentListFields {
-    filter: stratum_domain::store::ComponentFilter,
-}
-
-#[Object]
-impl ComponentListFields {
-    /// Components matching the filter, over all pages (computed only when selected).
-    async fn total_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
-        Ok(store(ctx)?
-            .count_components(&self.filter)
-            .await
-            .map_err(gql)? as i64)
-    }
-}
+counted_list_fields!(
+    ComponentListFields,
+    stratum_domain::store::ComponentFilter,
+    count_components,
+    "Components matching the filter, over all pages (computed only when selected)."
+);
 
 /// A page of components.
 pub type ComponentConnection = Connection<String, Component, ComponentListFields>;
 
-/// Fields of a list of insights beside its edges.
-pub struct InsightListFields {
-    filter: stratum_domain::store::InsightFilter,
-}
-
-#[Object]
-impl InsightListFields {
-    /// Insights matching the filter, over all pages (computed only when selected).
-    async fn total_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
-        Ok(store(ctx)?
-            .count_insights(&self.filter)
-            .await
-            .map_err(gql)? as i64)
-    }
-}
+counted_list_fields!(
+    InsightListFields,
+    stratum_domain::store::InsightFilter,
+    count_insights,
+    "Insights matching the filter, over all pages (computed only when selected)."
+);
 
 /// A page of insights.
 pub type InsightConnection = Connection<String, Insight, InsightListFields>;
 
-/// Fields of a list of items beside its edges.
-pub struct ItemListFields {
-    filter: ItemFilter,
-}
-
-#[Object]
-impl ItemListFields {
-    /// Items matching the filter, over all pages (computed only when selected).
-    async fn total_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
-        Ok(store(ctx)?.count_items(&self.filter).await.map_err(gql)? as i64)
-    }
-}
+counted_list_fields!(
+    ItemListFields,
+    ItemFilter,
+    count_items,
+    "Items matching the filter, over all pages (computed only when selected)."
+);
 
 /// A page of config items.
 pub type ConfigItemConnection = Connection<String, ConfigItem, ItemListFields>;
