@@ -53,6 +53,14 @@ pub enum Command {
     },
     /// Print the GraphQL SDL (the content of `schema.graphql`).
     Schema,
+    /// Evaluate the built-in health rules on Kubernetes objects (one per
+    /// YAML or JSON document, `kind: List` expanded); prints one JSON line
+    /// `{"object","health","status","ready","message"}` per object.
+    Health {
+        /// Files of objects.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Validate ScrapeConfig files; prints `file:line:col: level: msg`.
     CheckConfig {
         /// Files to check.
@@ -298,10 +306,129 @@ pub fn check_config(paths: &[PathBuf], strict: bool) -> ExitCode {
     }
 }
 
+/// The objects of a YAML or JSON text: one per document, the items of a
+/// `kind: List` in its place. A document that does not parse is an error
+/// with its line and column; parsing stops there.
+pub fn objects_of(text: &str) -> Result<Vec<serde_json::Value>, String> {
+    use serde::Deserialize;
+    let mut out = Vec::new();
+    for document in serde_yaml_ng::Deserializer::from_str(text) {
+        let value = serde_json::Value::deserialize(document).map_err(|e| match e.location() {
+            Some(at) => format!("{}:{}: {e}", at.line(), at.column()),
+            None => format!("1:1: {e}"),
+        })?;
+        match value {
+            serde_json::Value::Null => {}
+            serde_json::Value::Object(ref o)
+                if o.get("kind").and_then(|k| k.as_str()) == Some("List") =>
+            {
+                out.extend(
+                    o.get("items")
+                        .and_then(|i| i.as_array())
+                        .cloned()
+                        .unwrap_or_default(),
+                );
+            }
+            other => out.push(other),
+        }
+    }
+    Ok(out)
+}
+
+/// The health verdict of one object as `stratum health` prints it, or why
+/// it has none (not an object, or no `kind`).
+pub fn health_of(
+    object: &serde_json::Value,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<serde_json::Value, String> {
+    let kind = object
+        .get("kind")
+        .and_then(|k| k.as_str())
+        .filter(|k| !k.is_empty())
+        .ok_or("the object has no kind")?;
+    let text = |path: &str| object.pointer(path).and_then(|v| v.as_str());
+    let name = match (text("/metadata/namespace"), text("/metadata/name")) {
+        (Some(ns), Some(name)) => format!("{kind}/{ns}/{name}"),
+        (None, Some(name)) => format!("{kind}/{name}"),
+        _ => kind.to_string(),
+    };
+    let verdict = stratum_domain::health::evaluate(&format!("Kubernetes::{kind}"), object, now);
+    Ok(serde_json::json!({
+        "object": name,
+        "health": verdict.health.as_str(),
+        "status": verdict.status,
+        "ready": verdict.ready,
+        "message": verdict.message,
+    }))
+}
+
+/// `stratum health FILE…`: prints a verdict per object and each problem as
+/// `file[:line:col]: error: …` on stderr; exit 1 when any file or object
+/// could not be evaluated (the rest are still printed).
+pub fn health(files: &[PathBuf]) -> ExitCode {
+    let now = chrono::Utc::now();
+    let mut failed = false;
+    for file in files {
+        let objects = std::fs::read_to_string(file)
+            .map_err(|e| format!("1:1: {e}"))
+            .and_then(|text| objects_of(&text));
+        match objects {
+            Ok(objects) => {
+                for (i, object) in objects.iter().enumerate() {
+                    match health_of(object, now) {
+                        Ok(line) => println!("{line}"),
+                        Err(e) => {
+                            eprintln!("{}: error: object {}: {e}", file.display(), i + 1);
+                            failed = true;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("{}:{e}", file.display());
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn health_reads_documents_lists_and_json() {
+        let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: api, namespace: pay}\nstatus: {phase: Succeeded}\n---\n\
+                    kind: List\nitems:\n- {kind: Namespace, metadata: {name: pay}, status: {phase: Active}}\n- {kind: Node, metadata: {name: n1}, status: {conditions: [{type: Ready, status: 'False'}]}}\n";
+        let objects = objects_of(yaml).expect("parses");
+        let now = chrono::Utc::now();
+        let verdicts: Vec<serde_json::Value> = objects
+            .iter()
+            .map(|o| health_of(o, now).expect("verdict"))
+            .collect();
+        assert_eq!(verdicts.len(), 3);
+        assert_eq!(verdicts[0]["object"], "Pod/pay/api");
+        assert_eq!(verdicts[0]["health"], "healthy");
+        assert_eq!(verdicts[0]["status"], "Completed");
+        assert_eq!(verdicts[1]["status"], "Active");
+        assert_eq!(verdicts[2]["health"], "unhealthy");
+        let json = objects_of(r#"{"kind": "PersistentVolumeClaim", "status": {"phase": "Lost"}}"#)
+            .expect("json");
+        assert_eq!(
+            health_of(&json[0], now).expect("pvc")["health"],
+            "unhealthy"
+        );
+        let err = objects_of("kind: Pod\nmetadata: [unclosed\n").expect_err("syntax");
+        assert!(err.starts_with("2:") || err.starts_with("3:"), "{err}");
+        assert!(health_of(&serde_json::json!({"metadata": {}}), now).is_err());
+        assert!(health_of(&serde_json::json!([1, 2]), now).is_err());
+    }
 
     #[test]
     fn cli_is_well_formed() {

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use stratum_api::cli::{Cli, Command, MigrateAction, check_config, scrape_once};
+use stratum_api::cli::{Cli, Command, MigrateAction, check_config, health, scrape_once};
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc: scrapes build and drop millions of small JSON nodes, where the
@@ -63,6 +63,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { paths, strict } => Ok(check_config(&paths, strict)),
+        Command::Health { files } => Ok(health(&files)),
     }
 }
 

@@ -316,3 +316,64 @@ async fn migrate_applies_lists_and_rolls_back(backend: Backend) {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: "));
 }
+
+/// `stratum health FILE…` prints one verdict per object, reports each bad
+/// file or object with where it is, and still prints the rest.
+#[test]
+fn health_prints_a_verdict_per_object_and_reports_bad_input() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let good = dir.path().join("objects.yaml");
+    std::fs::write(
+        &good,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: api-1, namespace: payments}\n\
+         status:\n  phase: Running\n  startTime: '2020-01-01T00:00:00Z'\n  conditions: [{type: Ready, status: 'True'}]\n\
+         ---\nkind: List\nitems:\n- {apiVersion: argoproj.io/v1alpha1, kind: Application, metadata: {name: shop}, \
+         status: {health: {status: Degraded}, sync: {status: OutOfSync}}}\n---\nmetadata: {name: no-kind}\n",
+    )
+    .expect("write");
+    let broken = dir.path().join("broken.json");
+    std::fs::write(&broken, "{\"kind\": \"Pod\",\n  bad").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .arg("health")
+        .arg(&good)
+        .arg(&broken)
+        .output()
+        .expect("run stratum health");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a bad object or file fails the run"
+    );
+    let verdicts: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(verdicts.len(), 2, "{verdicts:?}");
+    assert_eq!(verdicts[0]["object"], "Pod/payments/api-1");
+    assert_eq!(
+        (
+            &verdicts[0]["health"],
+            &verdicts[0]["status"],
+            &verdicts[0]["ready"]
+        ),
+        (
+            &serde_json::json!("healthy"),
+            &serde_json::json!("Running"),
+            &serde_json::json!(true)
+        )
+    );
+    assert_eq!(verdicts[1]["object"], "Application/shop");
+    assert_eq!(verdicts[1]["health"], "unhealthy");
+    assert_eq!(verdicts[1]["status"], "Degraded/OutOfSync");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("objects.yaml: error: object 3: the object has no kind"),
+        "{stderr}"
+    );
+    // A syntax error names the file and the line:column where parsing stopped.
+    let at = stderr.split("broken.json:").nth(1).unwrap_or_default();
+    assert!(
+        at.chars().next().is_some_and(|c| c.is_ascii_digit()) && at.contains(':'),
+        "{stderr}"
+    );
+}
