@@ -71,8 +71,16 @@ impl Store {
     /// Items by id, deleted ones included, without their config documents
     /// (`null`; see [`Store::get_configs`]).
     pub async fn get_items(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, config_item::Model>> {
-        self.rows_by_id_from(super::items::slim_items(self.backend()), ids, |m| m.id)
-            .await
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK) {
+            let rows = super::items::slim_items(self.backend())
+                .filter(super::id_in(self.backend(), "id", chunk))
+                .into_model::<super::items::SlimItem>()
+                .all(self.reads())
+                .await?;
+            out.extend(rows.into_iter().map(|row| (row.0.id, row.0)));
+        }
+        Ok(out)
     }
 
     /// Scrapers by id.

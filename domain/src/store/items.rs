@@ -178,19 +178,107 @@ fn condition(backend: sea_orm::DbBackend, filter: &ItemFilter) -> Condition {
     cond
 }
 
+/// The columns [`slim_items`] selects, in the order [`SlimItem`] decodes
+/// them; `config` (a `null` literal) follows them.
+const SLIM_COLUMNS: [config_item::Column; 31] = {
+    use config_item::Column as C;
+    [
+        C::Id,
+        C::ScraperId,
+        C::ExternalIds,
+        C::PrimaryExternalId,
+        C::ItemType,
+        C::ConfigClass,
+        C::Name,
+        C::Namespace,
+        C::Tags,
+        C::Labels,
+        C::Properties,
+        C::ConfigHash,
+        C::RowHash,
+        C::Health,
+        C::Status,
+        C::Ready,
+        C::Description,
+        C::RolledUpHealth,
+        C::DescendantHealth,
+        C::ParentId,
+        C::Path,
+        C::Source,
+        C::CostPerMinute,
+        C::CostTotal1d,
+        C::CostTotal7d,
+        C::CostTotal30d,
+        C::Currency,
+        C::CreatedAt,
+        C::UpdatedAt,
+        C::LastScrapedAt,
+        C::DeletedAt,
+    ]
+};
+
 /// Items without their config documents (a `null` stands in): what lists
 /// and loaders read, so a page of summaries does not ship and parse kilobytes
 /// of JSON per row. [`Store::get_configs`] loads documents when asked for.
+/// Rows decode as [`SlimItem`].
 pub(crate) fn slim_items(backend: sea_orm::DbBackend) -> sea_orm::Select<config_item::Entity> {
-    use sea_orm::Iterable;
     let null_json = match backend {
         sea_orm::DbBackend::Postgres => "CAST('null' AS jsonb)",
         _ => "'null'",
     };
     config_item::Entity::find()
         .select_only()
-        .columns(config_item::Column::iter().filter(|c| !matches!(c, config_item::Column::Config)))
+        .columns(SLIM_COLUMNS)
+        .column(config_item::Column::DeleteReason)
         .column_as(sea_orm::sea_query::Expr::cust(null_json), "config")
+}
+
+/// A row of [`slim_items`], decoded by position. The derived decoding
+/// formats and looks up every column's name in every row: a quarter of a
+/// list request's server CPU in the API benchmark.
+pub(crate) struct SlimItem(pub config_item::Model);
+
+impl sea_orm::FromQueryResult for SlimItem {
+    fn from_query_result(
+        row: &sea_orm::QueryResult,
+        _pre: &str,
+    ) -> std::result::Result<Self, sea_orm::DbErr> {
+        Ok(SlimItem(config_item::Model {
+            id: row.try_get_by_index(0)?,
+            scraper_id: row.try_get_by_index(1)?,
+            external_ids: row.try_get_by_index(2)?,
+            primary_external_id: row.try_get_by_index(3)?,
+            item_type: row.try_get_by_index(4)?,
+            config_class: row.try_get_by_index(5)?,
+            name: row.try_get_by_index(6)?,
+            namespace: row.try_get_by_index(7)?,
+            tags: row.try_get_by_index(8)?,
+            labels: row.try_get_by_index(9)?,
+            properties: row.try_get_by_index(10)?,
+            config_hash: row.try_get_by_index(11)?,
+            row_hash: row.try_get_by_index(12)?,
+            health: row.try_get_by_index(13)?,
+            status: row.try_get_by_index(14)?,
+            ready: row.try_get_by_index(15)?,
+            description: row.try_get_by_index(16)?,
+            rolled_up_health: row.try_get_by_index(17)?,
+            descendant_health: row.try_get_by_index(18)?,
+            parent_id: row.try_get_by_index(19)?,
+            path: row.try_get_by_index(20)?,
+            source: row.try_get_by_index(21)?,
+            cost_per_minute: row.try_get_by_index(22)?,
+            cost_total_1d: row.try_get_by_index(23)?,
+            cost_total_7d: row.try_get_by_index(24)?,
+            cost_total_30d: row.try_get_by_index(25)?,
+            currency: row.try_get_by_index(26)?,
+            created_at: row.try_get_by_index(27)?,
+            updated_at: row.try_get_by_index(28)?,
+            last_scraped_at: row.try_get_by_index(29)?,
+            deleted_at: row.try_get_by_index(30)?,
+            delete_reason: row.try_get_by_index(31)?,
+            config: row.try_get_by_index(32)?,
+        }))
+    }
 }
 
 impl Store {
@@ -242,9 +330,10 @@ impl Store {
     ) -> Result<Page<config_item::Model>> {
         let (keyset, sorts) = item_keyset(order);
         let select = slim_items(self.backend()).filter(self.item_condition(filter).await?);
-        keyset
-            .fetch(self.reads(), select, page, |m| item_key(&sorts, m))
-            .await
+        let page = keyset
+            .fetch_into::<_, SlimItem, _>(self.reads(), select, page, |m| item_key(&sorts, &m.0))
+            .await?;
+        Ok(page.map(|row| row.0))
     }
 
     /// How many items match `filter`.
@@ -285,5 +374,26 @@ impl Store {
             .iter()
             .map(|c| c.count)
             .sum())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::Iterable;
+
+    use super::*;
+
+    #[test]
+    fn slim_columns_are_every_column_but_config_once() {
+        use config_item::Column as C;
+        let mut read: Vec<String> = SLIM_COLUMNS
+            .iter()
+            .chain([C::DeleteReason, C::Config].iter())
+            .map(|c| format!("{c:?}"))
+            .collect();
+        let mut all: Vec<String> = C::iter().map(|c| format!("{c:?}")).collect();
+        read.sort();
+        all.sort();
+        assert_eq!(read, all);
     }
 }

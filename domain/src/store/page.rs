@@ -95,6 +95,15 @@ impl<T> Page<T> {
     pub fn into_rows(self) -> Vec<T> {
         self.items.into_iter().map(|(_, t)| t).collect()
     }
+
+    /// The same page with each row mapped.
+    pub fn map<U>(self, f: impl Fn(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(|(c, t)| (c, f(t))).collect(),
+            has_next_page: self.has_next_page,
+            has_previous_page: self.has_previous_page,
+        }
+    }
 }
 
 /// How a sort key's cursor value is bound.
@@ -266,6 +275,23 @@ impl Keyset {
         E: EntityTrait,
         C: sea_orm::ConnectionTrait,
     {
+        self.fetch_into::<E, E::Model, C>(db, select, request, key_of)
+            .await
+    }
+
+    /// [`Keyset::fetch`], decoding rows as `M`.
+    pub(crate) async fn fetch_into<E, M, C>(
+        &self,
+        db: &C,
+        select: Select<E>,
+        request: &PageRequest,
+        key_of: impl Fn(&M) -> Vec<KeyValue>,
+    ) -> Result<Page<M>>
+    where
+        E: EntityTrait,
+        M: sea_orm::FromQueryResult + Send,
+        C: sea_orm::ConnectionTrait,
+    {
         let (size, backwards) = request.window()?;
         let backend = db.get_database_backend();
         let mut select = select;
@@ -282,7 +308,7 @@ impl Keyset {
                 if descending { Order::Desc } else { Order::Asc },
             );
         }
-        let mut rows = select.limit(size + 1).all(db).await?;
+        let mut rows = select.limit(size + 1).into_model::<M>().all(db).await?;
         let more = rows.len() as u64 > size;
         rows.truncate(size as usize);
         if backwards {
