@@ -10,6 +10,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use stratum_domain::celx::Expression;
+
 use crate::error::ScraperError;
 use crate::extract::{Field, FieldError, FieldSource};
 
@@ -165,6 +167,10 @@ pub struct Transform {
     /// JSONPaths removed from matching items.
     #[serde(default)]
     pub exclude: Vec<ExcludeSpec>,
+    /// Health overrides (SPEC §6): the first rule whose filter holds
+    /// replaces the built-in verdict.
+    #[serde(default)]
+    pub health: Vec<HealthRuleSpec>,
     /// Other keys.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
@@ -179,6 +185,27 @@ pub struct ExcludeSpec {
     pub types: Vec<String>,
     /// The JSONPath to remove.
     pub jsonpath: String,
+}
+
+/// One `transform.health[]` entry as written.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HealthRuleSpec {
+    /// CEL: when the rule applies (every item when absent).
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// CEL: a health string, or `{health, status, message, ready}`.
+    pub expr: String,
+}
+
+/// A compiled `transform.health[]` entry. Both expressions see `config`
+/// (the document) and `item` (`type`, `name`, `namespace`, and the
+/// built-in `health` and `status`).
+#[derive(Debug)]
+pub struct HealthRule {
+    /// When the rule applies.
+    pub filter: Option<Expression>,
+    /// The verdict.
+    pub expr: Expression,
 }
 
 /// A compiled `file` entry.
@@ -234,6 +261,8 @@ pub struct LoadedScrapeConfig {
     pub files: Vec<FileSource>,
     /// Exclusions.
     pub exclusions: Vec<Exclusion>,
+    /// Health overrides, in order.
+    pub health_rules: Vec<HealthRule>,
     /// Warnings found while loading.
     pub warnings: Vec<Diagnostic>,
 }
@@ -321,6 +350,30 @@ impl Ctx<'_> {
                     column,
                     severity: Severity::Error,
                     message: format!("{name}: {message}"),
+                });
+                None
+            }
+        }
+    }
+
+    /// Compiles a CEL expression of the config, reporting an error at its
+    /// position in the file.
+    fn cel(&mut self, name: &str, source: &str) -> Option<Expression> {
+        match Expression::compile(source) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                let (l, c) = locate(self.text, source, self.doc_line).unwrap_or((self.doc_line, 1));
+                let (line, column) = if e.line > 1 {
+                    (l + e.line - 1, e.column)
+                } else {
+                    (l, c + e.column - 1)
+                };
+                self.diags.push(Diagnostic {
+                    file: self.file.clone(),
+                    line,
+                    column,
+                    severity: Severity::Error,
+                    message: format!("{name}: invalid CEL: {}", e.message),
                 });
                 None
             }
@@ -542,6 +595,19 @@ fn compile_document(ctx: &mut Ctx<'_>, value: Value, base: &Path) -> Option<Load
             ),
         }
     }
+    let mut health_rules = Vec::new();
+    for (i, rule) in spec.transform.health.iter().enumerate() {
+        let filter = match &rule.filter {
+            Some(f) => match ctx.cel(&format!("transform.health[{i}].filter"), f) {
+                Some(e) => Some(e),
+                None => continue,
+            },
+            None => None,
+        };
+        if let Some(expr) = ctx.cel(&format!("transform.health[{i}].expr"), &rule.expr) {
+            health_rules.push(HealthRule { filter, expr });
+        }
+    }
     Some(LoadedScrapeConfig {
         file: PathBuf::from(&ctx.file),
         metadata: raw.metadata,
@@ -551,6 +617,7 @@ fn compile_document(ctx: &mut Ctx<'_>, value: Value, base: &Path) -> Option<Load
         max_delete_percent,
         files,
         exclusions,
+        health_rules,
         warnings: Vec::new(),
     })
 }
@@ -569,6 +636,29 @@ mod tests {
         assert_eq!(
             configs[0].files[0].paths[0],
             PathBuf::from("/etc/x/data/*.yaml")
+        );
+    }
+
+    #[test]
+    fn health_rules_compile_and_bad_ones_name_their_line() {
+        let with_rules = format!(
+            "{GOOD}  transform:\n    health:\n      - filter: config.kind == 'Box'\n        expr: \"'warning'\"\n      - expr: \"'healthy'\"\n"
+        );
+        let configs = load_str(Path::new("inv.yaml"), &with_rules).expect("valid");
+        assert_eq!(configs[0].health_rules.len(), 2);
+        assert!(configs[0].health_rules[1].filter.is_none());
+        let broken = with_rules.replace("config.kind == 'Box'", "config.kind == ");
+        let err = load_str(Path::new("inv.yaml"), &broken).expect_err("invalid");
+        let ScraperError::Invalid(diags) = err else {
+            panic!("expected diagnostics")
+        };
+        assert_eq!(diags[0].line, 13, "{}", diags[0]);
+        assert!(
+            diags[0]
+                .message
+                .starts_with("transform.health[0].filter: invalid CEL"),
+            "{}",
+            diags[0]
         );
     }
 

@@ -100,6 +100,105 @@ struct Extracted {
     selector: Option<ServiceSelector>,
     /// The document was over the size limit and stored truncated.
     truncated: bool,
+    /// A health override that failed (the built-in verdict was kept).
+    health_error: Option<String>,
+}
+
+/// What an item's health overrides see besides its document.
+struct HealthSubject<'a> {
+    item_type: &'a str,
+    name: &'a str,
+    namespace: Option<&'a str>,
+    config: &'a Value,
+}
+
+/// Applies the first `transform.health` rule whose filter holds (SPEC §6):
+/// its result is a health string or `{health, status, message, ready}`. A
+/// rule that fails keeps the built-in verdict and says why.
+fn apply_health_rules(
+    rules: &[crate::config::HealthRule],
+    subject: &HealthSubject<'_>,
+    builtin: stratum_domain::HealthResult,
+) -> (stratum_domain::HealthResult, Option<String>) {
+    if rules.is_empty() {
+        return (builtin, None);
+    }
+    let item = serde_json::json!({
+        "type": subject.item_type,
+        "name": subject.name,
+        "namespace": subject.namespace,
+        "health": builtin.health.as_str(),
+        "status": builtin.status,
+    });
+    let variables: [(&str, &Value); 2] = [("config", subject.config), ("item", &item)];
+    let fail = |e: String, builtin| (builtin, Some(e));
+    for rule in rules {
+        if let Some(filter) = &rule.filter {
+            match filter.evaluate(&variables) {
+                Ok(Value::Bool(true)) => {}
+                Ok(Value::Bool(false)) => continue,
+                Ok(other) => {
+                    return fail(
+                        format!(
+                            "health filter {:?} gave {other}, not a boolean",
+                            filter.source()
+                        ),
+                        builtin,
+                    );
+                }
+                Err(e) => return fail(format!("health filter: {e}"), builtin),
+            }
+        }
+        let out = match rule.expr.evaluate(&variables) {
+            Ok(v) => v,
+            Err(e) => return fail(format!("health expr: {e}"), builtin),
+        };
+        let parse = |h: &str| {
+            h.to_ascii_lowercase()
+                .parse::<stratum_domain::Health>()
+                .ok()
+        };
+        let verdict = match &out {
+            Value::String(h) => parse(h).map(|health| stratum_domain::HealthResult {
+                health,
+                ..builtin.clone()
+            }),
+            Value::Object(o) => {
+                o.get("health")
+                    .and_then(Value::as_str)
+                    .and_then(parse)
+                    .map(|health| stratum_domain::HealthResult {
+                        health,
+                        status: o
+                            .get("status")
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                            .or_else(|| builtin.status.clone()),
+                        ready: o
+                            .get("ready")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(builtin.ready),
+                        message: o
+                            .get("message")
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                            .or_else(|| builtin.message.clone()),
+                    })
+            }
+            _ => None,
+        };
+        return match verdict {
+            Some(v) => (v, None),
+            None => fail(
+                format!(
+                    "health expr {:?} gave {out}: expected healthy, warning, unhealthy or unknown, or an object with one as `health`",
+                    rule.expr.source()
+                ),
+                builtin,
+            ),
+        };
+    }
+    (builtin, None)
 }
 
 /// Turns one document into an item, or explains why it cannot.
@@ -231,6 +330,17 @@ fn extract(
         let from_status = health::fallback(&serde_json::json!({ "status": s }));
         health_result = from_status;
     }
+    let (health_result, health_error) = apply_health_rules(
+        &config.health_rules,
+        &HealthSubject {
+            item_type: &item_type,
+            name: &name,
+            namespace: namespace.as_deref(),
+            config: &config_doc,
+        },
+        health_result,
+    );
+    let health_error = health_error.map(|e| format!("{file}: {item_type} {name:?}: {e}"));
     let source_id = Uuid::parse_str(&id).ok();
     let mut external_ids = vec![id.to_lowercase()];
     let is_kubernetes = item_type.starts_with("Kubernetes::");
@@ -265,6 +375,7 @@ fn extract(
         item,
         selector,
         truncated,
+        health_error,
     }))
 }
 
@@ -587,6 +698,9 @@ pub async fn run_scrape(
                             MAX_CONFIG_BYTES
                         ));
                     }
+                    if let Some(e) = extracted.health_error {
+                        warnings.push(e);
+                    }
                     if let Some(selector) = extracted.selector {
                         selectors.push((items.len(), selector));
                     }
@@ -667,6 +781,93 @@ pub async fn run_scrape(
             // Best effort: the store error is the one worth returning.
             let _ = store.finish_run(run_id, scraper_id, &summary).await;
             Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod health_rule_tests {
+    use stratum_domain::celx::Expression;
+    use stratum_domain::{Health, HealthResult};
+
+    use super::*;
+    use crate::config::HealthRule;
+
+    fn rule(filter: Option<&str>, expr: &str) -> HealthRule {
+        HealthRule {
+            filter: filter.map(|f| Expression::compile(f).expect("filter")),
+            expr: Expression::compile(expr).expect("expr"),
+        }
+    }
+
+    fn builtin() -> HealthResult {
+        HealthResult {
+            health: Health::Healthy,
+            status: Some("Running".into()),
+            ready: true,
+            message: None,
+        }
+    }
+
+    fn apply(rules: &[HealthRule], config: &Value) -> (HealthResult, Option<String>) {
+        let subject = HealthSubject {
+            item_type: "Kubernetes::Deployment",
+            name: "api",
+            namespace: Some("payments"),
+            config,
+        };
+        apply_health_rules(rules, &subject, builtin())
+    }
+
+    #[test]
+    fn first_matching_rule_wins_and_failures_keep_the_builtin() {
+        let config = serde_json::json!({"spec": {"replicas": 1}});
+        let rules = [
+            rule(Some("item.type == 'Kubernetes::Pod'"), "'unhealthy'"),
+            rule(
+                Some("config.spec.replicas < 2"),
+                "{'health': 'warning', 'status': 'SingleReplica', 'message': 'one replica in ' + item.namespace}",
+            ),
+            rule(None, "'unhealthy'"),
+        ];
+        let (r, err) = apply(&rules, &config);
+        assert_eq!(err, None);
+        assert_eq!(
+            (r.health, r.status.as_deref(), r.message.as_deref(), r.ready),
+            (
+                Health::Warning,
+                Some("SingleReplica"),
+                Some("one replica in payments"),
+                true
+            )
+        );
+        // A plain string keeps the built-in status; the built-in health is visible.
+        let (r, _) = apply(
+            &[rule(
+                None,
+                "item.health == 'healthy' ? 'UNKNOWN' : 'healthy'",
+            )],
+            &config,
+        );
+        assert_eq!(
+            (r.health, r.status.as_deref()),
+            (Health::Unknown, Some("Running"))
+        );
+        // No rule matches: the built-in verdict stands.
+        let (r, err) = apply(&[rule(Some("false"), "'unhealthy'")], &config);
+        assert_eq!((r.health, err), (Health::Healthy, None));
+        // Errors and bad values keep the built-in verdict and say why.
+        for (filter, expr, says) in [
+            (Some("config.nope.deeper"), "'unhealthy'", "health filter"),
+            (Some("'yes'"), "'unhealthy'", "not a boolean"),
+            (None, "config.nope.deeper", "health expr"),
+            (None, "'purple'", "expected healthy"),
+            (None, "{'status': 'x'}", "expected healthy"),
+        ] {
+            let (r, err) = apply(&[rule(filter, expr)], &config);
+            assert_eq!(r, builtin(), "{expr}");
+            let err = err.unwrap_or_default();
+            assert!(err.contains(says), "{expr}: {err}");
         }
     }
 }

@@ -11,7 +11,8 @@ use stratum_tests::{Backend, TestDb};
 
 stratum_tests::on_both_backends!(
     unchanged_rescrape_writes_nothing_and_one_edit_is_one_diff,
-    manifests_get_parents_edges_and_health
+    manifests_get_parents_edges_and_health,
+    health_overrides_replace_the_builtin_and_failures_warn
 );
 
 const CONFIG: &str = r#"apiVersion: stratum.dev/v1
@@ -265,5 +266,62 @@ async fn manifests_get_parents_edges_and_health(backend: Backend) {
         upstream,
         vec![id(2), id(3), id(6)],
         "namespace, node and service point at the pod"
+    );
+}
+
+/// `transform.health` rules: the first matching one replaces the built-in
+/// verdict; one that fails at run time keeps it and warns, naming the item.
+async fn health_overrides_replace_the_builtin_and_failures_warn(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    write(
+        dir.path(),
+        "k8s.yaml",
+        "apiVersion: stratum.dev/v1\nkind: ScrapeConfig\nmetadata: {name: k8s}\nspec:\n  file:\n    - paths: [manifests/*.yaml]\n      items: $.items[*]\n\
+         \x20 transform:\n    health:\n\
+         \x20     - filter: item.type == 'Kubernetes::Pod'\n        expr: \"{'health': 'warning', 'status': 'Overridden', 'message': item.name + ' was ' + item.health}\"\n\
+         \x20     - filter: item.type == 'Kubernetes::Deployment'\n        expr: config.nope.deeper\n",
+    );
+    write(dir.path(), "manifests/shop.yaml", MANIFESTS);
+    let report = scrape(&db.store, &dir.path().join("k8s.yaml")).await;
+    assert_eq!(
+        report.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        report.summary.errors
+    );
+    let id = |n: u8| {
+        uuid::Uuid::parse_str(&format!("00000000-0000-4000-8000-00000000000{n}")).expect("uuid")
+    };
+    let pod = db.store.get_item(id(5)).await.expect("get").expect("pod");
+    assert_eq!(
+        (pod.health.as_str(), pod.status.as_deref()),
+        ("warning", Some("Overridden"))
+    );
+    assert!(
+        pod.description
+            .as_deref()
+            .is_some_and(|d| d.ends_with("was unhealthy")),
+        "{:?}",
+        pod.description
+    );
+    let deploy = db
+        .store
+        .get_item(id(4))
+        .await
+        .expect("get")
+        .expect("deployment");
+    assert_eq!(
+        deploy.health, "unhealthy",
+        "a failed rule keeps the built-in verdict"
+    );
+    assert!(
+        report
+            .summary
+            .warnings
+            .iter()
+            .any(|w| w.contains("Kubernetes::Deployment") && w.contains("health expr")),
+        "{:?}",
+        report.summary.warnings
     );
 }
