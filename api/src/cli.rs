@@ -60,6 +60,9 @@ pub enum Command {
         /// Files of objects.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Also apply this ScrapeConfig's `transform.health` overrides.
+        #[arg(long)]
+        scrape_config: Option<PathBuf>,
     },
     /// Validate ScrapeConfig files; prints `file:line:col: level: msg`.
     CheckConfig {
@@ -335,10 +338,13 @@ pub fn objects_of(text: &str) -> Result<Vec<serde_json::Value>, String> {
     Ok(out)
 }
 
-/// The health verdict of one object as `stratum health` prints it, or why
-/// it has none (not an object, or no `kind`).
+/// The health verdict of one object as `stratum health` prints it, after
+/// `rules` (a ScrapeConfig's overrides), or why it has none (not an
+/// object, or no `kind`). A failing override keeps the built-in verdict
+/// and is reported as `"overrideError"`.
 pub fn health_of(
     object: &serde_json::Value,
+    rules: &[stratum_scrapers::config::HealthRule],
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<serde_json::Value, String> {
     let kind = object
@@ -352,22 +358,55 @@ pub fn health_of(
         (None, Some(name)) => format!("{kind}/{name}"),
         _ => kind.to_string(),
     };
-    let verdict = stratum_domain::health::evaluate(&format!("Kubernetes::{kind}"), object, now);
-    Ok(serde_json::json!({
+    let item_type = format!("Kubernetes::{kind}");
+    let builtin = stratum_domain::health::evaluate(&item_type, object, now);
+    let (verdict, override_error) = stratum_scrapers::apply_health_rules(
+        rules,
+        &stratum_scrapers::HealthSubject {
+            item_type: &item_type,
+            name: text("/metadata/name").unwrap_or_default(),
+            namespace: text("/metadata/namespace"),
+            config: object,
+        },
+        builtin,
+    );
+    let mut line = serde_json::json!({
         "object": name,
         "health": verdict.health.as_str(),
         "status": verdict.status,
         "ready": verdict.ready,
         "message": verdict.message,
-    }))
+    });
+    if let Some(e) = override_error {
+        line["overrideError"] = serde_json::Value::String(e);
+    }
+    Ok(line)
 }
 
 /// `stratum health FILE…`: prints a verdict per object and each problem as
 /// `file[:line:col]: error: …` on stderr; exit 1 when any file or object
 /// could not be evaluated (the rest are still printed).
-pub fn health(files: &[PathBuf]) -> ExitCode {
+pub fn health(files: &[PathBuf], scrape_config: Option<&Path>) -> ExitCode {
     let now = chrono::Utc::now();
     let mut failed = false;
+    let rules = match scrape_config.map(load_path) {
+        None => Vec::new(),
+        Some(Ok(configs)) => configs
+            .into_iter()
+            .next()
+            .map(|c| c.health_rules)
+            .unwrap_or_default(),
+        Some(Err(ScraperError::Invalid(diags))) => {
+            for d in diags {
+                eprintln!("{d}");
+            }
+            return ExitCode::from(2);
+        }
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     for file in files {
         let objects = std::fs::read_to_string(file)
             .map_err(|e| format!("1:1: {e}"))
@@ -375,7 +414,7 @@ pub fn health(files: &[PathBuf]) -> ExitCode {
         match objects {
             Ok(objects) => {
                 for (i, object) in objects.iter().enumerate() {
-                    match health_of(object, now) {
+                    match health_of(object, &rules, now) {
                         Ok(line) => println!("{line}"),
                         Err(e) => {
                             eprintln!("{}: error: object {}: {e}", file.display(), i + 1);
@@ -410,7 +449,7 @@ mod tests {
         let now = chrono::Utc::now();
         let verdicts: Vec<serde_json::Value> = objects
             .iter()
-            .map(|o| health_of(o, now).expect("verdict"))
+            .map(|o| health_of(o, &[], now).expect("verdict"))
             .collect();
         assert_eq!(verdicts.len(), 3);
         assert_eq!(verdicts[0]["object"], "Pod/pay/api");
@@ -421,13 +460,13 @@ mod tests {
         let json = objects_of(r#"{"kind": "PersistentVolumeClaim", "status": {"phase": "Lost"}}"#)
             .expect("json");
         assert_eq!(
-            health_of(&json[0], now).expect("pvc")["health"],
+            health_of(&json[0], &[], now).expect("pvc")["health"],
             "unhealthy"
         );
         let err = objects_of("kind: Pod\nmetadata: [unclosed\n").expect_err("syntax");
         assert!(err.starts_with("2:") || err.starts_with("3:"), "{err}");
-        assert!(health_of(&serde_json::json!({"metadata": {}}), now).is_err());
-        assert!(health_of(&serde_json::json!([1, 2]), now).is_err());
+        assert!(health_of(&serde_json::json!({"metadata": {}}), &[], now).is_err());
+        assert!(health_of(&serde_json::json!([1, 2]), &[], now).is_err());
     }
 
     #[test]

@@ -63,7 +63,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { paths, strict } => Ok(check_config(&paths, strict)),
-        Command::Health { files } => Ok(health(&files)),
+        Command::Health {
+            files,
+            scrape_config,
+        } => Ok(health(&files, scrape_config.as_deref())),
     }
 }
 

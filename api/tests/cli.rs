@@ -370,6 +370,50 @@ fn health_prints_a_verdict_per_object_and_reports_bad_input() {
         stderr.contains("objects.yaml: error: object 3: the object has no kind"),
         "{stderr}"
     );
+    // A ScrapeConfig's overrides apply on top of the built-in rules; a bad
+    // one is a configuration error (exit 2) with its line.
+    let config = dir.path().join("rules.yaml");
+    std::fs::write(
+        &config,
+        "apiVersion: stratum.dev/v1\nkind: ScrapeConfig\nmetadata: {name: rules}\nspec:\n  transform:\n    health:\n\
+         \x20     - filter: item.type == 'Kubernetes::Pod'\n        expr: \"{'health': 'warning', 'status': 'Overridden'}\"\n",
+    )
+    .expect("write");
+    let with_rules = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(["health", "--scrape-config"])
+        .arg(&config)
+        .arg(&good)
+        .output()
+        .expect("run stratum health");
+    let first: serde_json::Value = String::from_utf8_lossy(&with_rules.stdout)
+        .lines()
+        .next()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .expect("a verdict");
+    assert_eq!(
+        (&first["health"], &first["status"]),
+        (
+            &serde_json::json!("warning"),
+            &serde_json::json!("Overridden")
+        )
+    );
+    std::fs::write(
+        &config,
+        "apiVersion: stratum.dev/v1\nkind: ScrapeConfig\nmetadata: {name: rules}\nspec:\n  transform:\n    health:\n      - expr: \"'warning' +\"\n",
+    )
+    .expect("write");
+    let bad_rules = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(["health", "--scrape-config"])
+        .arg(&config)
+        .arg(&good)
+        .output()
+        .expect("run stratum health");
+    assert_eq!(bad_rules.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&bad_rules.stderr);
+    assert!(
+        said.contains("rules.yaml:7:") && said.contains("transform.health[0].expr"),
+        "{said}"
+    );
     // A syntax error names the file and the line:column where parsing stopped.
     let at = stderr.split("broken.json:").nth(1).unwrap_or_default();
     assert!(

@@ -14,4 +14,4 @@ pub use config::{
     Diagnostic, LoadedScrapeConfig, Severity as DiagnosticSeverity, load_path, load_str,
 };
 pub use error::ScraperError;
-pub use pipeline::{RunOptions, RunReport, run_scrape};
+pub use pipeline::{HealthSubject, RunOptions, RunReport, apply_health_rules, run_scrape};

@@ -104,18 +104,22 @@ struct Extracted {
     health_error: Option<String>,
 }
 
-/// What an item's health overrides see besides its document.
-struct HealthSubject<'a> {
-    item_type: &'a str,
-    name: &'a str,
-    namespace: Option<&'a str>,
-    config: &'a Value,
+/// What an item's health overrides see.
+pub struct HealthSubject<'a> {
+    /// e.g. `Kubernetes::Pod`.
+    pub item_type: &'a str,
+    /// Display name.
+    pub name: &'a str,
+    /// Namespace, if any.
+    pub namespace: Option<&'a str>,
+    /// The (normalized) document.
+    pub config: &'a Value,
 }
 
 /// Applies the first `transform.health` rule whose filter holds (SPEC §6):
 /// its result is a health string or `{health, status, message, ready}`. A
 /// rule that fails keeps the built-in verdict and says why.
-fn apply_health_rules(
+pub fn apply_health_rules(
     rules: &[crate::config::HealthRule],
     subject: &HealthSubject<'_>,
     builtin: stratum_domain::HealthResult,
