@@ -360,12 +360,26 @@ pub fn health_of(
     };
     let item_type = format!("Kubernetes::{kind}");
     let builtin = stratum_domain::health::evaluate(&item_type, object, now);
+    let labels: std::collections::BTreeMap<String, String> = object
+        .pointer("/metadata/labels")
+        .and_then(|l| l.as_object())
+        .map(|l| {
+            l.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let meta_name = text("/metadata/name").unwrap_or_default();
     let (verdict, override_error) = stratum_scrapers::apply_health_rules(
         rules,
         &stratum_scrapers::HealthSubject {
+            id: text("/metadata/uid").unwrap_or(meta_name),
             item_type: &item_type,
-            name: text("/metadata/name").unwrap_or_default(),
+            class: kind,
+            name: meta_name,
             namespace: text("/metadata/namespace"),
+            tags: &std::collections::BTreeMap::new(),
+            labels: &labels,
             config: object,
         },
         builtin,

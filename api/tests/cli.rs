@@ -376,7 +376,7 @@ fn health_prints_a_verdict_per_object_and_reports_bad_input() {
     std::fs::write(
         &config,
         "apiVersion: stratum.dev/v1\nkind: ScrapeConfig\nmetadata: {name: rules}\nspec:\n  transform:\n    health:\n\
-         \x20     - filter: item.type == 'Kubernetes::Pod'\n        expr: \"{'health': 'warning', 'status': 'Overridden'}\"\n",
+         \x20     - filter: type == 'Kubernetes::Pod' && item.namespace == 'payments'\n        expr: \"{'health': 'warning', 'status': 'Overridden'}\"\n",
     )
     .expect("write");
     let with_rules = Command::new(env!("CARGO_BIN_EXE_stratum"))

@@ -198,8 +198,9 @@ pub struct HealthRuleSpec {
 }
 
 /// A compiled `transform.health[]` entry. Both expressions see `config`
-/// (the document) and `item` (`type`, `name`, `namespace`, and the
-/// built-in `health` and `status`).
+/// (the document), `id`, `type`, `class`, `name`, `tags`, `labels` and the
+/// built-in `health`, `status` and `ready`, and all of them but `config`
+/// as `item` (`item.namespace`: `namespace` is a reserved word in CEL).
 #[derive(Debug)]
 pub struct HealthRule {
     /// When the rule applies.

@@ -104,14 +104,23 @@ struct Extracted {
     health_error: Option<String>,
 }
 
-/// What an item's health overrides see.
+/// What an item's health overrides see (SPEC §10 "CEL": rule filters and
+/// health expressions).
 pub struct HealthSubject<'a> {
+    /// The item's id as extracted.
+    pub id: &'a str,
     /// e.g. `Kubernetes::Pod`.
     pub item_type: &'a str,
+    /// e.g. `Pod`.
+    pub class: &'a str,
     /// Display name.
     pub name: &'a str,
     /// Namespace, if any.
     pub namespace: Option<&'a str>,
+    /// Tags.
+    pub tags: &'a BTreeMap<String, String>,
+    /// Labels.
+    pub labels: &'a BTreeMap<String, String>,
     /// The (normalized) document.
     pub config: &'a Value,
 }
@@ -127,14 +136,30 @@ pub fn apply_health_rules(
     if rules.is_empty() {
         return (builtin, None);
     }
+    // The variables of SPEC §10, by name; `namespace` is a reserved word
+    // in CEL, so expressions read it as `item.namespace` (`item` holds
+    // every variable but `config`).
     let item = serde_json::json!({
+        "id": subject.id,
         "type": subject.item_type,
+        "class": subject.class,
         "name": subject.name,
         "namespace": subject.namespace,
+        "tags": subject.tags,
+        "labels": subject.labels,
         "health": builtin.health.as_str(),
         "status": builtin.status,
+        "ready": builtin.ready,
     });
-    let variables: [(&str, &Value); 2] = [("config", subject.config), ("item", &item)];
+    let mut variables: Vec<(&str, &Value)> = vec![("config", subject.config), ("item", &item)];
+    if let Value::Object(fields) = &item {
+        variables.extend(
+            fields
+                .iter()
+                .filter(|(k, _)| k.as_str() != "namespace")
+                .map(|(k, v)| (k.as_str(), v)),
+        );
+    }
     let fail = |e: String, builtin| (builtin, Some(e));
     for rule in rules {
         if let Some(filter) = &rule.filter {
@@ -337,9 +362,13 @@ fn extract(
     let (health_result, health_error) = apply_health_rules(
         &config.health_rules,
         &HealthSubject {
+            id: &id,
             item_type: &item_type,
+            class: &class,
             name: &name,
             namespace: namespace.as_deref(),
+            tags: &tags,
+            labels: &labels,
             config: &config_doc,
         },
         health_result,
@@ -814,10 +843,15 @@ mod health_rule_tests {
     }
 
     fn apply(rules: &[HealthRule], config: &Value) -> (HealthResult, Option<String>) {
+        let labels = BTreeMap::from([("app".to_string(), "api".to_string())]);
         let subject = HealthSubject {
+            id: "uid-1",
             item_type: "Kubernetes::Deployment",
+            class: "Deployment",
             name: "api",
             namespace: Some("payments"),
+            tags: &BTreeMap::new(),
+            labels: &labels,
             config,
         };
         apply_health_rules(rules, &subject, builtin())
@@ -827,9 +861,9 @@ mod health_rule_tests {
     fn first_matching_rule_wins_and_failures_keep_the_builtin() {
         let config = serde_json::json!({"spec": {"replicas": 1}});
         let rules = [
-            rule(Some("item.type == 'Kubernetes::Pod'"), "'unhealthy'"),
+            rule(Some("type == 'Kubernetes::Pod'"), "'unhealthy'"),
             rule(
-                Some("config.spec.replicas < 2"),
+                Some("config.spec.replicas < 2 && labels.app == name && class == 'Deployment'"),
                 "{'health': 'warning', 'status': 'SingleReplica', 'message': 'one replica in ' + item.namespace}",
             ),
             rule(None, "'unhealthy'"),
