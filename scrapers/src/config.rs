@@ -171,6 +171,9 @@ pub struct Transform {
     /// replaces the built-in verdict.
     #[serde(default)]
     pub health: Vec<HealthRuleSpec>,
+    /// Values hidden before a document is stored.
+    #[serde(default)]
+    pub mask: Vec<MaskSpec>,
     /// Other keys.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
@@ -185,6 +188,40 @@ pub struct ExcludeSpec {
     pub types: Vec<String>,
     /// The JSONPath to remove.
     pub jsonpath: String,
+}
+
+/// One `transform.mask[]` entry as written.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MaskSpec {
+    /// CEL: which items (every item when absent).
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// The values to hide.
+    pub jsonpath: String,
+    /// `sha256` (the value's SHA-256, so equal secrets still compare
+    /// equal), or a literal that replaces the value.
+    pub value: String,
+}
+
+/// How a masked value is replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MaskValue {
+    /// The hex SHA-256 of the value (of its JSON text when not a string).
+    Sha256,
+    /// This text.
+    Literal(String),
+}
+
+/// A compiled `transform.mask[]` entry; the filter sees the same variables
+/// as a health rule's.
+#[derive(Debug)]
+pub struct Mask {
+    /// Which items.
+    pub filter: Option<Expression>,
+    /// The values to hide.
+    pub path: serde_json_path::JsonPath,
+    /// What replaces them.
+    pub value: MaskValue,
 }
 
 /// One `transform.health[]` entry as written.
@@ -264,6 +301,8 @@ pub struct LoadedScrapeConfig {
     pub exclusions: Vec<Exclusion>,
     /// Health overrides, in order.
     pub health_rules: Vec<HealthRule>,
+    /// Masks, in order.
+    pub masks: Vec<Mask>,
     /// Warnings found while loading.
     pub warnings: Vec<Diagnostic>,
 }
@@ -609,6 +648,43 @@ fn compile_document(ctx: &mut Ctx<'_>, value: Value, base: &Path) -> Option<Load
             health_rules.push(HealthRule { filter, expr });
         }
     }
+    let mut masks = Vec::new();
+    for (i, mask) in spec.transform.mask.iter().enumerate() {
+        let filter = match &mask.filter {
+            Some(f) => match ctx.cel(&format!("transform.mask[{i}].filter"), f) {
+                Some(e) => Some(e),
+                None => continue,
+            },
+            None => None,
+        };
+        let value = match mask.value.as_str() {
+            "sha256" => MaskValue::Sha256,
+            "md5sum" | "md5" => {
+                ctx.at(
+                    &mask.value,
+                    Severity::Warning,
+                    format!(
+                        "transform.mask[{i}].value: {} is hashed with SHA-256 (MD5 is not offered)",
+                        mask.value
+                    ),
+                );
+                MaskValue::Sha256
+            }
+            literal => MaskValue::Literal(literal.to_string()),
+        };
+        match serde_json_path::JsonPath::parse(&mask.jsonpath) {
+            Ok(path) => masks.push(Mask {
+                filter,
+                path,
+                value,
+            }),
+            Err(e) => ctx.at(
+                &mask.jsonpath,
+                Severity::Error,
+                format!("transform.mask[{i}]: invalid JSONPath: {}", e.message()),
+            ),
+        }
+    }
     Some(LoadedScrapeConfig {
         file: PathBuf::from(&ctx.file),
         metadata: raw.metadata,
@@ -619,6 +695,7 @@ fn compile_document(ctx: &mut Ctx<'_>, value: Value, base: &Path) -> Option<Load
         files,
         exclusions,
         health_rules,
+        masks,
         warnings: Vec::new(),
     })
 }
@@ -661,6 +738,38 @@ mod tests {
             "{}",
             diags[0]
         );
+    }
+
+    #[test]
+    fn masks_compile_warn_on_md5_and_reject_bad_paths() {
+        let with_masks = format!(
+            "{GOOD}  transform:\n    mask:\n      - jsonpath: $.password\n        value: md5sum\n      - filter: type == 'X'\n        jsonpath: $.token\n        value: '***'\n"
+        );
+        let configs = load_str(Path::new("inv.yaml"), &with_masks).expect("valid");
+        let masks = &configs[0].masks;
+        assert_eq!(masks.len(), 2);
+        assert_eq!(masks[0].value, MaskValue::Sha256);
+        assert_eq!(masks[1].value, MaskValue::Literal("***".into()));
+        assert!(
+            configs[0]
+                .warnings
+                .iter()
+                .any(|w| w.line == 14 && w.message.contains("SHA-256")),
+            "{:?}",
+            configs[0].warnings
+        );
+        let broken = with_masks.replace("$.password", "$.[password");
+        let Err(ScraperError::Invalid(diags)) = load_str(Path::new("inv.yaml"), &broken) else {
+            panic!("expected diagnostics")
+        };
+        assert!(
+            diags[0]
+                .message
+                .contains("transform.mask[0]: invalid JSONPath"),
+            "{}",
+            diags[0]
+        );
+        assert_eq!(diags[0].line, 13, "{}", diags[0]);
     }
 
     #[test]

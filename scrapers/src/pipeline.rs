@@ -100,8 +100,9 @@ struct Extracted {
     selector: Option<ServiceSelector>,
     /// The document was over the size limit and stored truncated.
     truncated: bool,
-    /// A health override that failed (the built-in verdict was kept).
-    health_error: Option<String>,
+    /// Rules that failed for this item (health overrides keep the
+    /// built-in verdict, masks skip).
+    rule_errors: Vec<String>,
 }
 
 /// What an item's health overrides see (SPEC §10 "CEL": rule filters and
@@ -125,6 +126,97 @@ pub struct HealthSubject<'a> {
     pub config: &'a Value,
 }
 
+/// The variables rule filters and expressions see besides `config` (SPEC
+/// §10): as one `item` map, and each by name.
+fn rule_item(subject: &HealthSubject<'_>, health: &stratum_domain::HealthResult) -> Value {
+    serde_json::json!({
+        "id": subject.id,
+        "type": subject.item_type,
+        "class": subject.class,
+        "name": subject.name,
+        "namespace": subject.namespace,
+        "tags": subject.tags,
+        "labels": subject.labels,
+        "health": health.health.as_str(),
+        "status": health.status,
+        "ready": health.ready,
+    })
+}
+
+/// `config`, `item`, and each of `item`'s fields by name but `namespace`,
+/// a reserved word in CEL (expressions read `item.namespace`).
+fn rule_variables<'a>(subject: &HealthSubject<'a>, item: &'a Value) -> Vec<(&'a str, &'a Value)> {
+    let mut variables: Vec<(&str, &Value)> = vec![("config", subject.config), ("item", item)];
+    if let Value::Object(fields) = item {
+        variables.extend(
+            fields
+                .iter()
+                .filter(|(k, _)| k.as_str() != "namespace")
+                .map(|(k, v)| (k.as_str(), v)),
+        );
+    }
+    variables
+}
+
+/// The JSON pointers of the values `masks` hide in `subject.config`, each
+/// with its replacement; a filter that fails skips its mask and says why.
+fn mask_targets(
+    masks: &[crate::config::Mask],
+    subject: &HealthSubject<'_>,
+    health: &stratum_domain::HealthResult,
+) -> (Vec<(String, crate::config::MaskValue)>, Vec<String>) {
+    let mut targets = Vec::new();
+    let mut errors = Vec::new();
+    if masks.is_empty() {
+        return (targets, errors);
+    }
+    let item = rule_item(subject, health);
+    let variables = rule_variables(subject, &item);
+    for mask in masks {
+        if let Some(filter) = &mask.filter {
+            match filter.evaluate(&variables) {
+                Ok(Value::Bool(true)) => {}
+                Ok(Value::Bool(false)) => continue,
+                Ok(other) => {
+                    errors.push(format!(
+                        "mask filter {:?} gave {other}, not a boolean",
+                        filter.source()
+                    ));
+                    continue;
+                }
+                Err(e) => {
+                    errors.push(format!("mask filter: {e}"));
+                    continue;
+                }
+            }
+        }
+        for location in mask.path.query_located(subject.config).locations() {
+            targets.push((location.to_json_pointer(), mask.value.clone()));
+        }
+    }
+    (targets, errors)
+}
+
+/// Replaces the value at each pointer: by its SHA-256 (of the string, or
+/// of the JSON text of anything else) or by a literal.
+fn apply_masks(doc: &mut Value, targets: &[(String, crate::config::MaskValue)]) {
+    use sha2::{Digest, Sha256};
+    for (pointer, value) in targets {
+        if let Some(slot) = doc.pointer_mut(pointer) {
+            *slot = match value {
+                crate::config::MaskValue::Literal(text) => Value::String(text.clone()),
+                crate::config::MaskValue::Sha256 => {
+                    let text = match &*slot {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    Value::String(hex::encode(Sha256::digest(text.as_bytes())))
+                }
+            };
+        }
+    }
+}
+
 /// Applies the first `transform.health` rule whose filter holds (SPEC §6):
 /// its result is a health string or `{health, status, message, ready}`. A
 /// rule that fails keeps the built-in verdict and says why.
@@ -136,30 +228,8 @@ pub fn apply_health_rules(
     if rules.is_empty() {
         return (builtin, None);
     }
-    // The variables of SPEC §10, by name; `namespace` is a reserved word
-    // in CEL, so expressions read it as `item.namespace` (`item` holds
-    // every variable but `config`).
-    let item = serde_json::json!({
-        "id": subject.id,
-        "type": subject.item_type,
-        "class": subject.class,
-        "name": subject.name,
-        "namespace": subject.namespace,
-        "tags": subject.tags,
-        "labels": subject.labels,
-        "health": builtin.health.as_str(),
-        "status": builtin.status,
-        "ready": builtin.ready,
-    });
-    let mut variables: Vec<(&str, &Value)> = vec![("config", subject.config), ("item", &item)];
-    if let Value::Object(fields) = &item {
-        variables.extend(
-            fields
-                .iter()
-                .filter(|(k, _)| k.as_str() != "namespace")
-                .map(|(k, v)| (k.as_str(), v)),
-        );
-    }
+    let item = rule_item(subject, &builtin);
+    let variables = rule_variables(subject, &item);
     let fail = |e: String, builtin| (builtin, Some(e));
     for rule in rules {
         if let Some(filter) = &rule.filter {
@@ -373,7 +443,26 @@ fn extract(
         },
         health_result,
     );
-    let health_error = health_error.map(|e| format!("{file}: {item_type} {name:?}: {e}"));
+    let (mask_targets, mask_errors) = mask_targets(
+        &config.masks,
+        &HealthSubject {
+            id: &id,
+            item_type: &item_type,
+            class: &class,
+            name: &name,
+            namespace: namespace.as_deref(),
+            tags: &tags,
+            labels: &labels,
+            config: &config_doc,
+        },
+        &health_result,
+    );
+    apply_masks(&mut config_doc, &mask_targets);
+    let rule_errors: Vec<String> = health_error
+        .into_iter()
+        .chain(mask_errors)
+        .map(|e| format!("{file}: {item_type} {name:?}: {e}"))
+        .collect();
     let source_id = Uuid::parse_str(&id).ok();
     let mut external_ids = vec![id.to_lowercase()];
     let is_kubernetes = item_type.starts_with("Kubernetes::");
@@ -408,7 +497,7 @@ fn extract(
         item,
         selector,
         truncated,
-        health_error,
+        rule_errors,
     }))
 }
 
@@ -731,9 +820,7 @@ pub async fn run_scrape(
                             MAX_CONFIG_BYTES
                         ));
                     }
-                    if let Some(e) = extracted.health_error {
-                        warnings.push(e);
-                    }
+                    warnings.extend(extracted.rule_errors);
                     if let Some(selector) = extracted.selector {
                         selectors.push((items.len(), selector));
                     }
@@ -855,6 +942,64 @@ mod health_rule_tests {
             config,
         };
         apply_health_rules(rules, &subject, builtin())
+    }
+
+    #[test]
+    fn masks_hash_or_replace_and_failing_filters_skip() {
+        use crate::config::{Mask, MaskValue};
+        let mask = |filter: Option<&str>, path: &str, value: MaskValue| Mask {
+            filter: filter.map(|f| Expression::compile(f).expect("filter")),
+            path: serde_json_path::JsonPath::parse(path).expect("path"),
+            value,
+        };
+        let mut doc = serde_json::json!({"data": {"password": "hunter2", "port": 5432}, "users": [{"token": "a"}, {"token": "b"}]});
+        let masks = [
+            mask(None, "$.data.password", MaskValue::Sha256),
+            mask(None, "$.data.port", MaskValue::Sha256),
+            mask(
+                Some("class == 'Deployment'"),
+                "$.users[*].token",
+                MaskValue::Literal("***".into()),
+            ),
+            mask(
+                Some("class == 'Other'"),
+                "$.data",
+                MaskValue::Literal("gone".into()),
+            ),
+            mask(
+                Some("config.nope.deeper"),
+                "$.data",
+                MaskValue::Literal("gone".into()),
+            ),
+        ];
+        let labels = BTreeMap::new();
+        let subject = HealthSubject {
+            id: "uid-1",
+            item_type: "Kubernetes::Deployment",
+            class: "Deployment",
+            name: "api",
+            namespace: None,
+            tags: &labels,
+            labels: &labels,
+            config: &doc,
+        };
+        let (targets, errors) = mask_targets(&masks, &subject, &builtin());
+        apply_masks(&mut doc, &targets);
+        use sha2::Digest;
+        assert_eq!(
+            doc["data"]["password"],
+            hex::encode(sha2::Sha256::digest(b"hunter2"))
+        );
+        assert_eq!(
+            doc["data"]["port"],
+            hex::encode(sha2::Sha256::digest(b"5432"))
+        );
+        assert_eq!(
+            doc["users"],
+            serde_json::json!([{"token": "***"}, {"token": "***"}])
+        );
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("mask filter"), "{errors:?}");
     }
 
     #[test]

@@ -280,7 +280,10 @@ async fn health_overrides_replace_the_builtin_and_failures_warn(backend: Backend
         "apiVersion: stratum.dev/v1\nkind: ScrapeConfig\nmetadata: {name: k8s}\nspec:\n  file:\n    - paths: [manifests/*.yaml]\n      items: $.items[*]\n\
          \x20 transform:\n    health:\n\
          \x20     - filter: type == 'Kubernetes::Pod'\n        expr: \"{'health': 'warning', 'status': 'Overridden', 'message': name + ' was ' + health}\"\n\
-         \x20     - filter: type == 'Kubernetes::Deployment'\n        expr: config.nope.deeper\n",
+         \x20     - filter: type == 'Kubernetes::Deployment'\n        expr: config.nope.deeper\n\
+         \x20   mask:\n\
+         \x20     - filter: type == 'Kubernetes::Pod'\n        jsonpath: $.status.containerStatuses[*].name\n        value: '***'\n\
+         \x20     - filter: class == 'Pod'\n        jsonpath: $.status.phase\n        value: sha256\n",
     );
     write(dir.path(), "manifests/shop.yaml", MANIFESTS);
     let report = scrape(&db.store, &dir.path().join("k8s.yaml")).await;
