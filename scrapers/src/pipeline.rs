@@ -429,9 +429,10 @@ fn extract(
         let from_status = health::fallback(&serde_json::json!({ "status": s }));
         health_result = from_status;
     }
-    let (health_result, health_error) = apply_health_rules(
-        &config.health_rules,
-        &HealthSubject {
+    // Overrides judge the document as scraped; masks then hide values in
+    // what is stored.
+    let (health_result, health_error, mask_targets, mask_errors) = {
+        let subject = HealthSubject {
             id: &id,
             item_type: &item_type,
             class: &class,
@@ -440,23 +441,12 @@ fn extract(
             tags: &tags,
             labels: &labels,
             config: &config_doc,
-        },
-        health_result,
-    );
-    let (mask_targets, mask_errors) = mask_targets(
-        &config.masks,
-        &HealthSubject {
-            id: &id,
-            item_type: &item_type,
-            class: &class,
-            name: &name,
-            namespace: namespace.as_deref(),
-            tags: &tags,
-            labels: &labels,
-            config: &config_doc,
-        },
-        &health_result,
-    );
+        };
+        let (health, health_error) =
+            apply_health_rules(&config.health_rules, &subject, health_result);
+        let (targets, mask_errors) = mask_targets(&config.masks, &subject, &health);
+        (health, health_error, targets, mask_errors)
+    };
     apply_masks(&mut config_doc, &mask_targets);
     let rule_errors: Vec<String> = health_error
         .into_iter()
