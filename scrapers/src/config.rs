@@ -289,8 +289,8 @@ pub struct LoadedScrapeConfig {
     pub metadata: Metadata,
     /// The spec as written (for storage, secrets elided).
     pub spec: Spec,
-    /// How often to run.
-    pub interval: Duration,
+    /// When to run.
+    pub schedule: Schedule,
     /// `staleItemAge`; `None` for `keep`.
     pub stale_item_age: Option<Duration>,
     /// `maxDeletePercent`.
@@ -311,6 +311,77 @@ pub struct LoadedScrapeConfig {
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15 * 60);
 /// Default `staleItemAge`.
 pub const DEFAULT_STALE_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// When a ScrapeConfig runs: an interval or a cron pattern (UTC).
+#[derive(Debug, Clone)]
+pub enum Schedule {
+    /// Every so often.
+    Every(Duration),
+    /// At a cron pattern's times (5 fields, or 6 with seconds).
+    Cron(Box<croner::Cron>),
+}
+
+/// Longest jitter added to a run's start.
+const MAX_JITTER: Duration = Duration::from_secs(60);
+
+impl Schedule {
+    /// Parses `@every 15m`, `@hourly`, `@daily`, a bare duration, or a cron
+    /// pattern such as `*/5 * * * *`.
+    pub fn parse(s: &str) -> Result<Schedule, String> {
+        match parse_schedule(s) {
+            Ok(d) => Ok(Schedule::Every(d)),
+            Err(interval_error) if s.split_whitespace().count() >= 5 => {
+                use std::str::FromStr;
+                croner::Cron::from_str(s.trim())
+                    .map(|c| Schedule::Cron(Box::new(c)))
+                    .map_err(|e| format!("invalid cron schedule {s:?}: {e}"))
+                    .map_err(|cron_error| {
+                        if s.trim_start().starts_with('@') {
+                            interval_error
+                        } else {
+                            cron_error
+                        }
+                    })
+            }
+            Err(e) => Err(format!("{e}, or a cron pattern such as \"*/5 * * * *\"")),
+        }
+    }
+
+    /// How long after `now` the next run starts: the interval, or the time
+    /// to the pattern's next match, plus a jitter fixed by `key` (the
+    /// scraper) of up to a tenth of the period and at most a minute, so
+    /// scrapers on one schedule do not all start at once.
+    pub fn next_delay(&self, now: chrono::DateTime<chrono::Utc>, key: &str) -> Duration {
+        let (wait, period) = match self {
+            Schedule::Every(d) => (*d, *d),
+            Schedule::Cron(cron) => {
+                let next = cron.find_next_occurrence(&now, false).ok();
+                let after = next.and_then(|n| cron.find_next_occurrence(&n, false).ok());
+                let wait =
+                    next.map_or(DEFAULT_INTERVAL, |n| (n - now).to_std().unwrap_or_default());
+                let period = match (next, after) {
+                    (Some(n), Some(a)) => (a - n).to_std().unwrap_or(wait),
+                    _ => wait,
+                };
+                (wait, period)
+            }
+        };
+        wait + jitter(key, period)
+    }
+}
+
+/// A fixed share of `min(period / 10, 1 min)` chosen by hashing `key`.
+fn jitter(key: &str, period: Duration) -> Duration {
+    use sha2::{Digest, Sha256};
+    let span = (period / 10).min(MAX_JITTER).as_millis() as u64;
+    if span == 0 {
+        return Duration::ZERO;
+    }
+    let digest = Sha256::digest(key.as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    Duration::from_millis(u64::from_le_bytes(bytes) % span)
+}
 
 /// Parses `@every 15m`, `@hourly`, `@daily` or a bare duration.
 pub fn parse_schedule(s: &str) -> Result<Duration, String> {
@@ -543,13 +614,13 @@ fn compile_document(ctx: &mut Ctx<'_>, value: Value, base: &Path) -> Option<Load
         return None;
     }
     let spec = raw.spec;
-    let interval = match spec.schedule.as_deref() {
-        None => DEFAULT_INTERVAL,
-        Some(s) => match parse_schedule(s) {
-            Ok(d) => d,
+    let schedule = match spec.schedule.as_deref() {
+        None => Schedule::Every(DEFAULT_INTERVAL),
+        Some(s) => match Schedule::parse(s) {
+            Ok(schedule) => schedule,
             Err(message) => {
                 ctx.at("schedule:", Severity::Error, message);
-                DEFAULT_INTERVAL
+                Schedule::Every(DEFAULT_INTERVAL)
             }
         },
     };
@@ -689,7 +760,7 @@ fn compile_document(ctx: &mut Ctx<'_>, value: Value, base: &Path) -> Option<Load
         file: PathBuf::from(&ctx.file),
         metadata: raw.metadata,
         spec,
-        interval,
+        schedule,
         stale_item_age,
         max_delete_percent,
         files,
@@ -710,7 +781,7 @@ mod tests {
     fn loads_a_valid_config() {
         let configs = load_str(Path::new("/etc/x/inv.yaml"), GOOD).expect("valid");
         assert_eq!(configs.len(), 1);
-        assert_eq!(configs[0].interval, Duration::from_secs(300));
+        assert!(matches!(configs[0].schedule, Schedule::Every(d) if d == Duration::from_secs(300)));
         assert_eq!(
             configs[0].files[0].paths[0],
             PathBuf::from("/etc/x/data/*.yaml")
@@ -809,5 +880,40 @@ mod tests {
             Some(Duration::from_secs(3600))
         );
         assert!(parse_schedule("*/5 * * * *").is_err());
+    }
+
+    #[test]
+    fn cron_schedules_and_jitter() {
+        let at = |t: &str| {
+            chrono::DateTime::parse_from_rfc3339(t)
+                .expect("time")
+                .with_timezone(&chrono::Utc)
+        };
+        let now = at("2026-12-01T10:02:30Z");
+        let every_5m = Schedule::parse("*/5 * * * *").expect("cron");
+        let delay = every_5m.next_delay(now, "inventory");
+        // 10:05:00 is 150 s away; the jitter adds under 30 s (a tenth of 5 min).
+        assert!(
+            delay >= Duration::from_secs(150) && delay < Duration::from_secs(180),
+            "{delay:?}"
+        );
+        assert_eq!(
+            delay,
+            every_5m.next_delay(now, "inventory"),
+            "jitter is fixed per scraper"
+        );
+        let hourly = Schedule::parse("@every 1h").expect("interval");
+        let d = hourly.next_delay(now, "a");
+        assert!(
+            d >= Duration::from_secs(3600) && d < Duration::from_secs(3660),
+            "{d:?}"
+        );
+        assert_ne!(hourly.next_delay(now, "a"), hourly.next_delay(now, "b"));
+        let tiny = Schedule::parse("@every 5s").expect("interval");
+        assert!(tiny.next_delay(now, "a") < Duration::from_millis(5500));
+        for bad in ["61 * * * *", "every day", "@weekly-ish", "* * * *"] {
+            let err = Schedule::parse(bad).expect_err(bad);
+            assert!(err.contains("schedule"), "{bad}: {err}");
+        }
     }
 }

@@ -9,8 +9,9 @@ use tokio_util::task::TaskTracker;
 use crate::config::LoadedScrapeConfig;
 use crate::pipeline::{RunOptions, run_scrape};
 
-/// Spawns one loop per config on `tracker`; each runs at once, then every
-/// `interval`, and stops when `cancel` fires.
+/// Spawns one loop per config on `tracker`; each runs at once (when
+/// asked), then on its schedule with its jitter, and stops when `cancel`
+/// fires.
 pub fn spawn_all(
     store: Store,
     configs: Vec<Arc<LoadedScrapeConfig>>,
@@ -27,7 +28,9 @@ pub fn spawn_all(
                 if !first {
                     tokio::select! {
                         _ = cancel.cancelled() => return,
-                        _ = tokio::time::sleep(config.interval) => {}
+                        _ = tokio::time::sleep(
+                            config.schedule.next_delay(chrono::Utc::now(), &config.metadata.name)
+                        ) => {}
                     }
                 }
                 first = false;
