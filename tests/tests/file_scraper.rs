@@ -53,6 +53,11 @@ fn services(file: usize, version: &str, scraped_at: &str) -> String {
     serde_json::json!({ "services": items }).to_string()
 }
 
+/// The uid of the n-th object of [`MANIFESTS`].
+fn id(n: u8) -> uuid::Uuid {
+    uuid::Uuid::parse_str(&format!("00000000-0000-4000-8000-00000000000{n}")).expect("uuid")
+}
+
 async fn scrape(store: &Store, config: &Path) -> stratum_scrapers::RunReport {
     let configs = load_path(config).expect("config loads");
     run_scrape(store, &configs[0], &RunOptions::default())
@@ -220,9 +225,6 @@ async fn manifests_get_parents_edges_and_health(backend: Backend) {
     );
     assert_eq!(report.summary.created, 6);
     assert_eq!(report.outcome.edges_unresolved, 0);
-    let id = |n: u8| {
-        uuid::Uuid::parse_str(&format!("00000000-0000-4000-8000-00000000000{n}")).expect("uuid")
-    };
     let pod = db.store.get_item(id(5)).await.expect("get").expect("pod");
     assert_eq!(pod.item_type, "Kubernetes::Pod");
     assert_eq!(
@@ -293,9 +295,6 @@ async fn health_overrides_replace_the_builtin_and_failures_warn(backend: Backend
         "{:?}",
         report.summary.errors
     );
-    let id = |n: u8| {
-        uuid::Uuid::parse_str(&format!("00000000-0000-4000-8000-00000000000{n}")).expect("uuid")
-    };
     let pod = db.store.get_item(id(5)).await.expect("get").expect("pod");
     assert_eq!(
         (pod.health.as_str(), pod.status.as_deref()),

@@ -114,6 +114,21 @@ async fn item(ctx: &Context<'_>, id: Uuid) -> ApiResult<Option<ConfigItem>> {
         .map(ConfigItem))
 }
 
+/// A page of the items `filter` selects, in `order`, as a connection whose
+/// `totalCount` counts the same filter.
+async fn item_page(
+    ctx: &Context<'_>,
+    filter: ItemFilter,
+    order: &[ItemOrder],
+    request: stratum_domain::store::PageRequest,
+) -> ApiResult<ConfigItemConnection> {
+    let page = store(ctx)?
+        .list_items(&filter, order, &request)
+        .await
+        .map_err(gql)?;
+    Ok(connection(page, ConfigItem, ItemListFields { filter }))
+}
+
 /// The complexity of a connection field: its page size times its
 /// children's (SPEC §12: a connection costs `first × child`).
 fn page_cost(first: Option<i32>, last: Option<i32>, child: usize) -> usize {
@@ -335,16 +350,11 @@ impl ConfigItem {
         last: Option<i32>,
         before: Option<String>,
     ) -> ApiResult<ConfigItemConnection> {
-        let request = page_request(first, after, last, before)?;
         let filter = ItemFilter {
             parent_id: Some(self.0.id),
             ..ItemFilter::default()
         };
-        let page = store(ctx)?
-            .list_items(&filter, &[], &request)
-            .await
-            .map_err(gql)?;
-        Ok(connection(page, ConfigItem, ItemListFields { filter }))
+        item_page(ctx, filter, &[], page_request(first, after, last, before)?).await
     }
     /// Items reached by a relationship walk from this one (itself
     /// excluded), nearest first (by depth, then id); each edge says how far
@@ -1094,16 +1104,11 @@ impl Component {
         last: Option<i32>,
         before: Option<String>,
     ) -> ApiResult<ConfigItemConnection> {
-        let request = page_request(first, after, last, before)?;
         let filter = ItemFilter {
             component_id: Some(self.0.id),
             ..ItemFilter::default()
         };
-        let page = store(ctx)?
-            .list_items(&filter, &[], &request)
-            .await
-            .map_err(gql)?;
-        Ok(connection(page, ConfigItem, ItemListFields { filter }))
+        item_page(ctx, filter, &[], page_request(first, after, last, before)?).await
     }
     /// First stored.
     async fn created_at(&self) -> DateTime<Utc> {
@@ -1307,11 +1312,7 @@ impl QueryRoot {
             .into_iter()
             .map(Into::into)
             .collect();
-        let page = store(ctx)?
-            .list_items(&filter, &order, &request)
-            .await
-            .map_err(gql)?;
-        Ok(connection(page, ConfigItem, ItemListFields { filter }))
+        item_page(ctx, filter, &order, request).await
     }
 
     /// Changes across the catalog, newest first: of some items and, with
