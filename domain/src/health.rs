@@ -202,6 +202,21 @@ fn pod(config: &Value, now: DateTime<Utc>) -> HealthResult {
             }
         }
     }
+    // A pod the scheduler cannot place is stuck, not starting, once its
+    // start grace is over.
+    if let Some(scheduled) = condition(config, "PodScheduled")
+        && scheduled.get("status").and_then(Value::as_str) == Some("False")
+        && scheduled.get("reason").and_then(Value::as_str) == Some("Unschedulable")
+    {
+        let message = scheduled
+            .get("message")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if in_grace {
+            return result(Health::Unknown, "Starting", false, message);
+        }
+        return result(Health::Unhealthy, "Unschedulable", false, message);
+    }
     match condition_status(config, "Ready") {
         Some("True") => result(Health::Healthy, "Running", true, None),
         _ if in_grace || phase == "Pending" => result(Health::Unknown, "Starting", false, None),

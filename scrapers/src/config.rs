@@ -98,6 +98,9 @@ pub struct Spec {
     /// File sources.
     #[serde(default)]
     pub file: Vec<FileSpec>,
+    /// Kubernetes clusters.
+    #[serde(default)]
+    pub kubernetes: Vec<crate::kubernetes::spec::KubernetesSpec>,
     /// Transformations.
     #[serde(default)]
     pub transform: Transform,
@@ -297,6 +300,8 @@ pub struct LoadedScrapeConfig {
     pub max_delete_percent: f64,
     /// File sources.
     pub files: Vec<FileSource>,
+    /// Kubernetes clusters.
+    pub kubernetes: Vec<crate::kubernetes::spec::KubernetesSource>,
     /// Exclusions.
     pub exclusions: Vec<Exclusion>,
     /// Health overrides, in order.
@@ -420,7 +425,7 @@ fn locate(text: &str, needle: &str, from_line: usize) -> Option<(usize, usize)> 
     None
 }
 
-struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     file: String,
     text: &'a str,
     doc_line: usize,
@@ -428,7 +433,7 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn at(&mut self, needle: &str, severity: Severity, message: String) {
+    pub(crate) fn at(&mut self, needle: &str, severity: Severity, message: String) {
         let (line, column) = locate(self.text, needle, self.doc_line).unwrap_or((self.doc_line, 1));
         self.diags.push(Diagnostic {
             file: self.file.clone(),
@@ -491,10 +496,10 @@ impl Ctx<'_> {
         }
     }
 
-    fn unsupported(&mut self, section: &str, other: &BTreeMap<String, Value>) {
+    pub(crate) fn unsupported(&mut self, section: &str, other: &BTreeMap<String, Value>) {
         for key in other.keys() {
             let message = match key.as_str() {
-                "kubernetes" | "sql" | "http" | "cost" => {
+                "sql" | "http" | "cost" => {
                     format!(
                         "{section}{key}: this scraper type is not available in this build; the entries are skipped"
                     )
@@ -692,6 +697,15 @@ fn compile_document(ctx: &mut Ctx<'_>, value: Value, base: &Path) -> Option<Load
             tags,
         });
     }
+    let kubernetes =
+        crate::kubernetes::spec::compile(ctx, &spec.kubernetes, base, &raw.metadata.namespace);
+    if files.is_empty() && kubernetes.is_empty() {
+        ctx.at(
+            "spec:",
+            Severity::Warning,
+            "no file or kubernetes sources: every run finds nothing".into(),
+        );
+    }
     let mut exclusions = Vec::new();
     for ex in &spec.transform.exclude {
         match serde_json_path::JsonPath::parse(&ex.jsonpath) {
@@ -764,6 +778,7 @@ fn compile_document(ctx: &mut Ctx<'_>, value: Value, base: &Path) -> Option<Load
         stale_item_age,
         max_delete_percent,
         files,
+        kubernetes,
         exclusions,
         health_rules,
         masks,
@@ -863,7 +878,7 @@ mod tests {
     fn malformed_yaml_and_unknown_fields() {
         let err = load_str(Path::new("x.yaml"), "apiVersion: [").expect_err("invalid");
         assert!(err.to_string().starts_with("x.yaml:"), "{err}");
-        let text = format!("{GOOD}  kubernetes: []\n");
+        let text = format!("{GOOD}  sql: []\n");
         let configs = load_str(Path::new("x.yaml"), &text).expect("loads with warning");
         assert_eq!(configs[0].warnings.len(), 1);
         assert_eq!(configs[0].warnings[0].line, 11);

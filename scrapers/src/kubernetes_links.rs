@@ -9,11 +9,17 @@ use stratum_domain::{ItemRef, ScrapedItem, ScrapedRelationship};
 use uuid::Uuid;
 
 /// The external id a Kubernetes object is also known by:
-/// `<namespace>/<name>` for namespaced objects, `<name>` otherwise.
-pub fn object_key(namespace: Option<&str>, name: &str) -> String {
-    match namespace {
-        Some(ns) if !ns.is_empty() => format!("{ns}/{name}").to_lowercase(),
-        _ => name.to_lowercase(),
+/// `<namespace>/<name>` for namespaced objects, `<name>` otherwise, each
+/// prefixed with `<cluster>/` when the object carries a `cluster` tag (so
+/// two clusters' `default` namespaces stay apart).
+pub fn object_key(cluster: Option<&str>, namespace: Option<&str>, name: &str) -> String {
+    let local = match namespace {
+        Some(ns) if !ns.is_empty() => format!("{ns}/{name}"),
+        _ => name.to_string(),
+    };
+    match cluster {
+        Some(c) if !c.is_empty() => format!("{c}/{local}").to_lowercase(),
+        _ => local.to_lowercase(),
     }
 }
 
@@ -50,6 +56,7 @@ pub fn link_object(item: &mut ScrapedItem, config: &Value) -> Option<ServiceSele
     let kind = kind_of(item)?.to_string();
     let namespace = item.namespace.clone().filter(|n| !n.is_empty());
     let cluster = item.tags.get("cluster").cloned();
+    let key = |namespace: Option<&str>, name: &str| object_key(cluster.as_deref(), namespace, name);
     let owners: &[Value] = config
         .pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)
@@ -70,7 +77,7 @@ pub fn link_object(item: &mut ScrapedItem, config: &Value) -> Option<ServiceSele
             item.parent = Some((ItemRef::Id(owner.1), format!("{owner_kind}{kind}")));
         } else if let Some(ns) = &namespace {
             item.parent = Some((
-                by_key("Namespace", ns.to_lowercase()),
+                by_key("Namespace", key(None, ns)),
                 format!("Namespace{kind}"),
             ));
         } else if let Some(c) = &cluster
@@ -100,7 +107,7 @@ pub fn link_object(item: &mut ScrapedItem, config: &Value) -> Option<ServiceSele
         && !parent_is_namespace
     {
         item.relationships.push(ScrapedRelationship {
-            other: by_key("Namespace", ns.to_lowercase()),
+            other: by_key("Namespace", key(None, ns)),
             other_is_upstream: true,
             relation: format!("Namespace{kind}"),
         });
@@ -109,7 +116,7 @@ pub fn link_object(item: &mut ScrapedItem, config: &Value) -> Option<ServiceSele
         "Pod" => {
             if let Some(node) = config.pointer("/spec/nodeName").and_then(Value::as_str) {
                 item.relationships.push(ScrapedRelationship {
-                    other: by_key("Node", node.to_lowercase()),
+                    other: by_key("Node", key(None, node)),
                     other_is_upstream: true,
                     relation: "NodePod".into(),
                 });
@@ -126,7 +133,7 @@ pub fn link_object(item: &mut ScrapedItem, config: &Value) -> Option<ServiceSele
                     &namespace,
                 ) {
                     item.relationships.push(ScrapedRelationship {
-                        other: by_key("PersistentVolumeClaim", object_key(Some(ns), claim)),
+                        other: by_key("PersistentVolumeClaim", key(Some(ns), claim)),
                         other_is_upstream: false,
                         relation: "PodPersistentVolumeClaim".into(),
                     });
@@ -136,7 +143,7 @@ pub fn link_object(item: &mut ScrapedItem, config: &Value) -> Option<ServiceSele
         "PersistentVolumeClaim" => {
             if let Some(pv) = config.pointer("/spec/volumeName").and_then(Value::as_str) {
                 item.relationships.push(ScrapedRelationship {
-                    other: by_key("PersistentVolume", pv.to_lowercase()),
+                    other: by_key("PersistentVolume", key(None, pv)),
                     other_is_upstream: false,
                     relation: "PersistentVolumeClaimPersistentVolume".into(),
                 });
@@ -162,7 +169,7 @@ pub fn link_object(item: &mut ScrapedItem, config: &Value) -> Option<ServiceSele
             if let Some(ns) = &namespace {
                 for svc in services {
                     item.relationships.push(ScrapedRelationship {
-                        other: by_key("Service", object_key(Some(ns), &svc)),
+                        other: by_key("Service", key(Some(ns), &svc)),
                         other_is_upstream: false,
                         relation: "IngressService".into(),
                     });
@@ -226,4 +233,68 @@ fn collect_backend_services(v: &Value, out: &mut Vec<String>) {
         Value::Array(items) => items.iter().for_each(|c| collect_backend_services(c, out)),
         _ => {}
     }
+}
+
+/// An EndpointSlice's Service (as an [`object_key`]) and the pods its
+/// endpoints target.
+pub fn endpoint_slice_targets(slice: &Value, cluster: Option<&str>) -> Option<(String, Vec<Uuid>)> {
+    let namespace = slice
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)?;
+    let service = slice
+        .pointer("/metadata/labels")
+        .and_then(|l| l.get("kubernetes.io/service-name"))
+        .and_then(Value::as_str)?;
+    let pods = slice
+        .get("endpoints")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("targetRef"))
+        .filter(|t| t.get("kind").and_then(Value::as_str) == Some("Pod"))
+        .filter_map(uid)
+        .collect();
+    Some((object_key(cluster, Some(namespace), service), pods))
+}
+
+/// Adds Service → Pod edges from EndpointSlices (`(service key, pods)`),
+/// and drops the selectors of the Services they cover: a Service's
+/// selector is only the fallback for one without slices.
+pub fn link_endpoint_slices(
+    items: &mut [ScrapedItem],
+    selectors: &mut Vec<(usize, ServiceSelector)>,
+    slices: &[(String, Vec<Uuid>)],
+) {
+    if slices.is_empty() {
+        return;
+    }
+    let mut pods_of: BTreeMap<&str, Vec<Uuid>> = BTreeMap::new();
+    for (service, pods) in slices {
+        pods_of.entry(service.as_str()).or_default().extend(pods);
+    }
+    let mut covered = Vec::new();
+    for (index, item) in items.iter_mut().enumerate() {
+        if kind_of(item) != Some("Service") {
+            continue;
+        }
+        let Some(pods) = item
+            .external_ids
+            .get(1)
+            .and_then(|k| pods_of.get(k.as_str()))
+        else {
+            continue;
+        };
+        let mut pods = pods.clone();
+        pods.sort();
+        pods.dedup();
+        for pod in pods {
+            item.relationships.push(ScrapedRelationship {
+                other: ItemRef::Id(pod),
+                other_is_upstream: false,
+                relation: "ServicePod".into(),
+            });
+        }
+        covered.push(index);
+    }
+    selectors.retain(|(index, _)| !covered.contains(index));
 }

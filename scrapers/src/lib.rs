@@ -1,4 +1,5 @@
-//! Stratum's scrapers: ScrapeConfig documents, the `file` scraper, the ingest
+//! Stratum's scrapers: ScrapeConfig documents, the `file` and `kubernetes`
+//! scrapers, the ingest
 //! pipeline that turns scraped documents into catalog items (through
 //! `stratum-domain` only), and the scheduler that runs them.
 
@@ -6,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod file;
+pub mod kubernetes;
 pub mod kubernetes_links;
 pub mod pipeline;
 pub mod scheduler;

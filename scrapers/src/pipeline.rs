@@ -60,13 +60,13 @@ pub struct PhaseTimings {
 }
 
 /// Annotation values that skip an object or drop change types.
-const IGNORE: [&str; 2] = ["stratum.dev/ignore", "config-db.flanksource.com/ignore"];
-const IGNORE_CHANGES: [&str; 2] = [
+pub(crate) const IGNORE: [&str; 2] = ["stratum.dev/ignore", "config-db.flanksource.com/ignore"];
+pub(crate) const IGNORE_CHANGES: [&str; 2] = [
     "stratum.dev/ignore-changes",
     "config-db.flanksource.com/ignore-changes",
 ];
 
-fn annotation<'a>(config: &'a Value, keys: &[&str]) -> Option<&'a str> {
+pub(crate) fn annotation<'a>(config: &'a Value, keys: &[&str]) -> Option<&'a str> {
     let annotations = config.pointer("/metadata/annotations")?.as_object()?;
     keys.iter()
         .find_map(|k| annotations.get(*k).and_then(Value::as_str))
@@ -78,7 +78,7 @@ fn glob_match(pattern: &str, text: &str) -> bool {
         .unwrap_or(pattern == text)
 }
 
-fn str_map(v: Option<&Value>) -> BTreeMap<String, String> {
+pub(crate) fn str_map(v: Option<&Value>) -> BTreeMap<String, String> {
     v.and_then(Value::as_object)
         .map(|m| {
             m.iter()
@@ -94,15 +94,15 @@ fn str_map(v: Option<&Value>) -> BTreeMap<String, String> {
 }
 
 /// An item extracted from a document, with what linking still needs.
-struct Extracted {
-    item: ScrapedItem,
+pub(crate) struct Extracted {
+    pub(crate) item: ScrapedItem,
     /// A Kubernetes Service's selector, matched against pods after the run.
-    selector: Option<ServiceSelector>,
+    pub(crate) selector: Option<ServiceSelector>,
     /// The document was over the size limit and stored truncated.
-    truncated: bool,
+    pub(crate) truncated: bool,
     /// Rules that failed for this item (health overrides keep the
     /// built-in verdict, masks skip).
-    rule_errors: Vec<String>,
+    pub(crate) rule_errors: Vec<String>,
 }
 
 /// What an item's health overrides see (SPEC §10 "CEL": rule filters and
@@ -402,6 +402,63 @@ fn extract(
         })
         .unwrap_or_default();
 
+    Ok(Some(finish(
+        config,
+        Draft {
+            id,
+            item_type,
+            class,
+            name,
+            namespace,
+            status,
+            tags,
+            labels,
+            ignored_change_types,
+            source: file,
+        },
+        value,
+        now,
+    )))
+}
+
+/// An item's identity and metadata as a source extracted them, before its
+/// document is normalized and judged.
+pub(crate) struct Draft {
+    pub(crate) id: String,
+    pub(crate) item_type: String,
+    pub(crate) class: String,
+    pub(crate) name: String,
+    pub(crate) namespace: Option<String>,
+    pub(crate) status: Option<String>,
+    pub(crate) tags: BTreeMap<String, String>,
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) ignored_change_types: Vec<String>,
+    /// Where it came from: a file, or `kubernetes/<cluster>`.
+    pub(crate) source: String,
+}
+
+/// The part of extraction every source shares: normalize, strip noise,
+/// exclude, judge health (built-in rules, then overrides), mask, and link
+/// Kubernetes objects.
+pub(crate) fn finish(
+    config: &LoadedScrapeConfig,
+    draft: Draft,
+    value: Value,
+    now: chrono::DateTime<Utc>,
+) -> Extracted {
+    let Draft {
+        id,
+        item_type,
+        class,
+        name,
+        namespace,
+        status,
+        tags,
+        labels,
+        ignored_change_types,
+        source: file,
+    } = draft;
+
     // Normalize, strip noise, apply exclusions.
     let mut config_doc = normalize(value);
     if item_type.starts_with("Kubernetes::") {
@@ -457,7 +514,20 @@ fn extract(
     let mut external_ids = vec![id.to_lowercase()];
     let is_kubernetes = item_type.starts_with("Kubernetes::");
     if is_kubernetes {
-        external_ids.push(object_key(namespace.as_deref(), &name));
+        // A cluster is known by its bare name; everything else by its
+        // (cluster-scoped) object key.
+        let key = if item_type == "Kubernetes::Cluster" {
+            name.to_lowercase()
+        } else {
+            object_key(
+                tags.get("cluster").map(String::as_str),
+                namespace.as_deref(),
+                &name,
+            )
+        };
+        if !external_ids.contains(&key) {
+            external_ids.push(key);
+        }
     }
     let canonical = CanonicalConfig::new(&config_doc);
     let mut item = ScrapedItem {
@@ -483,12 +553,12 @@ fn extract(
         None
     };
     let truncated = item.config.truncated();
-    Ok(Some(Extracted {
+    Extracted {
         item,
         selector,
         truncated,
         rule_errors,
-    }))
+    }
 }
 
 /// What one file of a source produced.
@@ -619,7 +689,7 @@ fn remove_pointer(doc: &mut Value, pointer: &str) {
 }
 
 /// Orders items so that parents produced by this run come before children.
-fn parents_first(items: Vec<ScrapedItem>, scraper_id: Uuid) -> Vec<ScrapedItem> {
+pub(crate) fn parents_first(items: Vec<ScrapedItem>, scraper_id: Uuid) -> Vec<ScrapedItem> {
     let mut key_to_index: HashMap<ItemRef, usize> = HashMap::new();
     for (i, item) in items.iter().enumerate() {
         let id = item.source_id.unwrap_or_else(|| {
@@ -767,14 +837,13 @@ pub async fn record_rejected(
     Ok(run_id)
 }
 
-/// Runs one full scrape of `config` and records it.
-pub async fn run_scrape(
+/// Registers `config`'s scraper (or updates its spec) and returns its id.
+pub(crate) async fn register(
     store: &Store,
     config: &LoadedScrapeConfig,
-    options: &RunOptions,
-) -> Result<RunReport, ScraperError> {
+) -> Result<Uuid, ScraperError> {
     let spec = serde_json::to_value(&config.spec).unwrap_or(Value::Null);
-    let scraper_id = store
+    Ok(store
         .upsert_scraper(
             &ScraperRecord {
                 name: config.metadata.name.clone(),
@@ -784,7 +853,16 @@ pub async fn run_scrape(
             },
             true,
         )
-        .await?;
+        .await?)
+}
+
+/// Runs one full scrape of `config` and records it.
+pub async fn run_scrape(
+    store: &Store,
+    config: &LoadedScrapeConfig,
+    options: &RunOptions,
+) -> Result<RunReport, ScraperError> {
+    let scraper_id = register(store, config).await?;
     let (run_id, started_at) = store.start_run(scraper_id, RunMode::Full).await?;
     let run = async {
         let now = Utc::now();
@@ -819,7 +897,35 @@ pub async fn run_scrape(
             }
             timings.extract += clock.elapsed();
         }
+        let mut slices = Vec::new();
+        let mut events = Vec::new();
+        for source in &config.kubernetes {
+            let clock = std::time::Instant::now();
+            let scraped = crate::kubernetes::scrape_cluster(config, source, now).await;
+            errors.extend(scraped.errors);
+            warnings.extend(scraped.warnings);
+            slices.extend(scraped.slices);
+            events.extend(scraped.events);
+            for extracted in scraped.items {
+                if extracted.truncated {
+                    warnings.push(format!(
+                        "{}: {} {:?}: config over {} bytes stored as {{\"_truncated\":true}}",
+                        extracted.item.source.as_deref().unwrap_or_default(),
+                        extracted.item.item_type,
+                        extracted.item.name,
+                        MAX_CONFIG_BYTES
+                    ));
+                }
+                warnings.extend(extracted.rule_errors);
+                if let Some(selector) = extracted.selector {
+                    selectors.push((items.len(), selector));
+                }
+                items.push(extracted.item);
+            }
+            timings.extract += clock.elapsed();
+        }
         let clock = std::time::Instant::now();
+        kubernetes_links::link_endpoint_slices(&mut items, &mut selectors, &slices);
         kubernetes_links::link_services(&mut items, &selectors);
         let items = parents_first(items, scraper_id);
         timings.extract += clock.elapsed();
@@ -842,6 +948,15 @@ pub async fn run_scrape(
         timings.ingest = clock.elapsed();
         let clock = std::time::Instant::now();
         let outcome = store.complete_run(&mut session, &completion).await?;
+        // Events attach to the items just written.
+        let event_stats = store.upsert_external_changes(events).await?;
+        session.stats.changes += event_stats.inserted + event_stats.updated;
+        if event_stats.unknown_target > 0 {
+            warnings.push(format!(
+                "{} event(s) about objects not in the catalog dropped",
+                event_stats.unknown_target
+            ));
+        }
         timings.settle = clock.elapsed();
         let status = if errors.is_empty() {
             RunStatus::Succeeded

@@ -1,4 +1,6 @@
-//! Runs each loaded ScrapeConfig on its schedule until cancelled.
+//! Runs each loaded ScrapeConfig on its schedule until cancelled, and the
+//! watches of its `kubernetes` entries between runs. A config's full runs
+//! and watch batches never write at the same time.
 
 use std::sync::Arc;
 
@@ -20,6 +22,20 @@ pub fn spawn_all(
     run_immediately: bool,
 ) {
     for config in configs {
+        let serial = Arc::new(tokio::sync::Mutex::new(()));
+        for source in config.kubernetes.iter().filter(|s| s.watch) {
+            let (store, config, source) = (store.clone(), config.clone(), source.clone());
+            let (serial, cancel) = (serial.clone(), cancel.clone());
+            tracker.spawn(async move {
+                let name = config.metadata.name.clone();
+                let cluster = source.cluster.clone();
+                if let Err(error) =
+                    crate::kubernetes::watch::run(store, config, source, serial, cancel).await
+                {
+                    tracing::error!(scraper = %name, %cluster, %error, "watch stopped");
+                }
+            });
+        }
         let store = store.clone();
         let cancel = cancel.clone();
         tracker.spawn(async move {
@@ -36,6 +52,7 @@ pub fn spawn_all(
                 first = false;
                 let name = config.metadata.name.clone();
                 let options = RunOptions::default();
+                let _serial = serial.lock().await;
                 tokio::select! {
                     _ = cancel.cancelled() => return,
                     result = run_scrape(&store, &config, &options) => match result {

@@ -6,6 +6,8 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`); a test that cannot reach
 //! it fails rather than skips.
 
+pub mod fake_kube;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

@@ -1513,20 +1513,42 @@ async fn delete_stale(
     let rows = txn
         .query_all_raw(stmt(
             backend,
-            "SELECT id, name FROM config_items WHERE scraper_id = ? AND deleted_at IS NULL AND last_scraped_at < ?",
+            "SELECT id FROM config_items WHERE scraper_id = ? AND deleted_at IS NULL AND last_scraped_at < ?",
             vec![scraper_id.into(), cutoff.into()],
         ))
         .await?;
-    let mut ids_deleted: Vec<Uuid> = Vec::with_capacity(rows.len());
+    let mut stale: Vec<Uuid> = Vec::with_capacity(rows.len());
     for r in &rows {
-        ids_deleted.push(r.try_get("", "id")?);
+        stale.push(r.try_get("", "id")?);
     }
+    soft_delete(
+        txn,
+        &stale,
+        DeleteReason::Stale,
+        "scraper",
+        "not seen by a full scrape (stale)",
+        now,
+    )
+    .await
+}
+
+/// Soft-deletes live `ids` for `reason`, recording a `Deleted` change
+/// for each; returns how many.
+pub(crate) async fn soft_delete(
+    txn: &DatabaseTransaction,
+    ids_deleted: &[Uuid],
+    reason: DeleteReason,
+    source: &str,
+    summary: &str,
+    now: DateTime<Utc>,
+) -> Result<i64> {
+    let backend = txn.get_database_backend();
     for chunk in ids_deleted.chunks(1000) {
         let sql = format!(
             "UPDATE config_items SET deleted_at = ?, delete_reason = ? WHERE id IN ({})",
             marks(chunk.len())
         );
-        let mut values: Vec<Value> = vec![now.into(), DeleteReason::Stale.as_str().into()];
+        let mut values: Vec<Value> = vec![now.into(), reason.as_str().into()];
         values.extend(chunk.iter().map(|u| Value::from(*u)));
         txn.execute_raw(stmt(backend, &sql, values)).await?;
     }
@@ -1536,11 +1558,11 @@ async fn delete_stale(
             config_id: *id,
             change_type: "Deleted".into(),
             severity: Severity::Info,
-            source: "scraper".into(),
-            summary: "not seen by a full scrape (stale)".into(),
+            source: source.into(),
+            summary: summary.into(),
             patches: None,
             diff: None,
-            details: Some(json!({"reason": DeleteReason::Stale.as_str()})),
+            details: Some(json!({"reason": reason.as_str()})),
             fingerprint: fingerprint("Deleted", None),
         })
         .collect();

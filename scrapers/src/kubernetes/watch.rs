@@ -1,0 +1,406 @@
+//! Watching a cluster between full scrapes (SPEC §10 `watch: true`): one
+//! kube-runtime watcher per resource (and namespace) resumes from the last
+//! resourceVersion and relists on `410 Gone`; updates are merged into a
+//! bounded queue and written in batches of at most [`BATCH_MAX`] objects
+//! or [`BATCH_WINDOW`], as one incremental run per watch session.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures_util::StreamExt;
+use kube::api::{Api, DynamicObject};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::Value;
+use stratum_domain::store::{ExternalChange, IngestSession, RunCompletion, RunSummary};
+use stratum_domain::{RunMode, RunStatus, ScrapedItem, Store};
+use tokio::sync::{Mutex, mpsc};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::kinds::{self, Resource};
+use super::spec::KubernetesSource;
+use super::{connect, events, object_item};
+use crate::config::LoadedScrapeConfig;
+use crate::error::ScraperError;
+
+/// Most objects written per batch.
+pub const BATCH_MAX: usize = 500;
+/// Longest an update waits for its batch.
+pub const BATCH_WINDOW: Duration = Duration::from_millis(500);
+/// Updates queued between the watchers and the writer.
+pub const QUEUE: usize = 2_000;
+/// A watch session's run is closed and a new one opened this often.
+pub const RUN_ROLL: Duration = Duration::from_secs(15 * 60);
+
+/// One update from a watcher: which stream, and what happened.
+#[derive(Debug)]
+enum Update {
+    /// The object was added or changed.
+    Apply(usize, Value),
+    /// The object was deleted.
+    Delete(usize, Value),
+    /// A (re)list started.
+    Init(usize),
+    /// An object of a (re)list.
+    InitApply(usize, Value),
+    /// The (re)list is complete: what it did not name is gone.
+    InitDone(usize),
+    /// The watcher failed (it retries with backoff).
+    Error(usize, String),
+}
+
+/// A stream: one resource in one namespace (or all).
+struct Stream {
+    resource: Resource,
+    /// Uids known alive on this stream.
+    known: HashSet<Uuid>,
+    /// Uids seen by the (re)list in progress.
+    relist: Option<HashSet<Uuid>>,
+}
+
+fn uid_of(object: &Value) -> Option<Uuid> {
+    object
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .and_then(|u| Uuid::parse_str(u).ok())
+}
+
+/// Totals of a watch session's run.
+#[derive(Debug, Default, Clone)]
+pub struct WatchTotals {
+    /// Objects written (created, updated or unchanged).
+    pub applied: i64,
+    /// Items deleted.
+    pub deleted: i64,
+    /// Change rows inserted or updated (diffs, health, events).
+    pub changes: i64,
+    /// Watch errors (each retried).
+    pub errors: Vec<String>,
+}
+
+/// Watches `source` of `config` until `cancel` fires, writing through
+/// `store`. `lock` serialises its batches with the config's full runs.
+pub async fn run(
+    store: Store,
+    config: Arc<LoadedScrapeConfig>,
+    source: KubernetesSource,
+    lock: Arc<Mutex<()>>,
+    cancel: CancellationToken,
+) -> Result<(), ScraperError> {
+    let scraper_id = crate::pipeline::register(&store, &config).await?;
+    let client = loop {
+        match connect(&source).await {
+            Ok(c) => break c,
+            Err(e) => {
+                tracing::warn!(scraper = %config.metadata.name, cluster = %source.cluster, error = %e, "watch cannot connect; retrying");
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+                }
+            }
+        }
+    };
+    let (resources, errors) = kinds::resolve(&client, &source).await;
+    for e in errors {
+        tracing::warn!(scraper = %config.metadata.name, cluster = %source.cluster, error = %e, "kind not watched");
+    }
+    let mut watched: Vec<Resource> = resources.into_iter().filter(|r| r.stored).collect();
+    if source.events.enabled {
+        watched.push(kinds::events());
+    }
+    let (tx, mut rx) = mpsc::channel::<Update>(QUEUE);
+    let mut streams: Vec<Stream> = Vec::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for resource in watched {
+        let scopes: Vec<Option<String>> = if resource.namespaced && !source.namespaces.is_empty() {
+            source.namespaces.iter().cloned().map(Some).collect()
+        } else {
+            vec![None]
+        };
+        for scope in scopes {
+            let index = streams.len();
+            let api: Api<DynamicObject> = match &scope {
+                Some(ns) => Api::namespaced_with(client.clone(), ns, &resource.api),
+                None => Api::all_with(client.clone(), &resource.api),
+            };
+            let mut settings = watcher::Config::default().page_size(source.page_size);
+            if let Some(l) = &source.label_selector {
+                settings = settings.labels(l);
+            }
+            if let Some(f) = &source.field_selector {
+                settings = settings.fields(f);
+            }
+            let tx = tx.clone();
+            let kind_resource = resource.clone();
+            let cancel = cancel.clone();
+            tasks.spawn(async move {
+                let mut stream = watcher(api, settings).default_backoff().boxed();
+                loop {
+                    let next = tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        next = stream.next() => next,
+                    };
+                    let Some(next) = next else { return };
+                    let to_value = |o: DynamicObject| {
+                        serde_json::to_value(o)
+                            .map(|v| super::complete(v, &kind_resource))
+                            .unwrap_or(Value::Null)
+                    };
+                    let update = match next {
+                        Ok(watcher::Event::Apply(o)) => Update::Apply(index, to_value(o)),
+                        Ok(watcher::Event::Delete(o)) => Update::Delete(index, to_value(o)),
+                        Ok(watcher::Event::Init) => Update::Init(index),
+                        Ok(watcher::Event::InitApply(o)) => Update::InitApply(index, to_value(o)),
+                        Ok(watcher::Event::InitDone) => Update::InitDone(index),
+                        Err(e) => Update::Error(index, e.to_string()),
+                    };
+                    if tx.send(update).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            streams.push(Stream {
+                resource: resource.clone(),
+                known: HashSet::new(),
+                relist: None,
+            });
+        }
+    }
+    drop(tx);
+
+    let mut writer = Writer::start(&store, &config, &source, scraper_id).await?;
+    let mut pending: Vec<Update> = Vec::new();
+    loop {
+        let first = tokio::select! {
+            _ = cancel.cancelled() => break,
+            u = rx.recv() => u,
+        };
+        let Some(first) = first else { break };
+        pending.push(first);
+        let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
+        while pending.len() < BATCH_MAX {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(u)) => pending.push(u),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let batch = std::mem::take(&mut pending);
+        let _serial = lock.lock().await;
+        if let Err(e) = writer.flush(&mut streams, batch).await {
+            tracing::error!(scraper = %config.metadata.name, cluster = %source.cluster, error = %e, "watch batch failed");
+            writer.totals.errors.push(e.to_string());
+        }
+        if writer.opened.elapsed() >= RUN_ROLL {
+            writer.finish().await?;
+            writer = Writer::start(&store, &config, &source, scraper_id).await?;
+        }
+    }
+    tasks.abort_all();
+    writer.finish().await
+}
+
+/// Writes a watch session's batches into its incremental run.
+struct Writer<'a> {
+    store: &'a Store,
+    config: &'a LoadedScrapeConfig,
+    source: &'a KubernetesSource,
+    scraper_id: Uuid,
+    run_id: Uuid,
+    started_at: chrono::DateTime<Utc>,
+    opened: std::time::Instant,
+    totals: WatchTotals,
+    warnings: Vec<String>,
+}
+
+impl<'a> Writer<'a> {
+    async fn start(
+        store: &'a Store,
+        config: &'a LoadedScrapeConfig,
+        source: &'a KubernetesSource,
+        scraper_id: Uuid,
+    ) -> Result<Writer<'a>, ScraperError> {
+        let (run_id, started_at) = store.start_run(scraper_id, RunMode::Incremental).await?;
+        Ok(Writer {
+            store,
+            config,
+            source,
+            scraper_id,
+            run_id,
+            started_at,
+            opened: std::time::Instant::now(),
+            totals: WatchTotals::default(),
+            warnings: Vec::new(),
+        })
+    }
+
+    /// Applies one batch of updates: objects upserted (the last update of
+    /// an object wins), deletions, and events as changes.
+    async fn flush(
+        &mut self,
+        streams: &mut [Stream],
+        batch: Vec<Update>,
+    ) -> Result<(), ScraperError> {
+        let now = Utc::now();
+        let mut applies: HashMap<Uuid, Value> = HashMap::new();
+        let mut order: Vec<Uuid> = Vec::new();
+        let mut deletes: HashSet<Uuid> = HashSet::new();
+        let mut changes: Vec<ExternalChange> = Vec::new();
+        let mut apply = |uid: Uuid,
+                         object: Value,
+                         applies: &mut HashMap<Uuid, Value>,
+                         deletes: &mut HashSet<Uuid>| {
+            deletes.remove(&uid);
+            if applies.insert(uid, object).is_none() {
+                order.push(uid);
+            }
+        };
+        for update in batch {
+            match update {
+                Update::Init(i) => {
+                    if let Some(s) = streams.get_mut(i) {
+                        s.relist = Some(HashSet::new());
+                    }
+                }
+                Update::InitDone(i) => {
+                    if let Some(s) = streams.get_mut(i)
+                        && let Some(seen) = s.relist.take()
+                    {
+                        if s.resource.stored {
+                            deletes.extend(s.known.difference(&seen).copied());
+                        }
+                        s.known = seen;
+                    }
+                }
+                Update::Error(i, e) => {
+                    let what = streams
+                        .get(i)
+                        .map(|s| s.resource.api.plural.clone())
+                        .unwrap_or_default();
+                    tracing::warn!(scraper = %self.config.metadata.name, cluster = %self.source.cluster, error = %e, "watch {what}: retrying");
+                    self.totals.errors.push(format!("watch {what}: {e}"));
+                }
+                Update::Apply(i, object) | Update::InitApply(i, object) => {
+                    let Some(stream) = streams.get_mut(i) else {
+                        continue;
+                    };
+                    let Some(uid) = uid_of(&object) else { continue };
+                    match &mut stream.relist {
+                        Some(seen) => {
+                            seen.insert(uid);
+                        }
+                        None => {
+                            stream.known.insert(uid);
+                        }
+                    }
+                    if stream.resource.stored {
+                        apply(uid, object, &mut applies, &mut deletes);
+                    } else if stream.resource.api.kind == "Event" {
+                        match events::to_change(&object, &self.source.events) {
+                            Ok(change) => changes.push(change),
+                            Err(events::Skipped::Excluded) => {}
+                            Err(events::Skipped::Malformed(m)) => self.warnings.push(m),
+                        }
+                    }
+                }
+                Update::Delete(i, object) => {
+                    let Some(stream) = streams.get_mut(i) else {
+                        continue;
+                    };
+                    let Some(uid) = uid_of(&object) else { continue };
+                    stream.known.remove(&uid);
+                    if let Some(seen) = &mut stream.relist {
+                        seen.remove(&uid);
+                    }
+                    if stream.resource.stored {
+                        applies.remove(&uid);
+                        deletes.insert(uid);
+                    }
+                }
+            }
+        }
+        let mut items: Vec<ScrapedItem> = Vec::with_capacity(applies.len());
+        for uid in order {
+            let Some(object) = applies.remove(&uid) else {
+                continue;
+            };
+            match object_item(self.config, self.source, object, now) {
+                Ok(Some(extracted)) => {
+                    self.warnings.extend(extracted.rule_errors);
+                    items.push(extracted.item);
+                }
+                // An object that became excluded leaves the catalog.
+                Ok(None) => {
+                    deletes.insert(uid);
+                }
+                Err(e) => self.warnings.push(e),
+            }
+        }
+        if !items.is_empty() {
+            let mut session = IngestSession::new(self.scraper_id, self.run_id, self.started_at);
+            session.touch_granularity =
+                crate::pipeline::touch_granularity(self.config.stale_item_age);
+            let items = crate::pipeline::parents_first(items, self.scraper_id);
+            for chunk in items.chunks(BATCH_MAX) {
+                let prepared = self
+                    .store
+                    .prepare_batch(&mut session, chunk.to_vec())
+                    .await?;
+                let stats = self.store.write_batch(prepared).await?;
+                session.stats.add(&stats);
+            }
+            let completion = RunCompletion {
+                full: false,
+                errors: Vec::new(),
+                warnings: Vec::new(),
+                stale_item_age: None,
+                max_delete_percent: self.config.max_delete_percent,
+                allow_mass_delete: false,
+            };
+            self.store.complete_run(&mut session, &completion).await?;
+            self.totals.applied += session.stats.scraped;
+            self.totals.changes += session.stats.changes;
+        }
+        if !deletes.is_empty() {
+            let ids: Vec<Uuid> = deletes.into_iter().collect();
+            self.totals.deleted += self
+                .store
+                .delete_from_source(self.scraper_id, &ids, "kubernetes")
+                .await?;
+        }
+        if !changes.is_empty() {
+            let stats = self.store.upsert_external_changes(changes).await?;
+            self.totals.changes += stats.inserted + stats.updated;
+            if stats.unknown_target > 0 {
+                self.warnings.push(format!(
+                    "{} event(s) about unknown objects dropped",
+                    stats.unknown_target
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the session's run.
+    async fn finish(self) -> Result<(), ScraperError> {
+        let summary = RunSummary {
+            status: Some(if self.totals.errors.is_empty() {
+                RunStatus::Succeeded
+            } else {
+                RunStatus::Partial
+            }),
+            scraped: self.totals.applied,
+            deleted: self.totals.deleted,
+            changes: self.totals.changes,
+            deletions_blocked: false,
+            errors: self.totals.errors,
+            warnings: self.warnings,
+            ..RunSummary::default()
+        };
+        self.store
+            .finish_run(self.run_id, self.scraper_id, &summary)
+            .await?;
+        Ok(())
+    }
+}
