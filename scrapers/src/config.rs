@@ -101,6 +101,12 @@ pub struct Spec {
     /// Kubernetes clusters.
     #[serde(default)]
     pub kubernetes: Vec<crate::kubernetes::spec::KubernetesSpec>,
+    /// HTTP APIs.
+    #[serde(default)]
+    pub http: Vec<crate::remote::HttpSpec>,
+    /// SQL queries.
+    #[serde(default)]
+    pub sql: Vec<crate::remote::SqlSpec>,
     /// Transformations.
     #[serde(default)]
     pub transform: Transform,
@@ -124,16 +130,9 @@ pub struct Retention {
     pub other: BTreeMap<String, Value>,
 }
 
-/// One `spec.file[]` entry.
+/// How documents (or rows) become items: the fields every source shares.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FileSpec {
-    /// Paths or globs, relative to the ScrapeConfig's directory.
-    #[serde(default)]
-    pub paths: Vec<String>,
-    /// `json` or `yaml`; by extension when absent.
-    #[serde(default)]
-    pub format: Option<String>,
+pub struct MappingSpec {
     /// Splits a document into items.
     #[serde(default)]
     pub items: Option<FieldSource>,
@@ -158,6 +157,21 @@ pub struct FileSpec {
     /// Tags: key → field.
     #[serde(default)]
     pub tags: BTreeMap<String, FieldSource>,
+}
+
+/// One `spec.file[]` entry.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileSpec {
+    /// Paths or globs, relative to the ScrapeConfig's directory.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// `json` or `yaml`; by extension when absent.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// Fields.
+    #[serde(flatten)]
+    pub mapping: MappingSpec,
     /// Other keys.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
@@ -249,13 +263,9 @@ pub struct HealthRule {
     pub expr: Expression,
 }
 
-/// A compiled `file` entry.
-#[derive(Debug)]
-pub struct FileSource {
-    /// Paths or globs, already resolved against the config's directory.
-    pub paths: Vec<PathBuf>,
-    /// Forced format.
-    pub format: Option<String>,
+/// A compiled [`MappingSpec`].
+#[derive(Debug, Default)]
+pub struct Mapping {
     /// Item splitter.
     pub items: Option<Field>,
     /// Id field.
@@ -272,6 +282,17 @@ pub struct FileSource {
     pub status: Option<Field>,
     /// Tag fields.
     pub tags: Vec<(String, Field)>,
+}
+
+/// A compiled `file` entry.
+#[derive(Debug)]
+pub struct FileSource {
+    /// Paths or globs, already resolved against the config's directory.
+    pub paths: Vec<PathBuf>,
+    /// Forced format.
+    pub format: Option<String>,
+    /// Fields.
+    pub mapping: Mapping,
 }
 
 /// A compiled exclusion.
@@ -302,6 +323,10 @@ pub struct LoadedScrapeConfig {
     pub files: Vec<FileSource>,
     /// Kubernetes clusters.
     pub kubernetes: Vec<crate::kubernetes::spec::KubernetesSource>,
+    /// HTTP APIs.
+    pub http: Vec<crate::remote::HttpSource>,
+    /// SQL queries.
+    pub sql: Vec<crate::remote::SqlSource>,
     /// Exclusions.
     pub exclusions: Vec<Exclusion>,
     /// Health overrides, in order.
@@ -444,7 +469,7 @@ impl Ctx<'_> {
         });
     }
 
-    fn field(&mut self, name: &str, source: &Option<FieldSource>) -> Option<Field> {
+    pub(crate) fn field(&mut self, name: &str, source: &Option<FieldSource>) -> Option<Field> {
         let source = source.as_ref()?;
         match Field::compile(source) {
             Ok(f) => Some(f),
@@ -472,9 +497,31 @@ impl Ctx<'_> {
         }
     }
 
+    /// Compiles the fields of a source.
+    pub(crate) fn mapping(&mut self, spec: &MappingSpec) -> Mapping {
+        let tags = spec
+            .tags
+            .iter()
+            .filter_map(|(k, v)| {
+                self.field(&format!("tags.{k}"), &Some(v.clone()))
+                    .map(|f| (k.clone(), f))
+            })
+            .collect();
+        Mapping {
+            items: self.field("items", &spec.items),
+            id: self.field("id", &spec.id),
+            item_type: self.field("type", &spec.item_type),
+            class: self.field("class", &spec.class),
+            name: self.field("name", &spec.name),
+            namespace: self.field("namespace", &spec.namespace),
+            status: self.field("status", &spec.status),
+            tags,
+        }
+    }
+
     /// Compiles a CEL expression of the config, reporting an error at its
     /// position in the file.
-    fn cel(&mut self, name: &str, source: &str) -> Option<Expression> {
+    pub(crate) fn cel(&mut self, name: &str, source: &str) -> Option<Expression> {
         match Expression::compile(source) {
             Ok(e) => Some(e),
             Err(e) => {
@@ -499,7 +546,7 @@ impl Ctx<'_> {
     pub(crate) fn unsupported(&mut self, section: &str, other: &BTreeMap<String, Value>) {
         for key in other.keys() {
             let message = match key.as_str() {
-                "sql" | "http" | "cost" => {
+                "cost" => {
                     format!(
                         "{section}{key}: this scraper type is not available in this build; the entries are skipped"
                     )
@@ -676,34 +723,21 @@ fn compile_document(ctx: &mut Ctx<'_>, value: Value, base: &Path) -> Option<Load
                 format!("unsupported format {f:?} (json or yaml)"),
             );
         }
-        let tags = entry
-            .tags
-            .iter()
-            .filter_map(|(k, v)| {
-                ctx.field(&format!("tags.{k}"), &Some(v.clone()))
-                    .map(|f| (k.clone(), f))
-            })
-            .collect();
         files.push(FileSource {
             paths: entry.paths.iter().map(|p| base.join(p)).collect(),
             format: entry.format.clone(),
-            items: ctx.field("items", &entry.items),
-            id: ctx.field("id", &entry.id),
-            item_type: ctx.field("type", &entry.item_type),
-            class: ctx.field("class", &entry.class),
-            name: ctx.field("name", &entry.name),
-            namespace: ctx.field("namespace", &entry.namespace),
-            status: ctx.field("status", &entry.status),
-            tags,
+            mapping: ctx.mapping(&entry.mapping),
         });
     }
     let kubernetes =
         crate::kubernetes::spec::compile(ctx, &spec.kubernetes, base, &raw.metadata.namespace);
-    if files.is_empty() && kubernetes.is_empty() {
+    let http = crate::remote::compile_http(ctx, &spec.http, base);
+    let sql = crate::remote::compile_sql(ctx, &spec.sql, base);
+    if files.is_empty() && kubernetes.is_empty() && http.is_empty() && sql.is_empty() {
         ctx.at(
             "spec:",
             Severity::Warning,
-            "no file or kubernetes sources: every run finds nothing".into(),
+            "no sources (file, kubernetes, http, sql): every run finds nothing".into(),
         );
     }
     let mut exclusions = Vec::new();
@@ -779,6 +813,8 @@ fn compile_document(ctx: &mut Ctx<'_>, value: Value, base: &Path) -> Option<Load
         max_delete_percent,
         files,
         kubernetes,
+        http,
+        sql,
         exclusions,
         health_rules,
         masks,
@@ -878,7 +914,7 @@ mod tests {
     fn malformed_yaml_and_unknown_fields() {
         let err = load_str(Path::new("x.yaml"), "apiVersion: [").expect_err("invalid");
         assert!(err.to_string().starts_with("x.yaml:"), "{err}");
-        let text = format!("{GOOD}  sql: []\n");
+        let text = format!("{GOOD}  cost: []\n");
         let configs = load_str(Path::new("x.yaml"), &text).expect("loads with warning");
         assert_eq!(configs[0].warnings.len(), 1);
         assert_eq!(configs[0].warnings[0].line, 11);

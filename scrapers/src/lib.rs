@@ -10,6 +10,7 @@ pub mod file;
 pub mod kubernetes;
 pub mod kubernetes_links;
 pub mod pipeline;
+pub mod remote;
 pub mod scheduler;
 
 pub use config::{

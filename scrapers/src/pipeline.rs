@@ -16,7 +16,7 @@ use stratum_domain::store::{
 use stratum_domain::{ItemRef, RunMode, RunStatus, ScrapedItem, ScraperSource, Store, health};
 use uuid::Uuid;
 
-use crate::config::{FileSource, LoadedScrapeConfig};
+use crate::config::{FileSource, LoadedScrapeConfig, Mapping};
 use crate::error::ScraperError;
 use crate::file::{expand_paths, read_file};
 use crate::kubernetes_links::{self, ServiceSelector, object_key};
@@ -300,15 +300,17 @@ pub fn apply_health_rules(
     (builtin, None)
 }
 
-/// Turns one document into an item, or explains why it cannot.
-fn extract(
+/// Turns one document (or row) into an item through a source's fields,
+/// or explains why it cannot; `origin` (a file, a URL, a database) names
+/// where it came from.
+pub(crate) fn extract(
     config: &LoadedScrapeConfig,
-    source: &FileSource,
-    path: &Path,
+    source: &Mapping,
+    origin: &str,
     value: Value,
     now: chrono::DateTime<Utc>,
 ) -> Result<Option<Extracted>, String> {
-    let file = path.display().to_string();
+    let file = origin.to_string();
     let err = |field: &str, e: String| format!("{file}: {field}: {e}");
     let kind = value
         .get("kind")
@@ -360,7 +362,11 @@ fn extract(
             .pointer("/metadata/uid")
             .and_then(Value::as_str)
             .map(str::to_string)
-            .or_else(|| value.get("id").and_then(Value::as_str).map(str::to_string))
+            .or_else(|| match value.get("id") {
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(Value::Number(n)) => Some(n.to_string()),
+                _ => None,
+            })
             .ok_or_else(|| {
                 format!("{file}: id: no id for {name:?} (set `id` on the file entry)")
             })?,
@@ -585,8 +591,9 @@ fn process_file(
             return outcome;
         }
     };
+    let origin = path.display().to_string();
     for document in documents {
-        let values = match &source.items {
+        let values = match &source.mapping.items {
             Some(splitter) => match splitter.items(document) {
                 Ok(values) => values,
                 Err(e) => {
@@ -599,7 +606,7 @@ fn process_file(
             None => vec![document],
         };
         for value in values {
-            match extract(config, source, path, value, now) {
+            match extract(config, &source.mapping, &origin, value, now) {
                 Ok(Some(extracted)) => outcome.items.push(extracted),
                 Ok(None) => {}
                 Err(e) => outcome.errors.push(e),
@@ -837,12 +844,42 @@ pub async fn record_rejected(
     Ok(run_id)
 }
 
+/// The spec as stored and shown: inline credentials (a password in a SQL
+/// URL, literal header values) replaced by `***`; `fromEnv`/`fromFile`
+/// references are kept, their values never read here.
+fn stored_spec(config: &LoadedScrapeConfig) -> Value {
+    let mut spec = serde_json::to_value(&config.spec).unwrap_or(Value::Null);
+    if let Some(Value::Array(entries)) = spec.get_mut("sql") {
+        for entry in entries {
+            if let Some(Value::String(url)) = entry.get_mut("connection")
+                && let Ok(mut parsed) = reqwest::Url::parse(url)
+                && parsed.password().is_some()
+                && parsed.set_password(Some("***")).is_ok()
+            {
+                *url = parsed.to_string();
+            }
+        }
+    }
+    if let Some(Value::Array(entries)) = spec.get_mut("http") {
+        for entry in entries {
+            if let Some(Value::Object(headers)) = entry.get_mut("headers") {
+                for value in headers.values_mut() {
+                    if value.is_string() {
+                        *value = Value::String("***".into());
+                    }
+                }
+            }
+        }
+    }
+    spec
+}
+
 /// Registers `config`'s scraper (or updates its spec) and returns its id.
 pub(crate) async fn register(
     store: &Store,
     config: &LoadedScrapeConfig,
 ) -> Result<Uuid, ScraperError> {
-    let spec = serde_json::to_value(&config.spec).unwrap_or(Value::Null);
+    let spec = stored_spec(config);
     Ok(store
         .upsert_scraper(
             &ScraperRecord {
@@ -923,6 +960,28 @@ pub async fn run_scrape(
                 items.push(extracted.item);
             }
             timings.extract += clock.elapsed();
+        }
+        let (http, sql) = tokio::join!(
+            futures_util::future::join_all(
+                config
+                    .http
+                    .iter()
+                    .map(|source| crate::remote::fetch_http(config, source))
+            ),
+            futures_util::future::join_all(
+                config
+                    .sql
+                    .iter()
+                    .map(|source| crate::remote::fetch_sql(config, source))
+            ),
+        );
+        for fetched in http.into_iter().chain(sql) {
+            errors.extend(fetched.errors);
+            warnings.extend(fetched.warnings);
+            for extracted in fetched.items {
+                warnings.extend(extracted.rule_errors);
+                items.push(extracted.item);
+            }
         }
         let clock = std::time::Instant::now();
         kubernetes_links::link_endpoint_slices(&mut items, &mut selectors, &slices);
