@@ -132,6 +132,10 @@ pub struct ServeArgs {
     /// Longest a request may run (`15s`, `1m`).
     #[arg(long, env = "STRATUM_REQUEST_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
     pub request_timeout: std::time::Duration,
+    /// How often replicas sharing a PostgreSQL database rebalance which
+    /// of them runs each scraper (SPEC §2).
+    #[arg(long, env = "STRATUM_OWNERSHIP_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub ownership_interval: std::time::Duration,
 }
 
 /// An on/off switch.

@@ -38,12 +38,25 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let scraper_ids = configs
+        .iter()
+        .map(|c| stratum_scrapers::scheduler::scraper_id(c))
+        .collect();
+    let ownership = stratum_scrapers::ownership::start(
+        &store,
+        scraper_ids,
+        args.ownership_interval,
+        &tracker,
+        cancel.clone(),
+    )
+    .await;
     stratum_scrapers::scheduler::spawn_all(
         store.clone(),
         configs,
         &tracker,
         cancel.clone(),
         !args.demo,
+        ownership,
     );
 
     let options = args.schema_options();

@@ -89,6 +89,9 @@ pub struct Spec {
     /// Documents may carry reserved keys.
     #[serde(default)]
     pub full: bool,
+    /// Longest a run may take (`30m` by default); a run over it fails.
+    #[serde(default)]
+    pub timeout: Option<String>,
     /// Retention settings.
     #[serde(default)]
     pub retention: Retention,
@@ -315,6 +318,8 @@ pub struct LoadedScrapeConfig {
     pub spec: Spec,
     /// When to run.
     pub schedule: Schedule,
+    /// Longest a run may take.
+    pub run_timeout: Duration,
     /// `staleItemAge`; `None` for `keep`.
     pub stale_item_age: Option<Duration>,
     /// `maxDeletePercent`.
@@ -339,6 +344,8 @@ pub struct LoadedScrapeConfig {
 
 /// Default schedule.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15 * 60);
+/// Default run timeout.
+pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// Default `staleItemAge`.
 pub const DEFAULT_STALE_AGE: Duration = Duration::from_secs(24 * 3600);
 
@@ -676,6 +683,21 @@ fn compile_document(ctx: &mut Ctx<'_>, value: Value, base: &Path) -> Option<Load
             }
         },
     };
+    let run_timeout = match spec.timeout.as_deref().map(humantime::parse_duration) {
+        None => DEFAULT_RUN_TIMEOUT,
+        Some(Ok(d)) if d > Duration::ZERO => d,
+        Some(_) => {
+            ctx.at(
+                "timeout:",
+                Severity::Error,
+                format!(
+                    "invalid timeout {:?}",
+                    spec.timeout.clone().unwrap_or_default()
+                ),
+            );
+            DEFAULT_RUN_TIMEOUT
+        }
+    };
     let stale_raw = spec
         .retention
         .stale_item_age
@@ -809,6 +831,7 @@ fn compile_document(ctx: &mut Ctx<'_>, value: Value, base: &Path) -> Option<Load
         metadata: raw.metadata,
         spec,
         schedule,
+        run_timeout,
         stale_item_age,
         max_delete_percent,
         files,

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod file;
 pub mod kubernetes;
 pub mod kubernetes_links;
+pub mod ownership;
 pub mod pipeline;
 pub mod remote;
 pub mod scheduler;

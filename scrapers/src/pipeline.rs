@@ -1043,6 +1043,28 @@ pub async fn run_scrape(
         };
         Ok::<_, ScraperError>((status, summary, outcome, timings))
     };
+    // A run that panics or overruns its timeout is recorded as such; the
+    // scheduler and every other scraper carry on.
+    let run = async {
+        use futures_util::FutureExt;
+        match tokio::time::timeout(
+            config.run_timeout,
+            std::panic::AssertUnwindSafe(run).catch_unwind(),
+        )
+        .await
+        {
+            Ok(Ok(result)) => result,
+            Ok(Err(panic)) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(ScraperError::Panicked(message))
+            }
+            Err(_) => Err(ScraperError::TimedOut(config.run_timeout)),
+        }
+    };
     match run.await {
         Ok((status, summary, outcome, timings)) => {
             store.finish_run(run_id, scraper_id, &summary).await?;
@@ -1057,7 +1079,11 @@ pub async fn run_scrape(
         }
         Err(e) => {
             let summary = RunSummary {
-                status: Some(RunStatus::Failed),
+                status: Some(if matches!(e, ScraperError::Panicked(_)) {
+                    RunStatus::Panicked
+                } else {
+                    RunStatus::Failed
+                }),
                 deletions_blocked: true,
                 errors: vec![e.to_string()],
                 ..RunSummary::default()

@@ -1,18 +1,42 @@
 //! Runs each loaded ScrapeConfig on its schedule until cancelled, and the
-//! watches of its `kubernetes` entries between runs. A config's full runs
-//! and watch batches never write at the same time.
+//! watches of its `kubernetes` entries between runs, on the replica that
+//! owns it ([`crate::ownership`]). A config's full runs and watch batches
+//! never write at the same time. A failed run is retried with backoff
+//! (sooner than its schedule, never later); a replica that takes a config
+//! over runs it at once.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use stratum_domain::Store;
+use stratum_domain::{RunStatus, Store};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use uuid::Uuid;
 
 use crate::config::LoadedScrapeConfig;
+use crate::ownership::Ownership;
 use crate::pipeline::{RunOptions, run_scrape};
 
+/// The first retry after a failure; it doubles up to [`MAX_BACKOFF`].
+pub const FIRST_BACKOFF: Duration = Duration::from_secs(5);
+/// The longest wait between retries.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// The wait before retry number `failures` (1-based).
+pub fn backoff(failures: u32) -> Duration {
+    FIRST_BACKOFF
+        .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1)))
+        .min(MAX_BACKOFF)
+}
+
+/// The id a config's scraper has.
+pub fn scraper_id(config: &LoadedScrapeConfig) -> Uuid {
+    stratum_domain::ids::scraper_id(&config.metadata.namespace, &config.metadata.name)
+}
+
 /// Spawns one loop per config on `tracker`; each runs at once (when
-/// asked), then on its schedule with its jitter, and stops when `cancel`
+/// asked, or when this replica takes it over), then on its schedule with
+/// its jitter, while this replica owns it; everything stops when `cancel`
 /// fires.
 pub fn spawn_all(
     store: Store,
@@ -20,43 +44,101 @@ pub fn spawn_all(
     tracker: &TaskTracker,
     cancel: CancellationToken,
     run_immediately: bool,
+    ownership: Ownership,
 ) {
     for config in configs {
+        let id = scraper_id(&config);
         let serial = Arc::new(tokio::sync::Mutex::new(()));
         for source in config.kubernetes.iter().filter(|s| s.watch) {
             let (store, config, source) = (store.clone(), config.clone(), source.clone());
-            let (serial, cancel) = (serial.clone(), cancel.clone());
+            let (serial, cancel, mut ownership) =
+                (serial.clone(), cancel.clone(), ownership.clone());
             tracker.spawn(async move {
                 let name = config.metadata.name.clone();
                 let cluster = source.cluster.clone();
-                if let Err(error) =
-                    crate::kubernetes::watch::run(store, config, source, serial, cancel).await
-                {
-                    tracing::error!(scraper = %name, %cluster, %error, "watch stopped");
+                loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = ownership.until_owned(id) => {}
+                    }
+                    let session = cancel.child_token();
+                    let watch = crate::kubernetes::watch::run(
+                        store.clone(),
+                        config.clone(),
+                        source.clone(),
+                        serial.clone(),
+                        session.clone(),
+                    );
+                    tokio::pin!(watch);
+                    let ended = tokio::select! {
+                        ended = &mut watch => Some(ended),
+                        _ = ownership.until_lost(id) => None,
+                    };
+                    let ended = match ended {
+                        Some(ended) => ended,
+                        None => {
+                            tracing::info!(scraper = %name, %cluster, "ownership lost; stopping the watch");
+                            session.cancel();
+                            watch.await
+                        }
+                    };
+                    if let Err(error) = ended {
+                        tracing::error!(scraper = %name, %cluster, %error, "watch stopped; restarting");
+                    }
+                    if cancel.is_cancelled() {
+                        return;
+                    }
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(FIRST_BACKOFF) => {}
+                    }
                 }
             });
         }
         let store = store.clone();
-        let cancel = cancel.clone();
+        let (cancel, mut ownership) = (cancel.clone(), ownership.clone());
         tracker.spawn(async move {
-            let mut first = run_immediately;
+            let name = config.metadata.name.clone();
+            let mut immediate = run_immediately;
+            let mut failures = 0u32;
             loop {
-                if !first {
+                if !ownership.owns(id) {
                     tokio::select! {
                         _ = cancel.cancelled() => return,
-                        _ = tokio::time::sleep(
-                            config.schedule.next_delay(chrono::Utc::now(), &config.metadata.name)
-                        ) => {}
+                        _ = ownership.until_owned(id) => {}
+                    }
+                    tracing::info!(scraper = %name, "owning this scraper now; running it");
+                    immediate = true;
+                }
+                if !immediate {
+                    let mut delay = config.schedule.next_delay(chrono::Utc::now(), &name);
+                    if failures > 0 {
+                        delay = delay.min(backoff(failures));
+                    }
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = ownership.until_lost(id) => continue,
+                        _ = tokio::time::sleep(delay) => {}
                     }
                 }
-                first = false;
-                let name = config.metadata.name.clone();
+                immediate = false;
                 let options = RunOptions::default();
                 let _serial = serial.lock().await;
-                tokio::select! {
+                let result = tokio::select! {
                     _ = cancel.cancelled() => return,
-                    result = run_scrape(&store, &config, &options) => match result {
-                        Ok(report) => tracing::info!(
+                    _ = ownership.until_lost(id) => {
+                        tracing::warn!(scraper = %name, "ownership lost mid-run; the run is abandoned");
+                        continue;
+                    }
+                    result = run_scrape(&store, &config, &options) => result,
+                };
+                match result {
+                    Ok(report) => {
+                        failures = match report.status {
+                            RunStatus::Succeeded => 0,
+                            _ => failures + 1,
+                        };
+                        tracing::info!(
                             scraper = %name,
                             run_id = %report.run_id,
                             status = %report.status,
@@ -65,11 +147,27 @@ pub fn spawn_all(
                             unchanged = report.summary.unchanged,
                             errors = report.summary.errors.len(),
                             "scrape finished"
-                        ),
-                        Err(error) => tracing::error!(scraper = %name, %error, "scrape failed"),
+                        )
+                    }
+                    Err(error) => {
+                        failures += 1;
+                        tracing::error!(scraper = %name, %error, retry_in = ?backoff(failures), "scrape failed")
                     }
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_a_cap() {
+        assert_eq!(backoff(1), Duration::from_secs(5));
+        assert_eq!(backoff(2), Duration::from_secs(10));
+        assert_eq!(backoff(4), Duration::from_secs(40));
+        assert_eq!(backoff(30), MAX_BACKOFF);
     }
 }

@@ -24,6 +24,7 @@ pub mod graph;
 pub mod ingest;
 pub mod insights;
 pub mod items;
+pub mod ownership;
 pub mod page;
 pub mod scrapers;
 pub mod search;
@@ -53,6 +54,8 @@ pub struct Store {
     /// Request reads (the same pool on SQLite).
     reads: DatabaseConnection,
     writer: Arc<Mutex<()>>,
+    /// How to open the ownership connection (PostgreSQL only).
+    owner_options: Option<ConnectOptions>,
 }
 
 impl std::fmt::Debug for Store {
@@ -104,9 +107,11 @@ impl Store {
                 reads: db.clone(),
                 db,
                 writer: Arc::new(Mutex::new(())),
+                owner_options: None,
             });
         }
         let mut read_options = options.clone();
+        let owner_options = Some(options.clone());
         options.map_sqlx_postgres_opts(|o| o.application_name("stratum"));
         // Request reads are short, indexed statements. A parallel worker's
         // start-up alone (4–6 ms) is several times their cost, and under
@@ -129,6 +134,7 @@ impl Store {
             db: Database::connect(options).await?,
             reads: Database::connect(read_options).await?,
             writer: Arc::new(Mutex::new(())),
+            owner_options,
         })
     }
 

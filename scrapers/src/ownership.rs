@@ -1,0 +1,169 @@
+//! Which scrapers this replica runs (SPEC §2 (b)). Every interval the
+//! replica counts the replicas holding ownership connections (R), keeps at
+//! most `ceil(N/R)+1` of the N scrapers, and tries the advisory locks of
+//! unowned ones in a random order until it has that many. On SQLite, and
+//! for one-off runs, it owns everything.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use stratum_domain::Store;
+use stratum_domain::store::ownership::{OwnerLocks, lock_key};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+/// How often ownership is rebalanced unless configured otherwise.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// What this replica owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owned {
+    /// Every scraper.
+    All,
+    /// These scrapers.
+    Some(HashSet<Uuid>),
+}
+
+/// A view of this replica's ownership that follows its changes.
+#[derive(Debug, Clone)]
+pub struct Ownership {
+    rx: watch::Receiver<Owned>,
+}
+
+impl Ownership {
+    /// Owns every scraper (SQLite, or a single process).
+    pub fn everything() -> Ownership {
+        let (tx, rx) = watch::channel(Owned::All);
+        // Keep the sender alive so waits never end early.
+        std::mem::forget(tx);
+        Ownership { rx }
+    }
+
+    /// Whether this replica owns `scraper_id` now.
+    pub fn owns(&self, scraper_id: Uuid) -> bool {
+        match &*self.rx.borrow() {
+            Owned::All => true,
+            Owned::Some(ids) => ids.contains(&scraper_id),
+        }
+    }
+
+    /// Waits until this replica owns `scraper_id` (forever if the
+    /// ownership loop stopped).
+    pub async fn until_owned(&mut self, scraper_id: Uuid) {
+        self.until(scraper_id, true).await
+    }
+
+    /// Waits until this replica no longer owns `scraper_id`.
+    pub async fn until_lost(&mut self, scraper_id: Uuid) {
+        self.until(scraper_id, false).await
+    }
+
+    async fn until(&mut self, scraper_id: Uuid, owned: bool) {
+        loop {
+            if self.owns(scraper_id) == owned {
+                return;
+            }
+            if self.rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// One rebalancing step: returns what is owned afterwards.
+async fn rebalance(
+    locks: &OwnerLocks,
+    scrapers: &[Uuid],
+) -> stratum_domain::error::Result<HashSet<Uuid>> {
+    let held = locks.held().await?;
+    let replicas = locks.replicas().await? as usize;
+    let target = (scrapers.len().div_ceil(replicas) + 1).min(scrapers.len());
+    let mut mine: Vec<Uuid> = scrapers
+        .iter()
+        .copied()
+        .filter(|s| held.contains(&lock_key(*s)))
+        .collect();
+    // Give up the surplus when replicas joined, so they get work.
+    while mine.len() > target {
+        if let Some(extra) = mine.pop() {
+            locks.release(lock_key(extra)).await?;
+        }
+    }
+    let mut candidates: Vec<Uuid> = scrapers
+        .iter()
+        .copied()
+        .filter(|s| !mine.contains(s))
+        .collect();
+    // A random order per replica and round, so replicas starting together
+    // do not all reach for the same locks.
+    candidates.sort_by_key(|_| Uuid::new_v4());
+    for scraper in candidates {
+        if mine.len() >= target {
+            break;
+        }
+        if locks.try_acquire(lock_key(scraper)).await? {
+            mine.push(scraper);
+        }
+    }
+    Ok(mine.into_iter().collect())
+}
+
+/// Starts the ownership loop for `scrapers` on `tracker`; it stops (and the
+/// locks go with its connection) when `cancel` fires.
+pub async fn start(
+    store: &Store,
+    scrapers: Vec<Uuid>,
+    interval: Duration,
+    tracker: &TaskTracker,
+    cancel: CancellationToken,
+) -> Ownership {
+    let locks = match store.owner_locks().await {
+        Ok(None) => return Ownership::everything(),
+        Ok(Some(locks)) => Some(locks),
+        Err(error) => {
+            tracing::warn!(%error, "ownership connection failed; owning nothing until it connects");
+            None
+        }
+    };
+    let (tx, rx) = watch::channel(Owned::Some(HashSet::new()));
+    let store = store.clone();
+    tracker.spawn(async move {
+        let mut locks = locks;
+        loop {
+            if locks.is_none() {
+                locks = store.owner_locks().await.ok().flatten();
+            }
+            let owned = match &locks {
+                Some(l) => match rebalance(l, &scrapers).await {
+                    Ok(owned) => owned,
+                    Err(error) => {
+                        // The connection (and with it every lock) may be gone.
+                        tracing::warn!(%error, "ownership check failed; giving up every scraper until it recovers");
+                        locks = None;
+                        HashSet::new()
+                    }
+                },
+                None => HashSet::new(),
+            };
+            tx.send_if_modified(|current| {
+                let next = Owned::Some(owned);
+                if *current == next {
+                    false
+                } else {
+                    if let Owned::Some(ids) = &next {
+                        tracing::info!(owned = ids.len(), of = scrapers.len(), "scraper ownership changed");
+                    }
+                    *current = next;
+                    true
+                }
+            });
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    });
+    Ownership { rx }
+}
