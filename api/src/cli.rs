@@ -55,7 +55,8 @@ pub enum Command {
     Schema,
     /// Evaluate the built-in health rules on Kubernetes objects (one per
     /// YAML or JSON document, `kind: List` expanded); prints one JSON line
-    /// `{"object","health","status","ready","message"}` per object.
+    /// `{"kind","name","object","health","status","ready","message"}` per
+    /// object (`object` is `Kind/name`).
     Health {
         /// Files of objects.
         #[arg(required = true)]
@@ -389,6 +390,8 @@ pub fn health_of(
         builtin,
     );
     let mut line = serde_json::json!({
+        "kind": kind,
+        "name": meta_name,
         "object": name,
         "health": verdict.health.as_str(),
         "status": verdict.status,

@@ -2,7 +2,8 @@
 //! kube-runtime watcher per resource (and namespace) resumes from the last
 //! resourceVersion and relists on `410 Gone`; updates are merged into a
 //! bounded queue and written in batches of at most [`BATCH_MAX`] objects
-//! or [`BATCH_WINDOW`], as one incremental run per watch session.
+//! or [`BATCH_WINDOW`] (sooner when the stream pauses), as one incremental
+//! run per watch session.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -29,6 +30,8 @@ use crate::error::ScraperError;
 pub const BATCH_MAX: usize = 500;
 /// Longest an update waits for its batch.
 pub const BATCH_WINDOW: Duration = Duration::from_millis(500);
+/// A pause in the stream this long closes the batch early.
+pub const BATCH_IDLE: Duration = Duration::from_millis(50);
 /// Updates queued between the watchers and the writer.
 pub const QUEUE: usize = 2_000;
 /// A watch session's run is closed and a new one opened this often.
@@ -179,9 +182,13 @@ pub async fn run(
         };
         let Some(first) = first else { break };
         pending.push(first);
+        // A batch closes at BATCH_MAX updates, BATCH_WINDOW after its
+        // first, or when the stream pauses for BATCH_IDLE: a burst (a
+        // relist) is written in large batches, a trickle without waiting.
         let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
         while pending.len() < BATCH_MAX {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
+            let until = deadline.min(tokio::time::Instant::now() + BATCH_IDLE);
+            match tokio::time::timeout_at(until, rx.recv()).await {
                 Ok(Some(u)) => pending.push(u),
                 Ok(None) | Err(_) => break,
             }
