@@ -194,6 +194,9 @@ pub struct Transform {
     /// Values hidden before a document is stored.
     #[serde(default)]
     pub mask: Vec<MaskSpec>,
+    /// Edges to other items, by selector (SPEC §4).
+    #[serde(default)]
+    pub relationship: Vec<crate::relationships::RelationshipRuleSpec>,
     /// Other keys.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
@@ -338,6 +341,8 @@ pub struct LoadedScrapeConfig {
     pub health_rules: Vec<HealthRule>,
     /// Masks, in order.
     pub masks: Vec<Mask>,
+    /// Relationship rules, in order.
+    pub relationship_rules: Vec<crate::relationships::RelationshipRule>,
     /// Warnings found while loading.
     pub warnings: Vec<Diagnostic>,
 }
@@ -826,6 +831,7 @@ fn compile_document(ctx: &mut Ctx<'_>, value: Value, base: &Path) -> Option<Load
             ),
         }
     }
+    let relationship_rules = crate::relationships::compile(ctx, &spec.transform.relationship);
     Some(LoadedScrapeConfig {
         file: PathBuf::from(&ctx.file),
         metadata: raw.metadata,
@@ -841,6 +847,7 @@ fn compile_document(ctx: &mut Ctx<'_>, value: Value, base: &Path) -> Option<Load
         exclusions,
         health_rules,
         masks,
+        relationship_rules,
         warnings: Vec::new(),
     })
 }

@@ -11,6 +11,7 @@ pub mod kubernetes;
 pub mod kubernetes_links;
 pub mod ownership;
 pub mod pipeline;
+pub mod relationships;
 pub mod remote;
 pub mod scheduler;
 

@@ -103,6 +103,41 @@ pub(crate) struct Extracted {
     /// Rules that failed for this item (health overrides keep the
     /// built-in verdict, masks skip).
     pub(crate) rule_errors: Vec<String>,
+    /// Relationship rule selectors, resolved once the batch is known.
+    pub(crate) links: Vec<crate::relationships::PendingLink>,
+}
+
+/// Items of a run (or a watch batch) as they are extracted, with what
+/// linking still needs.
+#[derive(Default)]
+pub(crate) struct Collected {
+    pub(crate) items: Vec<ScrapedItem>,
+    pub(crate) selectors: Vec<(usize, ServiceSelector)>,
+    pub(crate) links: Vec<(usize, crate::relationships::PendingLink)>,
+    pub(crate) warnings: Vec<String>,
+}
+
+impl Collected {
+    /// Takes one extracted item.
+    pub(crate) fn push(&mut self, extracted: Extracted) {
+        if extracted.truncated {
+            self.warnings.push(format!(
+                "{}: {} {:?}: config over {} bytes stored as {{\"_truncated\":true}}",
+                extracted.item.source.as_deref().unwrap_or_default(),
+                extracted.item.item_type,
+                extracted.item.name,
+                MAX_CONFIG_BYTES
+            ));
+        }
+        self.warnings.extend(extracted.rule_errors);
+        let index = self.items.len();
+        if let Some(selector) = extracted.selector {
+            self.selectors.push((index, selector));
+        }
+        self.links
+            .extend(extracted.links.into_iter().map(|l| (index, l)));
+        self.items.push(extracted.item);
+    }
 }
 
 /// What an item's health overrides see (SPEC §10 "CEL": rule filters and
@@ -494,6 +529,7 @@ pub(crate) fn finish(
     }
     // Overrides judge the document as scraped; masks then hide values in
     // what is stored.
+    let mut links = Vec::new();
     let (health_result, health_error, mask_targets, mask_errors) = {
         let subject = HealthSubject {
             id: &id,
@@ -507,7 +543,17 @@ pub(crate) fn finish(
         };
         let (health, health_error) =
             apply_health_rules(&config.health_rules, &subject, health_result);
-        let (targets, mask_errors) = mask_targets(&config.masks, &subject, &health);
+        let (targets, mut mask_errors) = mask_targets(&config.masks, &subject, &health);
+        // Relationship rules see the document before masking, like the
+        // other rules.
+        if !config.relationship_rules.is_empty() {
+            let item = rule_item(&subject, &health);
+            let variables = rule_variables(&subject, &item);
+            let (found, errors) =
+                crate::relationships::evaluate(&config.relationship_rules, &variables);
+            links = found;
+            mask_errors.extend(errors);
+        }
         (health, health_error, targets, mask_errors)
     };
     apply_masks(&mut config_doc, &mask_targets);
@@ -564,6 +610,7 @@ pub(crate) fn finish(
         selector,
         truncated,
         rule_errors,
+        links,
     }
 }
 
@@ -906,31 +953,20 @@ pub async fn run_scrape(
         let mut timings = PhaseTimings::default();
         let mut errors: Vec<String> = Vec::new();
         let warnings: Vec<String> = config.warnings.iter().map(|d| d.to_string()).collect();
-        let mut items: Vec<ScrapedItem> = Vec::new();
-        let mut selectors: Vec<(usize, ServiceSelector)> = Vec::new();
-        let mut warnings = warnings;
+        let mut collected = Collected {
+            warnings,
+            ..Collected::default()
+        };
         for source in &config.files {
             let clock = std::time::Instant::now();
             let (files, expand_errors) = expand_paths(source);
             errors.extend(expand_errors);
             for outcome in process_files(config, source, &files, now) {
                 errors.extend(outcome.errors);
-                for extracted in outcome.items {
-                    if extracted.truncated {
-                        warnings.push(format!(
-                            "{}: {} {:?}: config over {} bytes stored as {{\"_truncated\":true}}",
-                            extracted.item.source.as_deref().unwrap_or_default(),
-                            extracted.item.item_type,
-                            extracted.item.name,
-                            MAX_CONFIG_BYTES
-                        ));
-                    }
-                    warnings.extend(extracted.rule_errors);
-                    if let Some(selector) = extracted.selector {
-                        selectors.push((items.len(), selector));
-                    }
-                    items.push(extracted.item);
-                }
+                outcome
+                    .items
+                    .into_iter()
+                    .for_each(|extracted| collected.push(extracted));
             }
             timings.extract += clock.elapsed();
         }
@@ -940,25 +976,13 @@ pub async fn run_scrape(
             let clock = std::time::Instant::now();
             let scraped = crate::kubernetes::scrape_cluster(config, source, now).await;
             errors.extend(scraped.errors);
-            warnings.extend(scraped.warnings);
+            collected.warnings.extend(scraped.warnings);
             slices.extend(scraped.slices);
             events.extend(scraped.events);
-            for extracted in scraped.items {
-                if extracted.truncated {
-                    warnings.push(format!(
-                        "{}: {} {:?}: config over {} bytes stored as {{\"_truncated\":true}}",
-                        extracted.item.source.as_deref().unwrap_or_default(),
-                        extracted.item.item_type,
-                        extracted.item.name,
-                        MAX_CONFIG_BYTES
-                    ));
-                }
-                warnings.extend(extracted.rule_errors);
-                if let Some(selector) = extracted.selector {
-                    selectors.push((items.len(), selector));
-                }
-                items.push(extracted.item);
-            }
+            scraped
+                .items
+                .into_iter()
+                .for_each(|extracted| collected.push(extracted));
             timings.extract += clock.elapsed();
         }
         let (http, sql) = tokio::join!(
@@ -977,15 +1001,23 @@ pub async fn run_scrape(
         );
         for fetched in http.into_iter().chain(sql) {
             errors.extend(fetched.errors);
-            warnings.extend(fetched.warnings);
-            for extracted in fetched.items {
-                warnings.extend(extracted.rule_errors);
-                items.push(extracted.item);
-            }
+            collected.warnings.extend(fetched.warnings);
+            fetched
+                .items
+                .into_iter()
+                .for_each(|extracted| collected.push(extracted));
         }
         let clock = std::time::Instant::now();
+        let Collected {
+            mut items,
+            mut selectors,
+            links,
+            mut warnings,
+        } = collected;
         kubernetes_links::link_endpoint_slices(&mut items, &mut selectors, &slices);
         kubernetes_links::link_services(&mut items, &selectors);
+        let rules_unresolved =
+            crate::relationships::resolve(store, scraper_id, &mut items, links).await?;
         let items = parents_first(items, scraper_id);
         timings.extract += clock.elapsed();
         let clock = std::time::Instant::now();
@@ -1036,7 +1068,7 @@ pub async fn run_scrape(
             unchanged: stats.unchanged,
             deleted: outcome.deleted,
             changes: stats.changes,
-            edges_unresolved: outcome.edges_unresolved,
+            edges_unresolved: outcome.edges_unresolved + rules_unresolved,
             deletions_blocked: outcome.deletions_blocked.is_some(),
             errors,
             warnings,

@@ -563,22 +563,11 @@ async fn serve(
         ),
         Target::Collection(kind, namespace) => {
             let selector = parse_selector(query.get("labelSelector"));
-            let matching = |state: &Inner| -> Vec<Value> {
-                state
-                    .objects
-                    .get(&(kind.0, kind.3))
-                    .map(|m| {
-                        m.values()
-                            .filter(|o| {
-                                namespace.is_none()
-                                    || o.pointer("/metadata/namespace").and_then(Value::as_str)
-                                        == namespace.as_deref()
-                            })
-                            .filter(|o| labels_match(o, &selector))
-                            .cloned()
-                            .collect()
-                    })
-                    .unwrap_or_default()
+            let selects = |o: &Value| {
+                (namespace.is_none()
+                    || o.pointer("/metadata/namespace").and_then(Value::as_str)
+                        == namespace.as_deref())
+                    && labels_match(o, &selector)
             };
             let watching = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
             if !watching {
@@ -608,12 +597,15 @@ async fn serve(
                         &status(500, "InternalError", "etcdserver: request timed out"),
                     );
                 }
-                let all = matching(&state);
-                let end = offset.saturating_add(limit).min(all.len());
-                let items: Vec<Value> = all
-                    .get(offset.min(end)..end)
-                    .unwrap_or_default()
-                    .iter()
+                let empty = BTreeMap::new();
+                let collection = state.objects.get(&(kind.0, kind.3)).unwrap_or(&empty);
+                let total = collection.values().filter(|o| selects(o)).count();
+                let end = offset.saturating_add(limit).min(total);
+                let items: Vec<Value> = collection
+                    .values()
+                    .filter(|o| selects(o))
+                    .skip(offset)
+                    .take(end.saturating_sub(offset))
                     .map(|o| {
                         let mut o = o.clone();
                         if let Value::Object(m) = &mut o {
@@ -624,9 +616,9 @@ async fn serve(
                     })
                     .collect();
                 let mut metadata = json!({"resourceVersion": state.resource_version.to_string()});
-                if end < all.len() {
+                if end < total {
                     metadata["continue"] = format!("offset-{end}").into();
-                    metadata["remainingItemCount"] = (all.len() - end).into();
+                    metadata["remainingItemCount"] = (total - end).into();
                 }
                 let body = json!({"kind": format!("{}List", kind.2), "apiVersion": group_version(kind), "metadata": metadata, "items": items});
                 return json_response(StatusCode::OK, &body);

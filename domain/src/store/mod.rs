@@ -28,6 +28,7 @@ pub mod ownership;
 pub mod page;
 pub mod scrapers;
 pub mod search;
+pub mod selectors;
 pub mod summary;
 
 pub use batch::InsightCounts;

@@ -15,7 +15,7 @@ use kube::api::{Api, DynamicObject};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
 use stratum_domain::store::{ExternalChange, IngestSession, RunCompletion, RunSummary};
-use stratum_domain::{RunMode, RunStatus, ScrapedItem, Store};
+use stratum_domain::{RunMode, RunStatus, Store};
 use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -327,16 +327,13 @@ impl<'a> Writer<'a> {
                 }
             }
         }
-        let mut items: Vec<ScrapedItem> = Vec::with_capacity(applies.len());
+        let mut collected = crate::pipeline::Collected::default();
         for uid in order {
             let Some(object) = applies.remove(&uid) else {
                 continue;
             };
             match object_item(self.config, self.source, object, now) {
-                Ok(Some(extracted)) => {
-                    self.warnings.extend(extracted.rule_errors);
-                    items.push(extracted.item);
-                }
+                Ok(Some(extracted)) => collected.push(extracted),
                 // An object that became excluded leaves the catalog.
                 Ok(None) => {
                     deletes.insert(uid);
@@ -344,6 +341,14 @@ impl<'a> Writer<'a> {
                 Err(e) => self.warnings.push(e),
             }
         }
+        let crate::pipeline::Collected {
+            mut items,
+            links,
+            warnings,
+            ..
+        } = collected;
+        self.warnings.extend(warnings);
+        crate::relationships::resolve(self.store, self.scraper_id, &mut items, links).await?;
         if !items.is_empty() {
             let mut session = IngestSession::new(self.scraper_id, self.run_id, self.started_at);
             session.touch_granularity =
