@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod celx;
+pub mod change_rules;
 pub mod diff;
 pub mod entities;
 pub mod error;

@@ -197,6 +197,9 @@ pub struct Transform {
     /// Edges to other items, by selector (SPEC §4).
     #[serde(default)]
     pub relationship: Vec<crate::relationships::RelationshipRuleSpec>,
+    /// Change mapping and exclusion (SPEC §5).
+    #[serde(default)]
+    pub changes: crate::change_mapping::ChangesSpec,
     /// Other keys.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
@@ -343,6 +346,8 @@ pub struct LoadedScrapeConfig {
     pub masks: Vec<Mask>,
     /// Relationship rules, in order.
     pub relationship_rules: Vec<crate::relationships::RelationshipRule>,
+    /// Change mapping and exclusion; `None` when there is none.
+    pub change_rules: Option<std::sync::Arc<stratum_domain::change_rules::ChangeRules>>,
     /// Warnings found while loading.
     pub warnings: Vec<Diagnostic>,
 }
@@ -832,6 +837,8 @@ fn compile_document(ctx: &mut Ctx<'_>, value: Value, base: &Path) -> Option<Load
         }
     }
     let relationship_rules = crate::relationships::compile(ctx, &spec.transform.relationship);
+    let change_rules =
+        crate::change_mapping::compile(ctx, &spec.transform.changes).map(std::sync::Arc::new);
     Some(LoadedScrapeConfig {
         file: PathBuf::from(&ctx.file),
         metadata: raw.metadata,
@@ -848,6 +855,7 @@ fn compile_document(ctx: &mut Ctx<'_>, value: Value, base: &Path) -> Option<Load
         health_rules,
         masks,
         relationship_rules,
+        change_rules,
         warnings: Vec::new(),
     })
 }

@@ -3,6 +3,7 @@
 //! pipeline that turns scraped documents into catalog items (through
 //! `stratum-domain` only), and the scheduler that runs them.
 
+pub mod change_mapping;
 pub mod config;
 pub mod error;
 pub mod extract;

@@ -1024,6 +1024,7 @@ pub async fn run_scrape(
 
         let mut session = IngestSession::new(scraper_id, run_id, started_at);
         session.touch_granularity = touch_granularity(config.stale_item_age);
+        session.change_rules = config.change_rules.clone();
         store.preload_existing(&mut session).await?;
         write_batches(store, &mut session, items).await?;
         let completion = RunCompletion {
@@ -1040,7 +1041,11 @@ pub async fn run_scrape(
         let clock = std::time::Instant::now();
         let outcome = store.complete_run(&mut session, &completion).await?;
         // Events attach to the items just written.
-        let event_stats = store.upsert_external_changes(events).await?;
+        let event_stats = store
+            .upsert_external_changes(events, config.change_rules.as_deref())
+            .await?;
+        warnings.extend(session.stats.rule_errors.iter().cloned());
+        warnings.extend(event_stats.rule_errors.iter().cloned());
         session.stats.changes += event_stats.inserted + event_stats.updated;
         if event_stats.unknown_target > 0 {
             warnings.push(format!(

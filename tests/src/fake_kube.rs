@@ -2,8 +2,9 @@
 //! one sanctioned stand-in: no cluster can run here). It serves recorded
 //! Kubernetes JSON over real HTTP with the API server's semantics: discovery
 //! (`/api`, `/apis`, `/apis/<group>/<version>`), `/version`, paged lists
-//! (`limit`/`continue`, items without `kind`/`apiVersion`, a list
-//! `resourceVersion`), label selectors, and chunked watch streams that replay
+//! (`limit`/`continue`, items without `kind`/`apiVersion`, every page of a
+//! list at the version of its first, `410` for a continue token older than
+//! the compaction point), label selectors, and chunked watch streams that replay
 //! from a `resourceVersion`, send `ADDED`/`MODIFIED`/`DELETED`/`BOOKMARK`,
 //! and answer `410 Gone` for compacted versions. Tests inject faults: a 500
 //! on a given list page, or the expiry of every open watch.
@@ -576,11 +577,25 @@ async fn serve(
                     .and_then(|l| l.parse().ok())
                     .filter(|l| *l > 0)
                     .unwrap_or(usize::MAX);
-                let offset: usize = query
-                    .get("continue")
-                    .and_then(|c| c.strip_prefix("offset-"))
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(0);
+                // A continue token carries the offset and the version the
+                // first page was served at: every page of a list reports
+                // that one version, so a watch from it misses nothing
+                // changed while the pages were read.
+                let token = query.get("continue").and_then(|c| {
+                    let (offset, rv) = c.strip_prefix("offset-")?.split_once("-rv-")?;
+                    Some((offset.parse::<usize>().ok()?, rv.parse::<u64>().ok()?))
+                });
+                let (offset, snapshot) = token.unwrap_or((0, state.resource_version));
+                if token.is_some() && snapshot < state.compacted {
+                    return json_response(
+                        StatusCode::GONE,
+                        &status(
+                            410,
+                            "Expired",
+                            "The provided continue parameter is too old to display a consistent list result.",
+                        ),
+                    );
+                }
                 let page = if limit == usize::MAX {
                     0
                 } else {
@@ -615,9 +630,9 @@ async fn serve(
                         o
                     })
                     .collect();
-                let mut metadata = json!({"resourceVersion": state.resource_version.to_string()});
+                let mut metadata = json!({"resourceVersion": snapshot.to_string()});
                 if end < total {
-                    metadata["continue"] = format!("offset-{end}").into();
+                    metadata["continue"] = format!("offset-{end}-rv-{snapshot}").into();
                     metadata["remainingItemCount"] = (total - end).into();
                 }
                 let body = json!({"kind": format!("{}List", kind.2), "apiVersion": group_version(kind), "metadata": metadata, "items": items});

@@ -21,6 +21,7 @@ use uuid::Uuid;
 stratum_tests::on_both_backends!(
     a_paged_list_builds_the_cluster_graph,
     a_failed_list_page_deletes_nothing,
+    change_rules_rename_copy_up_and_drop_event_changes,
     the_watch_applies_changes_deletes_and_events_and_relists_on_gone
 );
 
@@ -185,7 +186,10 @@ async fn a_paged_list_builds_the_cluster_graph(backend: Backend) {
         .filter(|r| r.starts_with("/api/v1/pods?"))
         .collect();
     assert_eq!(pod_lists.len(), 3, "{pod_lists:?}");
-    assert!(pod_lists[1].contains("continue=offset-2"), "{pod_lists:?}");
+    assert!(
+        pod_lists[1].contains("continue=offset-2-rv-"),
+        "{pod_lists:?}"
+    );
 
     let items = items(&db.store).await;
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
@@ -594,4 +598,99 @@ async fn the_watch_applies_changes_deletes_and_events_and_relists_on_gone(backen
             .any(|r| r.mode == "incremental" && r.status != "running"),
         "the watch's run is settled"
     );
+}
+
+async fn change_rules_rename_copy_up_and_drop_event_changes(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let fake = cluster().await;
+    let rules = r#"  transform:
+    changes:
+      mapping:
+        - filter: change_type == "BackOff"
+          type: PodCrashLooping
+          severity: critical
+          action: copy-up
+          ancestorType: Kubernetes::Deployment
+        - filter: change_type == "ScalingReplicaSet"
+          action: ignore
+        - filter: change_type == "FailedScheduling" && config_item.namespace == "payments"
+          severity: {expr: '"medium"'}
+      exclude: ['change_type == "Scheduled"']
+"#;
+    let config = config(dir.path(), &fake, rules);
+    let report = run_scrape(&db.store, &config, &RunOptions::default())
+        .await
+        .expect("scrape");
+    assert_eq!(
+        report.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        report.summary.errors
+    );
+    let items = items(&db.store).await;
+    let crashing = changes_of(&db.store, get(&items, "Pod", CRASHING).0).await;
+    assert!(
+        crashing
+            .iter()
+            .any(|c| c.0 == "PodCrashLooping" && c.1 == "critical" && c.2 == 12),
+        "{crashing:?}"
+    );
+    assert!(
+        !crashing.iter().any(|c| c.0 == "BackOff"),
+        "renamed: {crashing:?}"
+    );
+    let deployment = changes_of(&db.store, get(&items, "Deployment", "api").0).await;
+    assert!(
+        deployment.iter().any(|c| c.0 == "PodCrashLooping"),
+        "copied up to the Deployment: {deployment:?}"
+    );
+    assert!(
+        !deployment.iter().any(|c| c.0 == "ScalingReplicaSet"),
+        "ignored: {deployment:?}"
+    );
+    let pending = changes_of(&db.store, get(&items, "Pod", "worker-5c6d7e8f9-abcde").0).await;
+    assert!(
+        pending
+            .iter()
+            .any(|c| c.0 == "FailedScheduling" && c.1 == "medium"),
+        "{pending:?}"
+    );
+    let running = changes_of(&db.store, get(&items, "Pod", RUNNING).0).await;
+    assert!(
+        !running.iter().any(|c| c.0 == "Scheduled"),
+        "excluded: {running:?}"
+    );
+    // Bad rules are rejected at load.
+    for (bad, says) in [
+        (
+            rules.replace("severity: critical", "severity: dire"),
+            "unknown severity",
+        ),
+        (
+            rules.replace("          ancestorType: Kubernetes::Deployment\n", ""),
+            "needs ancestorType",
+        ),
+        (
+            rules.replace("action: ignore", "action: shred"),
+            "is not ignore",
+        ),
+    ] {
+        let kubeconfig = fake
+            .write_kubeconfig(dir.path(), "prod")
+            .expect("kubeconfig");
+        let text = format!(
+            "apiVersion: stratum.dev/v1\nkind: ScrapeConfig\nmetadata: {{name: prod}}\nspec:\n  kubernetes:\n    - clusterName: prod-eu1\n      kubeconfig: {}\n{bad}",
+            kubeconfig.display()
+        );
+        let Err(stratum_scrapers::ScraperError::Invalid(diags)) =
+            load_str(&dir.path().join("prod.yaml"), &text)
+        else {
+            panic!("{says}: expected a rejection");
+        };
+        assert!(
+            diags.iter().any(|d| d.message.contains(says)),
+            "{says}: {diags:?}"
+        );
+    }
 }

@@ -10,6 +10,7 @@ use sea_orm::{ConnectionTrait, Value};
 use uuid::Uuid;
 
 use super::{MAX_PARAMS, Store, marks, stmt};
+use crate::change_rules::{ChangeFields, ChangeRules, Verdict};
 use crate::error::Result;
 use crate::fingerprint::fingerprint;
 use crate::ids;
@@ -51,6 +52,12 @@ pub struct ExternalChangeStats {
     pub unchanged: i64,
     /// Dropped: no live item matches the target.
     pub unknown_target: i64,
+    /// Dropped by `transform.changes` (ignore or exclude).
+    pub dropped_by_rules: i64,
+    /// Items a change rule deleted.
+    pub deleted_by_rules: i64,
+    /// Change rules that failed (the first 100).
+    pub rule_errors: Vec<String>,
 }
 
 /// The stored state of an external change.
@@ -70,6 +77,7 @@ impl Store {
     pub async fn upsert_external_changes(
         &self,
         changes: Vec<ExternalChange>,
+        rules: Option<&ChangeRules>,
     ) -> Result<ExternalChangeStats> {
         let mut stats = ExternalChangeStats::default();
         if changes.is_empty() {
@@ -96,6 +104,12 @@ impl Store {
             return Ok(stats);
         }
         let mut keyed: Vec<((Uuid, String), ExternalChange)> = latest.into_iter().collect();
+        let mut rule_deletes: Vec<Uuid> = Vec::new();
+        if let Some(rules) = rules.filter(|r| !r.is_empty()) {
+            keyed = self
+                .apply_rules_to_external(rules, keyed, &mut stats, &mut rule_deletes)
+                .await?;
+        }
         keyed.sort_by(|a, b| a.0.cmp(&b.0));
         let backend = self.backend();
         let (_guard, txn) = self.write_txn().await?;
@@ -196,8 +210,156 @@ impl Store {
             txn.execute_raw(stmt(backend, &sql, values)).await?;
             stats.inserted += chunk.len() as i64;
         }
+        if !rule_deletes.is_empty() {
+            rule_deletes.sort();
+            rule_deletes.dedup();
+            stats.deleted_by_rules = super::ingest::soft_delete(
+                &txn,
+                &rule_deletes,
+                DeleteReason::FromEvent,
+                "rules",
+                "deleted by a change mapping rule",
+                super::now(),
+            )
+            .await?;
+        }
         txn.commit().await?;
         Ok(stats)
+    }
+
+    /// Runs `transform.changes` over resolved external changes: drops,
+    /// renames, deletions, and moves to the nearest ancestor of a type.
+    async fn apply_rules_to_external(
+        &self,
+        rules: &ChangeRules,
+        keyed: Vec<((Uuid, String), ExternalChange)>,
+        stats: &mut ExternalChangeStats,
+        deletes: &mut Vec<Uuid>,
+    ) -> Result<Vec<((Uuid, String), ExternalChange)>> {
+        let ids: Vec<Uuid> = keyed
+            .iter()
+            .map(|((c, _), _)| *c)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let backend = self.backend();
+        let json = |r: &sea_orm::QueryResult, c: &str| -> serde_json::Value {
+            r.try_get::<serde_json::Value>("", c)
+                .or_else(|_| {
+                    r.try_get::<String>("", c)
+                        .map(|s| serde_json::from_str(&s).unwrap_or(serde_json::Value::Null))
+                })
+                .unwrap_or(serde_json::Value::Null)
+        };
+        // Each target's document, fields and ancestors; then the ancestors' types.
+        let mut context: HashMap<Uuid, (serde_json::Value, serde_json::Value, Vec<Uuid>)> =
+            HashMap::new();
+        for chunk in ids.chunks(1000) {
+            let sql = format!(
+                "SELECT id, type, name, namespace, tags, labels, config, path FROM config_items WHERE id IN ({})",
+                marks(chunk.len())
+            );
+            let values: Vec<Value> = chunk.iter().map(|u| Value::from(*u)).collect();
+            for r in self.db.query_all_raw(stmt(backend, &sql, values)).await? {
+                let id: Uuid = r.try_get("", "id")?;
+                let path: String = r.try_get("", "path")?;
+                let item = serde_json::json!({
+                    "id": id.to_string(),
+                    "type": r.try_get::<String>("", "type")?,
+                    "name": r.try_get::<String>("", "name")?,
+                    "namespace": r.try_get::<Option<String>>("", "namespace")?,
+                    "tags": json(&r, "tags"),
+                    "labels": json(&r, "labels"),
+                });
+                let ancestors = path
+                    .split('.')
+                    .filter_map(|s| Uuid::parse_str(s).ok())
+                    .collect();
+                context.insert(id, (json(&r, "config"), item, ancestors));
+            }
+        }
+        let ancestor_ids: Vec<Uuid> = context
+            .values()
+            .flat_map(|(_, _, a)| a.iter().copied())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let mut types: HashMap<Uuid, String> = HashMap::new();
+        for chunk in ancestor_ids.chunks(1000) {
+            let sql = format!(
+                "SELECT id, type FROM config_items WHERE id IN ({})",
+                marks(chunk.len())
+            );
+            let values: Vec<Value> = chunk.iter().map(|u| Value::from(*u)).collect();
+            for r in self.db.query_all_raw(stmt(backend, &sql, values)).await? {
+                types.insert(r.try_get("", "id")?, r.try_get("", "type")?);
+            }
+        }
+        let mut out = Vec::with_capacity(keyed.len());
+        for ((config_id, external_id), mut change) in keyed {
+            let Some((config, item, ancestors)) = context.get(&config_id) else {
+                out.push(((config_id, external_id), change));
+                continue;
+            };
+            let fields = ChangeFields {
+                change_type: change.change_type.clone(),
+                severity: change.severity,
+                summary: change.summary.clone(),
+                source: change.source.clone(),
+            };
+            let (verdict, errors) = rules.apply(
+                fields,
+                change.details.as_ref(),
+                None,
+                change.created_at,
+                config,
+                item,
+            );
+            for e in errors {
+                if stats.rule_errors.len() < 100 {
+                    stats.rule_errors.push(format!("event {external_id}: {e}"));
+                }
+            }
+            let mut take = |f: ChangeFields| {
+                change.change_type = f.change_type;
+                change.severity = f.severity;
+                change.summary = f.summary;
+            };
+            match verdict {
+                Verdict::Drop => stats.dropped_by_rules += 1,
+                Verdict::Keep(f) => {
+                    take(f);
+                    out.push(((config_id, external_id), change));
+                }
+                Verdict::Delete(f) => {
+                    take(f);
+                    deletes.push(config_id);
+                    out.push(((config_id, external_id), change));
+                }
+                Verdict::Up {
+                    fields,
+                    ancestor_type,
+                    copy,
+                } => {
+                    take(fields);
+                    let target = ancestors
+                        .iter()
+                        .rev()
+                        .find(|a| types.get(a).is_some_and(|t| *t == ancestor_type))
+                        .copied();
+                    match target {
+                        Some(t) => {
+                            if copy {
+                                out.push(((config_id, external_id.clone()), change.clone()));
+                            }
+                            out.push(((t, external_id), change));
+                        }
+                        None => out.push(((config_id, external_id), change)),
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Soft-deletes the scraper's live items among `ids` because the source

@@ -50,6 +50,8 @@ pub struct IngestSession {
     pub touch_granularity: Duration,
     /// Totals over the run so far.
     pub stats: BatchStats,
+    /// `transform.changes` rules applied to the changes batches record.
+    pub change_rules: Option<std::sync::Arc<crate::change_rules::ChangeRules>>,
 }
 
 /// Counters of what a batch (or a whole run) wrote.
@@ -67,6 +69,10 @@ pub struct BatchStats {
     pub changes: i64,
     /// Soft-deleted items that reappeared (counted in `updated` too).
     pub revived: i64,
+    /// Items a change rule deleted.
+    pub deleted_by_rules: i64,
+    /// Change rules that failed (the first 100).
+    pub rule_errors: Vec<String>,
 }
 
 impl BatchStats {
@@ -78,6 +84,10 @@ impl BatchStats {
         self.unchanged += other.unchanged;
         self.changes += other.changes;
         self.revived += other.revived;
+        self.deleted_by_rules += other.deleted_by_rules;
+        let room = 100usize.saturating_sub(self.rule_errors.len());
+        self.rule_errors
+            .extend(other.rule_errors.iter().take(room).cloned());
     }
 }
 
@@ -98,6 +108,7 @@ impl IngestSession {
             soft_edges: Vec::new(),
             touch_granularity: Duration::zero(),
             stats: BatchStats::default(),
+            change_rules: None,
         }
     }
 
@@ -123,6 +134,7 @@ impl IngestSession {
 #[derive(Debug)]
 pub struct PreparedBatch {
     scraper_id: Uuid,
+    change_rules: Option<std::sync::Arc<crate::change_rules::ChangeRules>>,
     touch_granularity: Duration,
     scraped: i64,
     prepared: Vec<Prepared>,
@@ -180,6 +192,7 @@ struct Existing {
 }
 
 /// A change about to be written.
+#[derive(Clone)]
 struct NewChange {
     config_id: Uuid,
     change_type: String,
@@ -659,6 +672,7 @@ impl Store {
         }
         Ok(PreparedBatch {
             scraper_id: session.scraper_id,
+            change_rules: session.change_rules.clone(),
             touch_granularity: session.touch_granularity,
             scraped,
             prepared,
@@ -674,6 +688,7 @@ impl Store {
     pub async fn write_batch(&self, batch: PreparedBatch) -> Result<BatchStats> {
         let PreparedBatch {
             scraper_id,
+            change_rules,
             touch_granularity,
             scraped,
             mut prepared,
@@ -705,7 +720,10 @@ impl Store {
         let mut parent_moves: Vec<(Uuid, Option<(Uuid, String)>)> = Vec::new();
         let mut reparented: Vec<(String, String)> = Vec::new();
 
+        let mut rule_deletes: Vec<Uuid> = Vec::new();
+        let mut ups: Vec<Up> = Vec::new();
         for p in &mut prepared {
+            let first_change = changes.len();
             let item = &p.item;
             let health = item.health.health;
             let ext_json = json!(p.external_ids);
@@ -776,6 +794,21 @@ impl Store {
                     )
                 }
             };
+            if let Some(rules) = change_rules.as_deref().filter(|r| !r.is_empty())
+                && changes.len() > first_change
+            {
+                let produced: Vec<NewChange> = changes.drain(first_change..).collect();
+                apply_change_rules(
+                    rules,
+                    produced,
+                    p,
+                    now,
+                    &mut changes,
+                    &mut ups,
+                    &mut rule_deletes,
+                    &mut stats.rule_errors,
+                );
+            }
             if write {
                 // The text moves into the row: the item is not written twice.
                 let config_json = p.item.config.take_json();
@@ -821,7 +854,21 @@ impl Store {
         for (old, new) in &reparented {
             rewrite_descendant_paths(&txn, old, new).await?;
         }
+        changes.extend(changes_moved_up(&txn, ups).await?);
         stats.changes = record_changes(&txn, changes, now).await?;
+        if !rule_deletes.is_empty() {
+            rule_deletes.sort();
+            rule_deletes.dedup();
+            stats.deleted_by_rules = soft_delete(
+                &txn,
+                &rule_deletes,
+                DeleteReason::FromEvent,
+                "rules",
+                "deleted by a change mapping rule",
+                now,
+            )
+            .await?;
+        }
         txn.commit().await?;
         Ok(stats)
     }
@@ -1035,6 +1082,153 @@ impl Store {
         txn.commit().await?;
         Ok(())
     }
+}
+
+/// Runs `transform.changes` over the changes one item produced, pushing
+/// what is kept into `changes`, changes bound for an ancestor into `ups`
+/// (with the item's ancestors, nearest last) and items to delete into
+/// `deletes`.
+#[allow(clippy::too_many_arguments)]
+fn apply_change_rules(
+    rules: &crate::change_rules::ChangeRules,
+    produced: Vec<NewChange>,
+    p: &Prepared,
+    now: DateTime<Utc>,
+    changes: &mut Vec<NewChange>,
+    ups: &mut Vec<Up>,
+    deletes: &mut Vec<Uuid>,
+    errors: &mut Vec<String>,
+) {
+    use crate::change_rules::{ChangeFields, Verdict};
+    let config = p.item.config.to_value();
+    let item = json!({
+        "id": p.id.to_string(),
+        "type": p.item.item_type,
+        "name": p.item.name,
+        "namespace": p.item.namespace,
+        "tags": p.item.tags,
+        "labels": p.item.labels,
+    });
+    for mut change in produced {
+        let fields = ChangeFields {
+            change_type: change.change_type.clone(),
+            severity: change.severity,
+            summary: change.summary.clone(),
+            source: change.source.clone(),
+        };
+        let (verdict, failed) = rules.apply(
+            fields,
+            change.details.as_ref(),
+            change.patches.as_ref(),
+            now,
+            &config,
+            &item,
+        );
+        for e in failed {
+            if errors.len() < 100 {
+                errors.push(format!("{} {:?}: {e}", p.item.item_type, p.item.name));
+            }
+        }
+        let take = |change: &mut NewChange, f: ChangeFields| {
+            if change.change_type != f.change_type {
+                change.fingerprint = fingerprint(
+                    &f.change_type,
+                    change.patches.as_ref().or(change.details.as_ref()),
+                );
+            }
+            change.change_type = f.change_type;
+            change.severity = f.severity;
+            change.summary = f.summary;
+        };
+        match verdict {
+            Verdict::Drop => {}
+            Verdict::Keep(f) => {
+                take(&mut change, f);
+                changes.push(change);
+            }
+            Verdict::Delete(f) => {
+                take(&mut change, f);
+                deletes.push(change.config_id);
+                changes.push(change);
+            }
+            Verdict::Up {
+                fields,
+                ancestor_type,
+                copy,
+            } => {
+                take(&mut change, fields);
+                let ancestors: Vec<Uuid> = p
+                    .path
+                    .split('.')
+                    .filter_map(|s| Uuid::parse_str(s).ok())
+                    .collect();
+                if copy {
+                    changes.push(change.clone());
+                }
+                ups.push(Up {
+                    change,
+                    ancestors,
+                    ancestor_type,
+                    copy,
+                });
+            }
+        }
+    }
+}
+
+/// A change bound for an ancestor (`move-up` / `copy-up`).
+struct Up {
+    change: NewChange,
+    /// The item's ancestors, root first.
+    ancestors: Vec<Uuid>,
+    ancestor_type: String,
+    /// The item keeps its own copy.
+    copy: bool,
+}
+
+/// Re-targets changes at the nearest ancestor of the wanted type. A moved
+/// change whose item has no such ancestor stays on the item; a copy is
+/// then dropped (the item has it already).
+async fn changes_moved_up(txn: &DatabaseTransaction, ups: Vec<Up>) -> Result<Vec<NewChange>> {
+    if ups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = txn.get_database_backend();
+    let ids: Vec<Uuid> = ups
+        .iter()
+        .flat_map(|u| u.ancestors.iter().copied())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut types: HashMap<Uuid, String> = HashMap::new();
+    for chunk in ids.chunks(1000) {
+        let sql = format!(
+            "SELECT id, type FROM config_items WHERE id IN ({})",
+            marks(chunk.len())
+        );
+        let values: Vec<Value> = chunk.iter().map(|u| Value::from(*u)).collect();
+        for row in txn.query_all_raw(stmt(backend, &sql, values)).await? {
+            types.insert(row.try_get("", "id")?, row.try_get("", "type")?);
+        }
+    }
+    Ok(ups
+        .into_iter()
+        .filter_map(|mut up| {
+            let target = up
+                .ancestors
+                .iter()
+                .rev()
+                .find(|a| types.get(a).is_some_and(|t| *t == up.ancestor_type));
+            match target {
+                Some(t) => {
+                    up.change.config_id = *t;
+                    Some(up.change)
+                }
+                None if up.copy => None,
+                None => Some(up.change),
+            }
+        })
+        .collect())
 }
 
 fn lower(r: &ItemRef) -> ItemRef {

@@ -30,6 +30,8 @@ use crate::error::ScraperError;
 pub const BATCH_MAX: usize = 500;
 /// Longest an update waits for its batch.
 pub const BATCH_WINDOW: Duration = Duration::from_millis(500);
+/// Warnings and errors a watch session's run keeps.
+const MAX_KEPT: usize = 200;
 /// A pause in the stream this long closes the batch early.
 pub const BATCH_IDLE: Duration = Duration::from_millis(50);
 /// Updates queued between the watchers and the writer.
@@ -195,7 +197,9 @@ pub async fn run(
         }
         let batch = std::mem::take(&mut pending);
         let _serial = lock.lock().await;
-        if let Err(e) = writer.flush(&mut streams, batch).await {
+        let flushed = writer.flush(&mut streams, batch).await;
+        writer.trim();
+        if let Err(e) = flushed {
             tracing::error!(scraper = %config.metadata.name, cluster = %source.cluster, error = %e, "watch batch failed");
             writer.totals.errors.push(e.to_string());
         }
@@ -353,6 +357,7 @@ impl<'a> Writer<'a> {
             let mut session = IngestSession::new(self.scraper_id, self.run_id, self.started_at);
             session.touch_granularity =
                 crate::pipeline::touch_granularity(self.config.stale_item_age);
+            session.change_rules = self.config.change_rules.clone();
             let items = crate::pipeline::parents_first(items, self.scraper_id);
             for chunk in items.chunks(BATCH_MAX) {
                 let prepared = self
@@ -373,6 +378,8 @@ impl<'a> Writer<'a> {
             self.store.complete_run(&mut session, &completion).await?;
             self.totals.applied += session.stats.scraped;
             self.totals.changes += session.stats.changes;
+            self.totals.deleted += session.stats.deleted_by_rules;
+            self.warnings.extend(session.stats.rule_errors);
         }
         if !deletes.is_empty() {
             let ids: Vec<Uuid> = deletes.into_iter().collect();
@@ -382,7 +389,11 @@ impl<'a> Writer<'a> {
                 .await?;
         }
         if !changes.is_empty() {
-            let stats = self.store.upsert_external_changes(changes).await?;
+            let stats = self
+                .store
+                .upsert_external_changes(changes, self.config.change_rules.as_deref())
+                .await?;
+            self.warnings.extend(stats.rule_errors.iter().cloned());
             self.totals.changes += stats.inserted + stats.updated;
             if stats.unknown_target > 0 {
                 self.warnings.push(format!(
@@ -392,6 +403,12 @@ impl<'a> Writer<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Keeps a long session's warnings and errors bounded.
+    fn trim(&mut self) {
+        self.warnings.truncate(MAX_KEPT);
+        self.totals.errors.truncate(MAX_KEPT);
     }
 
     /// Records the session's run.
