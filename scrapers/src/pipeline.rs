@@ -814,50 +814,102 @@ fn settle(
     }
 }
 
-/// Writes items in batches of [`BATCH_SIZE`], each in its own transaction,
-/// with up to [`Store::write_concurrency`] batches writing while the next
-/// one is prepared. On an error the batches already writing finish (each
-/// commits or rolls back whole) and the first error is returned.
-async fn write_batches(
-    store: &Store,
-    session: &mut IngestSession,
-    items: Vec<ScrapedItem>,
-) -> Result<(), ScraperError> {
-    let limit = store.write_concurrency().max(1);
-    let mut writing: VecDeque<tokio::task::JoinHandle<WriteResult>> = VecDeque::new();
-    let mut first_error: Option<ScraperError> = None;
-    let mut iter = items.into_iter().peekable();
-    while iter.peek().is_some() {
-        let batch: Vec<ScrapedItem> = iter.by_ref().take(BATCH_SIZE).collect();
-        let prepared = match store.prepare_batch(session, batch).await {
-            Ok(prepared) => prepared,
-            Err(e) => {
-                first_error.get_or_insert(e.into());
-                break;
+/// Writes items in batches of [`BATCH_SIZE`] as they arrive, each in its
+/// own transaction, with up to [`Store::write_concurrency`] batches
+/// writing while the next one is prepared. After an error nothing more is
+/// written; the batches already writing finish (each commits or rolls back
+/// whole) and [`BatchWriter::finish`] returns the first error.
+pub(crate) struct BatchWriter<'a> {
+    store: &'a Store,
+    limit: usize,
+    writing: VecDeque<tokio::task::JoinHandle<WriteResult>>,
+    pending: Vec<ScrapedItem>,
+    first_error: Option<ScraperError>,
+}
+
+impl<'a> BatchWriter<'a> {
+    /// A writer into `store`.
+    pub(crate) fn new(store: &'a Store) -> BatchWriter<'a> {
+        BatchWriter {
+            store,
+            limit: store.write_concurrency().max(1),
+            writing: VecDeque::new(),
+            pending: Vec::with_capacity(BATCH_SIZE),
+            first_error: None,
+        }
+    }
+
+    /// The store written to.
+    pub(crate) fn store(&self) -> &'a Store {
+        self.store
+    }
+
+    /// Queues one item.
+    pub(crate) async fn push_one(
+        &mut self,
+        session: &mut IngestSession,
+        item: ScrapedItem,
+    ) -> Result<(), ScraperError> {
+        self.push(session, vec![item]).await
+    }
+
+    /// Queues items, writing every full batch. Fails once a batch failed.
+    pub(crate) async fn push(
+        &mut self,
+        session: &mut IngestSession,
+        items: Vec<ScrapedItem>,
+    ) -> Result<(), ScraperError> {
+        for item in items {
+            self.pending.push(item);
+            if self.pending.len() >= BATCH_SIZE {
+                self.write_pending(session).await;
             }
-        };
-        let writer = store.clone();
-        writing.push_back(tokio::spawn(
-            async move { writer.write_batch(prepared).await },
-        ));
-        if writing.len() >= limit
-            && let Some(oldest) = writing.pop_front()
+        }
+        match &self.first_error {
+            Some(e) => Err(ScraperError::Domain(stratum_domain::DomainError::Corrupt(
+                format!("an earlier batch failed: {e}"),
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    async fn write_pending(&mut self, session: &mut IngestSession) {
+        if self.pending.is_empty() || self.first_error.is_some() {
+            self.pending.clear();
+            return;
+        }
+        let batch = parents_first(std::mem::take(&mut self.pending), session.scraper_id);
+        match self.store.prepare_batch(session, batch).await {
+            Ok(prepared) => {
+                let writer = self.store.clone();
+                self.writing.push_back(tokio::spawn(
+                    async move { writer.write_batch(prepared).await },
+                ));
+            }
+            Err(e) => {
+                self.first_error.get_or_insert(e.into());
+            }
+        }
+        if self.writing.len() >= self.limit
+            && let Some(oldest) = self.writing.pop_front()
             && let Err(e) = settle(oldest.await, session)
         {
-            first_error.get_or_insert(e);
-        }
-        if first_error.is_some() {
-            break;
+            self.first_error.get_or_insert(e);
         }
     }
-    while let Some(task) = writing.pop_front() {
-        if let Err(e) = settle(task.await, session) {
-            first_error.get_or_insert(e);
+
+    /// Writes what is queued and waits for every batch.
+    pub(crate) async fn finish(mut self, session: &mut IngestSession) -> Result<(), ScraperError> {
+        self.write_pending(session).await;
+        while let Some(task) = self.writing.pop_front() {
+            if let Err(e) = settle(task.await, session) {
+                self.first_error.get_or_insert(e);
+            }
         }
-    }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(()),
+        match self.first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 }
 
@@ -970,20 +1022,32 @@ pub async fn run_scrape(
             }
             timings.extract += clock.elapsed();
         }
-        let mut slices = Vec::new();
+        // Clusters stream into the catalog page by page; the other sources
+        // are written once all of them are read (their links span files).
+        let mut session = IngestSession::new(scraper_id, run_id, started_at);
+        session.touch_granularity = touch_granularity(config.stale_item_age);
+        session.change_rules = config.change_rules.clone();
+        let mut writer = BatchWriter::new(store);
         let mut events = Vec::new();
-        for source in &config.kubernetes {
+        let mut rules_unresolved = 0;
+        if !config.kubernetes.is_empty() {
             let clock = std::time::Instant::now();
-            let scraped = crate::kubernetes::scrape_cluster(config, source, now).await;
-            errors.extend(scraped.errors);
-            collected.warnings.extend(scraped.warnings);
-            slices.extend(scraped.slices);
-            events.extend(scraped.events);
-            scraped
-                .items
-                .into_iter()
-                .for_each(|extracted| collected.push(extracted));
-            timings.extract += clock.elapsed();
+            store.preload_existing(&mut session).await?;
+            for source in &config.kubernetes {
+                let scraped = crate::kubernetes::scrape_cluster(
+                    config,
+                    source,
+                    now,
+                    &mut session,
+                    &mut writer,
+                )
+                .await?;
+                errors.extend(scraped.errors);
+                collected.warnings.extend(scraped.warnings);
+                events.extend(scraped.events);
+                rules_unresolved += scraped.unresolved;
+            }
+            timings.ingest += clock.elapsed();
         }
         let (http, sql) = tokio::join!(
             futures_util::future::join_all(
@@ -1010,23 +1074,21 @@ pub async fn run_scrape(
         let clock = std::time::Instant::now();
         let Collected {
             mut items,
-            mut selectors,
+            selectors,
             links,
             mut warnings,
         } = collected;
-        kubernetes_links::link_endpoint_slices(&mut items, &mut selectors, &slices);
         kubernetes_links::link_services(&mut items, &selectors);
-        let rules_unresolved =
+        rules_unresolved +=
             crate::relationships::resolve(store, scraper_id, &mut items, links).await?;
         let items = parents_first(items, scraper_id);
         timings.extract += clock.elapsed();
         let clock = std::time::Instant::now();
-
-        let mut session = IngestSession::new(scraper_id, run_id, started_at);
-        session.touch_granularity = touch_granularity(config.stale_item_age);
-        session.change_rules = config.change_rules.clone();
-        store.preload_existing(&mut session).await?;
-        write_batches(store, &mut session, items).await?;
+        if config.kubernetes.is_empty() {
+            store.preload_existing(&mut session).await?;
+        }
+        writer.push(&mut session, items).await?;
+        writer.finish(&mut session).await?;
         let completion = RunCompletion {
             full: true,
             errors: errors.clone(),
@@ -1037,7 +1099,7 @@ pub async fn run_scrape(
             max_delete_percent: config.max_delete_percent,
             allow_mass_delete: options.allow_mass_delete,
         };
-        timings.ingest = clock.elapsed();
+        timings.ingest += clock.elapsed();
         let clock = std::time::Instant::now();
         let outcome = store.complete_run(&mut session, &completion).await?;
         // Events attach to the items just written.

@@ -9,7 +9,7 @@ pub mod kinds;
 pub mod spec;
 pub mod watch;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::Utc;
 use kube::api::{DynamicObject, ListParams, ObjectList};
@@ -305,78 +305,259 @@ pub(crate) fn cluster_item(
     extracted
 }
 
-/// What a full scrape of one cluster produced.
+/// What a full scrape of one cluster produced besides the items it wrote.
 #[derive(Default)]
 pub(crate) struct ClusterScrape {
-    /// Items, the cluster's own first.
-    pub(crate) items: Vec<Extracted>,
-    /// EndpointSlice targets: `(service key, pods)`.
-    pub(crate) slices: Vec<(String, Vec<Uuid>)>,
     /// Event changes.
     pub(crate) events: Vec<ExternalChange>,
     /// Errors: any blocks deletions.
     pub(crate) errors: Vec<String>,
     /// Warnings.
     pub(crate) warnings: Vec<String>,
+    /// Relationship rule selectors that matched nothing.
+    pub(crate) unresolved: i64,
 }
 
-/// Lists every resource of `source` and its events.
+/// Pages of one resource, fetched by a task of their own so the next page
+/// downloads while this one is processed. At most two pages wait.
+fn spawn_pages(
+    client: Client,
+    source: KubernetesSource,
+    resource: Resource,
+) -> tokio::sync::mpsc::Receiver<Result<Vec<Value>, String>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    tokio::spawn(async move {
+        for scope in scopes(&source, &resource) {
+            let path = DynamicObject::url_path(&resource.api, scope.as_deref());
+            let mut params = list_params(&source);
+            loop {
+                let request = match kube::core::Request::new(&path).list(&params) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string())).await;
+                        return;
+                    }
+                };
+                let page: ObjectList<Value> = match client.request(request).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let scope = scope
+                            .as_ref()
+                            .map(|n| format!(" in {n}"))
+                            .unwrap_or_default();
+                        let _ = tx
+                            .send(Err(format!("list {}{scope}: {e}", resource.api.plural)))
+                            .await;
+                        return;
+                    }
+                };
+                let next = page.metadata.continue_.filter(|c| !c.is_empty());
+                let objects = page
+                    .items
+                    .into_iter()
+                    .map(|o| complete(o, &resource))
+                    .collect();
+                if tx.send(Ok(objects)).await.is_err() {
+                    return;
+                }
+                match next {
+                    Some(token) => params.continue_token = Some(token),
+                    None => break,
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Which Services select a pod: by EndpointSlice, else by selector.
+#[derive(Default)]
+struct ServicePods {
+    /// Pod uid → Services whose EndpointSlices target it.
+    by_slice: HashMap<Uuid, Vec<Uuid>>,
+    /// `(namespace, selector, service uid)` of Services without slices.
+    selectors: Vec<(String, crate::kubernetes_links::ServiceSelector, Uuid)>,
+}
+
+impl ServicePods {
+    /// `ServicePod` edges onto a pod item, from the Services' side.
+    fn link(&self, pod: &mut stratum_domain::ScrapedItem) {
+        let Some(uid) = pod.source_id else { return };
+        let mut services: Vec<Uuid> = self.by_slice.get(&uid).cloned().unwrap_or_default();
+        if let Some(ns) = &pod.namespace {
+            for (service_ns, selector, service) in &self.selectors {
+                if service_ns == ns && selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v)) {
+                    services.push(*service);
+                }
+            }
+        }
+        services.sort();
+        services.dedup();
+        for service in services {
+            pod.relationships.push(stratum_domain::ScrapedRelationship {
+                other: stratum_domain::ItemRef::Id(service),
+                other_is_upstream: true,
+                relation: "ServicePod".into(),
+            });
+        }
+    }
+}
+
+/// Lists every resource of `source` and its events, writing items through
+/// `writer` page by page (SPEC §15: memory bounded by pages, not by the
+/// cluster). Services and EndpointSlices are read first, so each pod
+/// carries its `ServicePod` edges; owners come before what they own.
 pub(crate) async fn scrape_cluster(
     config: &LoadedScrapeConfig,
     source: &KubernetesSource,
     now: chrono::DateTime<Utc>,
-) -> ClusterScrape {
+    session: &mut stratum_domain::store::IngestSession,
+    writer: &mut crate::pipeline::BatchWriter<'_>,
+) -> Result<ClusterScrape, crate::ScraperError> {
     let mut out = ClusterScrape::default();
     let client = match connect(source).await {
         Ok(c) => c,
         Err(e) => {
-            out.items
-                .push(cluster_item(config, source, None, Some(&e), now));
+            writer
+                .push_one(
+                    session,
+                    cluster_item(config, source, None, Some(&e), now).item,
+                )
+                .await?;
             out.errors.push(e);
-            return out;
+            return Ok(out);
         }
     };
     let version = match client.apiserver_version().await {
         Ok(info) => serde_json::to_value(info).ok(),
         Err(e) => {
             let e = format!("cluster {}: {e}", source.cluster);
-            out.items
-                .push(cluster_item(config, source, None, Some(&e), now));
+            writer
+                .push_one(
+                    session,
+                    cluster_item(config, source, None, Some(&e), now).item,
+                )
+                .await?;
             out.errors.push(e);
-            return out;
+            return Ok(out);
         }
     };
-    out.items
-        .push(cluster_item(config, source, version.as_ref(), None, now));
-    let (resources, errors) = kinds::resolve(&client, source).await;
+    writer
+        .push_one(
+            session,
+            cluster_item(config, source, version.as_ref(), None, now).item,
+        )
+        .await?;
+    let (mut resources, errors) = kinds::resolve(&client, source).await;
     out.errors.extend(
         errors
             .into_iter()
             .map(|e| format!("cluster {}: {e}", source.cluster)),
     );
+    // Services and their slices first, pods last: every other kind may own pods.
+    let rank = |r: &Resource| match (r.api.group.as_str(), r.api.kind.as_str()) {
+        ("", "Service") | ("discovery.k8s.io", "EndpointSlice") => 0,
+        ("", "Pod") => 2,
+        _ => 1,
+    };
+    resources.sort_by_key(rank);
+    let mut service_pods = ServicePods::default();
+    let mut services: Vec<(
+        String,
+        crate::kubernetes_links::ServiceSelector,
+        Uuid,
+        String,
+    )> = Vec::new();
+    let mut sliced: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut selectors_settled = false;
+    let cluster = source.cluster.as_str();
     for resource in &resources {
-        let mut failures = Vec::new();
-        let cluster = source.cluster.as_str();
-        let listed = list(&client, source, resource, |object| {
-            if !resource.stored {
-                if resource.api.kind == "EndpointSlice"
-                    && let Some(targets) =
-                        crate::kubernetes_links::endpoint_slice_targets(&object, Some(cluster))
-                {
-                    out.slices.push(targets);
+        if rank(resource) > 0 && !selectors_settled {
+            // Services with slices get their edges from the slices only.
+            service_pods.selectors = services
+                .drain(..)
+                .filter(|(_, _, _, key)| !sliced.contains(key))
+                .map(|(ns, selector, id, _)| (ns, selector, id))
+                .collect();
+            selectors_settled = true;
+        }
+        let mut pages = spawn_pages(client.clone(), source.clone(), resource.clone());
+        while let Some(page) = pages.recv().await {
+            let objects = match page {
+                Ok(objects) => objects,
+                Err(e) => {
+                    out.errors.push(format!("cluster {cluster}: {e}"));
+                    break;
                 }
-                return;
+            };
+            let mut collected = crate::pipeline::Collected::default();
+            for object in objects {
+                if !resource.stored {
+                    if resource.api.kind == "EndpointSlice"
+                        && let Some((service, pods)) =
+                            crate::kubernetes_links::endpoint_slice_targets(&object, Some(cluster))
+                    {
+                        // A slice names its Service by label and by owner.
+                        if let Some(service_id) = object
+                            .pointer("/metadata/ownerReferences")
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                            .find(|o| o.get("kind").and_then(Value::as_str) == Some("Service"))
+                            .and_then(|o| o.get("uid"))
+                            .and_then(Value::as_str)
+                            .and_then(|u| Uuid::parse_str(u).ok())
+                        {
+                            for pod in pods {
+                                service_pods
+                                    .by_slice
+                                    .entry(pod)
+                                    .or_default()
+                                    .push(service_id);
+                            }
+                            sliced.insert(service);
+                        }
+                    }
+                    continue;
+                }
+                match object_item(config, source, object, now) {
+                    Ok(Some(mut extracted)) => {
+                        if let (Some(selector), Some(id), Some(ns)) = (
+                            extracted.selector.take(),
+                            extracted.item.source_id,
+                            extracted.item.namespace.clone(),
+                        ) {
+                            let key = crate::kubernetes_links::object_key(
+                                Some(cluster),
+                                Some(&ns),
+                                &extracted.item.name,
+                            );
+                            services.push((ns, selector, id, key));
+                        }
+                        if resource.api.kind == "Pod" {
+                            service_pods.link(&mut extracted.item);
+                        }
+                        collected.push(extracted);
+                    }
+                    Ok(None) => {}
+                    Err(e) => out.errors.push(e),
+                }
             }
-            match object_item(config, source, object, now) {
-                Ok(Some(item)) => out.items.push(item),
-                Ok(None) => {}
-                Err(e) => failures.push(e),
-            }
-        })
-        .await;
-        out.errors.extend(failures);
-        if let Err(e) = listed {
-            out.errors.push(format!("cluster {}: {e}", source.cluster));
+            let crate::pipeline::Collected {
+                mut items,
+                links,
+                warnings,
+                ..
+            } = collected;
+            out.warnings.extend(warnings);
+            out.unresolved += crate::relationships::resolve(
+                writer.store(),
+                session.scraper_id,
+                &mut items,
+                links,
+            )
+            .await?;
+            writer.push(session, items).await?;
         }
     }
     if source.events.enabled {
@@ -394,16 +575,14 @@ pub(crate) async fn scrape_cluster(
         .await;
         if malformed > 0 {
             out.warnings.push(format!(
-                "cluster {}: {malformed} event(s) without a uid, reason or target skipped",
-                source.cluster
+                "cluster {cluster}: {malformed} event(s) without a uid, reason or target skipped"
             ));
         }
         // Events are history, not inventory: a failed event list is a
         // warning and blocks no deletion.
         if let Err(e) = listed {
-            out.warnings
-                .push(format!("cluster {}: {e}", source.cluster));
+            out.warnings.push(format!("cluster {cluster}: {e}"));
         }
     }
-    out
+    Ok(out)
 }
