@@ -267,6 +267,14 @@ pub async fn scrape_once(
                 s.deleted,
                 s.changes
             );
+            let t = &report.timings;
+            println!(
+                "  {:.2}s: read and extract {:.2}s, write {:.2}s, settle edges and deletions {:.2}s",
+                (t.extract + t.ingest + t.settle).as_secs_f64(),
+                t.extract.as_secs_f64(),
+                t.ingest.as_secs_f64(),
+                t.settle.as_secs_f64()
+            );
             for e in &s.errors {
                 eprintln!("error: {e}");
             }

@@ -51,9 +51,10 @@ pub struct RunReport {
 /// Wall time spent in each phase of a run.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PhaseTimings {
-    /// Reading, parsing, extracting, normalizing, health and links.
+    /// Reading, parsing, extracting, normalizing, health and links (of
+    /// Kubernetes sources: none, their pages are extracted while written).
     pub extract: std::time::Duration,
-    /// Writing batches.
+    /// Writing batches (for Kubernetes sources, listing and extracting too).
     pub ingest: std::time::Duration,
     /// Settling edges and deletions.
     pub settle: std::time::Duration,

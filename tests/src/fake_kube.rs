@@ -150,6 +150,27 @@ struct ListFault {
     times: usize,
 }
 
+/// An object, and its JSON as a list item (without `kind` and
+/// `apiVersion`), serialized once when it is stored.
+struct Stored {
+    object: Value,
+    listed: String,
+}
+
+impl Stored {
+    fn new(object: Value) -> Stored {
+        let mut listed = object.clone();
+        if let Value::Object(m) = &mut listed {
+            m.remove("kind");
+            m.remove("apiVersion");
+        }
+        Stored {
+            listed: listed.to_string(),
+            object,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     version: Value,
@@ -157,7 +178,7 @@ struct Inner {
     /// Versions at or below this are compacted (410 Gone).
     compacted: u64,
     /// `(group, plural)` → key → object.
-    objects: BTreeMap<(&'static str, &'static str), BTreeMap<String, Value>>,
+    objects: BTreeMap<(&'static str, &'static str), BTreeMap<String, Stored>>,
     /// `(resourceVersion, group, plural, type, object)`.
     log: Vec<(u64, &'static str, &'static str, &'static str, Value)>,
     watches: Vec<Watch>,
@@ -313,6 +334,7 @@ impl FakeCluster {
             .objects
             .get_mut(&(k.0, k.3))
             .and_then(|m| m.remove(&key))
+            .map(|stored| stored.object)
             .ok_or_else(|| anyhow::anyhow!("no {kind} {key}"))?;
         state.resource_version += 1;
         let rv = state.resource_version;
@@ -337,7 +359,7 @@ impl FakeCluster {
             .objects
             .get(&(k.0, k.3))
             .and_then(|m| m.get(&format!("{}/{name}", namespace.unwrap_or_default())))
-            .cloned()
+            .map(|stored| stored.object.clone())
     }
 
     /// Compacts history: every open watch gets `410 Gone` and closes, and
@@ -406,7 +428,7 @@ impl Inner {
             .objects
             .entry((kind.0, kind.3))
             .or_default()
-            .insert(key, object.clone());
+            .insert(key, Stored::new(object.clone()));
         if publish {
             let event_type = if previous.is_some() {
                 "MODIFIED"
@@ -614,29 +636,32 @@ async fn serve(
                 }
                 let empty = BTreeMap::new();
                 let collection = state.objects.get(&(kind.0, kind.3)).unwrap_or(&empty);
-                let total = collection.values().filter(|o| selects(o)).count();
+                let total = collection.values().filter(|o| selects(&o.object)).count();
                 let end = offset.saturating_add(limit).min(total);
-                let items: Vec<Value> = collection
+                let items: Vec<&str> = collection
                     .values()
-                    .filter(|o| selects(o))
+                    .filter(|o| selects(&o.object))
                     .skip(offset)
                     .take(end.saturating_sub(offset))
-                    .map(|o| {
-                        let mut o = o.clone();
-                        if let Value::Object(m) = &mut o {
-                            m.remove("kind");
-                            m.remove("apiVersion");
-                        }
-                        o
-                    })
+                    .map(|o| o.listed.as_str())
                     .collect();
                 let mut metadata = json!({"resourceVersion": snapshot.to_string()});
                 if end < total {
                     metadata["continue"] = format!("offset-{end}-rv-{snapshot}").into();
                     metadata["remainingItemCount"] = (total - end).into();
                 }
-                let body = json!({"kind": format!("{}List", kind.2), "apiVersion": group_version(kind), "metadata": metadata, "items": items});
-                return json_response(StatusCode::OK, &body);
+                let body = format!(
+                    "{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":{metadata},\"items\":[{}]}}",
+                    kind.2,
+                    group_version(kind),
+                    items.join(",")
+                );
+                return (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    body,
+                )
+                    .into_response();
             }
             let from: u64 = query
                 .get("resourceVersion")
