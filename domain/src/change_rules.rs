@@ -91,6 +91,42 @@ pub enum Verdict {
     },
 }
 
+/// What every rule of one change sees besides the change's own fields.
+struct Context<'a> {
+    details: &'a Value,
+    patches: &'a Value,
+    created_at: Value,
+    config: &'a Value,
+    item: &'a Value,
+}
+
+/// A change's own fields as CEL variables.
+fn current(f: &ChangeFields) -> Value {
+    json!({
+        "change_type": f.change_type,
+        "severity": f.severity.as_str(),
+        "summary": f.summary,
+        "source": f.source,
+    })
+}
+
+impl<'a> Context<'a> {
+    /// The variables of SPEC §10 for change mapping and exclusion.
+    fn variables(&'a self, current: &'a Value) -> Vec<(&'a str, &'a Value)> {
+        vec![
+            ("change_type", &current["change_type"]),
+            ("severity", &current["severity"]),
+            ("summary", &current["summary"]),
+            ("source", &current["source"]),
+            ("details", self.details),
+            ("patches", self.patches),
+            ("created_at", &self.created_at),
+            ("config", self.config),
+            ("config_item", self.item),
+        ]
+    }
+}
+
 impl ChangeRules {
     /// Whether there is anything to apply.
     pub fn is_empty(&self) -> bool {
@@ -110,29 +146,16 @@ impl ChangeRules {
     ) -> (Verdict, Vec<String>) {
         let mut errors = Vec::new();
         let mut action: Option<ChangeAction> = None;
-        let created = Value::String(created_at.to_rfc3339_opts(SecondsFormat::Secs, true));
-        let null = Value::Null;
-        let variables = |f: &ChangeFields| {
-            json!({
-                "change_type": f.change_type,
-                "severity": f.severity.as_str(),
-                "summary": f.summary,
-                "source": f.source,
-            })
+        let context = Context {
+            details: details.unwrap_or(&Value::Null),
+            patches: patches.unwrap_or(&Value::Null),
+            created_at: Value::String(created_at.to_rfc3339_opts(SecondsFormat::Secs, true)),
+            config,
+            item,
         };
         for (i, rule) in self.mapping.iter().enumerate() {
-            let current = variables(&fields);
-            let vars: Vec<(&str, &Value)> = vec![
-                ("change_type", &current["change_type"]),
-                ("severity", &current["severity"]),
-                ("summary", &current["summary"]),
-                ("source", &current["source"]),
-                ("details", details.unwrap_or(&null)),
-                ("patches", patches.unwrap_or(&null)),
-                ("created_at", &created),
-                ("config", config),
-                ("config_item", item),
-            ];
+            let current = current(&fields);
+            let vars = context.variables(&current);
             match rule.filter.evaluate(&vars) {
                 Ok(Value::Bool(true)) => {}
                 Ok(Value::Bool(false)) => continue,
@@ -191,18 +214,8 @@ impl ChangeRules {
                 }
             }
         }
-        let current = variables(&fields);
-        let vars: Vec<(&str, &Value)> = vec![
-            ("change_type", &current["change_type"]),
-            ("severity", &current["severity"]),
-            ("summary", &current["summary"]),
-            ("source", &current["source"]),
-            ("details", details.unwrap_or(&null)),
-            ("patches", patches.unwrap_or(&null)),
-            ("created_at", &created),
-            ("config", config),
-            ("config_item", item),
-        ];
+        let current = current(&fields);
+        let vars = context.variables(&current);
         for (i, exclude) in self.exclude.iter().enumerate() {
             match exclude.evaluate(&vars) {
                 Ok(Value::Bool(true)) => return (Verdict::Drop, errors),

@@ -62,10 +62,22 @@ pub struct PhaseTimings {
 
 /// Annotation values that skip an object or drop change types.
 pub(crate) const IGNORE: [&str; 2] = ["stratum.dev/ignore", "config-db.flanksource.com/ignore"];
-pub(crate) const IGNORE_CHANGES: [&str; 2] = [
+const IGNORE_CHANGES: [&str; 2] = [
     "stratum.dev/ignore-changes",
     "config-db.flanksource.com/ignore-changes",
 ];
+
+/// The change types an object's `ignore-changes` annotation drops.
+pub(crate) fn ignored_change_types(object: &Value) -> Vec<String> {
+    annotation(object, &IGNORE_CHANGES)
+        .map(|s| {
+            s.split(',')
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
 
 pub(crate) fn annotation<'a>(config: &'a Value, keys: &[&str]) -> Option<&'a str> {
     let annotations = config.pointer("/metadata/annotations")?.as_object()?;
@@ -435,14 +447,7 @@ pub(crate) fn extract(
         }
     }
     let labels = str_map(value.pointer("/metadata/labels"));
-    let ignored_change_types = annotation(&value, &IGNORE_CHANGES)
-        .map(|s| {
-            s.split(',')
-                .map(|t| t.trim().to_string())
-                .filter(|t| !t.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
+    let ignored_change_types = ignored_change_types(&value);
 
     Ok(Some(finish(
         config,

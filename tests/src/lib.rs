@@ -231,6 +231,24 @@ pub async fn scrape_items(
     scraper
 }
 
+/// Runs one full scrape of `config` and asserts that it succeeded.
+pub async fn scrape_succeeds(
+    store: &Store,
+    config: &stratum_scrapers::LoadedScrapeConfig,
+) -> stratum_scrapers::RunReport {
+    let report =
+        stratum_scrapers::run_scrape(store, config, &stratum_scrapers::RunOptions::default())
+            .await
+            .expect("scrape");
+    assert_eq!(
+        report.status,
+        stratum_domain::RunStatus::Succeeded,
+        "{:?}",
+        report.summary.errors
+    );
+    report
+}
+
 /// Path of the built `stratum` binary (cargo builds it for integration tests).
 pub fn stratum_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -132,15 +132,7 @@ spec:
 "#
         ),
     );
-    let first = run_scrape(&db.store, &config, &RunOptions::default())
-        .await
-        .expect("scrape");
-    assert_eq!(
-        first.status,
-        RunStatus::Succeeded,
-        "{:?}",
-        first.summary.errors
-    );
+    let first = stratum_tests::scrape_succeeds(&db.store, &config).await;
     let components = live_items_of(&db.store, "StatusPage::Component").await;
     assert_eq!(components.len(), 9, "three pages of three: {components:?}");
     assert!(
@@ -261,15 +253,7 @@ spec:
 "#
         ),
     );
-    let first = run_scrape(&db.store, &config, &RunOptions::default())
-        .await
-        .expect("scrape");
-    assert_eq!(
-        first.status,
-        RunStatus::Succeeded,
-        "{:?}",
-        first.summary.errors
-    );
+    stratum_tests::scrape_succeeds(&db.store, &config).await;
     let accounts = live_items_of(&db.store, "Billing::Account").await;
     assert_eq!(
         accounts,

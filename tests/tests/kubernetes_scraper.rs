@@ -161,15 +161,7 @@ async fn a_paged_list_builds_the_cluster_graph(backend: Backend) {
     let dir = tempfile::tempdir().expect("tmp");
     let fake = cluster().await;
     let config = config(dir.path(), &fake, "");
-    let report = run_scrape(&db.store, &config, &RunOptions::default())
-        .await
-        .expect("scrape");
-    assert_eq!(
-        report.status,
-        RunStatus::Succeeded,
-        "{:?}",
-        report.summary.errors
-    );
+    let report = stratum_tests::scrape_succeeds(&db.store, &config).await;
     assert!(
         report
             .summary
@@ -362,15 +354,7 @@ async fn a_paged_list_builds_the_cluster_graph(backend: Backend) {
     );
 
     // A replay changes nothing: same items, no new changes, events not duplicated.
-    let again = run_scrape(&db.store, &config, &RunOptions::default())
-        .await
-        .expect("rescrape");
-    assert_eq!(
-        again.status,
-        RunStatus::Succeeded,
-        "{:?}",
-        again.summary.errors
-    );
+    let again = stratum_tests::scrape_succeeds(&db.store, &config).await;
     assert_eq!(
         (
             again.summary.created,
@@ -389,15 +373,7 @@ async fn a_failed_list_page_deletes_nothing(backend: Backend) {
     let dir = tempfile::tempdir().expect("tmp");
     let fake = cluster().await;
     let config = config(dir.path(), &fake, "");
-    let first = run_scrape(&db.store, &config, &RunOptions::default())
-        .await
-        .expect("scrape");
-    assert_eq!(
-        first.status,
-        RunStatus::Succeeded,
-        "{:?}",
-        first.summary.errors
-    );
+    stratum_tests::scrape_succeeds(&db.store, &config).await;
     let before = items(&db.store).await;
     // The second page of pods fails; the pods on it (and after it) go unseen.
     fake.fail_list_page("pods", 1, 1);
@@ -435,6 +411,38 @@ async fn a_failed_list_page_deletes_nothing(backend: Backend) {
         good.summary
     );
     assert_eq!(changes_of(&db.store, crashing).await, changes);
+
+    // An unreachable cluster: a failed run that deletes nothing, and a
+    // cluster item that says why.
+    let dead = dir.path().join("kubeconfig-dead");
+    std::fs::write(
+        &dead,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: dead\n  cluster:\n    server: http://127.0.0.1:1\ncontexts:\n- name: dead\n  context: {cluster: dead, user: u}\ncurrent-context: dead\nusers:\n- name: u\n  user: {token: t}\n",
+    )
+    .expect("kubeconfig");
+    let text = format!(
+        "apiVersion: stratum.dev/v1\nkind: ScrapeConfig\nmetadata: {{name: prod, namespace: platform}}\nspec:\n  kubernetes:\n    - clusterName: prod-eu1\n      kubeconfig: {}\n",
+        dead.display()
+    );
+    let unreachable = load_str(&dir.path().join("prod.yaml"), &text)
+        .expect("config")
+        .remove(0);
+    let run = run_scrape(&db.store, &unreachable, &RunOptions::default())
+        .await
+        .expect("scrape");
+    assert_ne!(run.status, RunStatus::Succeeded);
+    assert!(
+        run.summary.deletions_blocked && run.summary.deleted == 0,
+        "{:?}",
+        run.summary
+    );
+    let now = items(&db.store).await;
+    assert_eq!(now.len(), before.len(), "nothing deleted");
+    let cluster = get(&now, "Cluster", "prod-eu1");
+    assert_eq!(
+        (cluster.2.as_str(), cluster.3.as_deref()),
+        ("unhealthy", Some("Unreachable"))
+    );
 }
 
 /// Polls until `check` holds, for up to 10 s.
@@ -458,15 +466,7 @@ async fn the_watch_applies_changes_deletes_and_events_and_relists_on_gone(backen
     let dir = tempfile::tempdir().expect("tmp");
     let fake = cluster().await;
     let config = Arc::new(config(dir.path(), &fake, ""));
-    let first = run_scrape(&db.store, &config, &RunOptions::default())
-        .await
-        .expect("scrape");
-    assert_eq!(
-        first.status,
-        RunStatus::Succeeded,
-        "{:?}",
-        first.summary.errors
-    );
+    let first = stratum_tests::scrape_succeeds(&db.store, &config).await;
     let before = items(&db.store).await;
     let cancel = tokio_util::sync::CancellationToken::new();
     let watch = tokio::spawn(stratum_scrapers::kubernetes::watch::run(
@@ -619,15 +619,7 @@ async fn change_rules_rename_copy_up_and_drop_event_changes(backend: Backend) {
       exclude: ['change_type == "Scheduled"']
 "#;
     let config = config(dir.path(), &fake, rules);
-    let report = run_scrape(&db.store, &config, &RunOptions::default())
-        .await
-        .expect("scrape");
-    assert_eq!(
-        report.status,
-        RunStatus::Succeeded,
-        "{:?}",
-        report.summary.errors
-    );
+    stratum_tests::scrape_succeeds(&db.store, &config).await;
     let items = items(&db.store).await;
     let crashing = changes_of(&db.store, get(&items, "Pod", CRASHING).0).await;
     assert!(

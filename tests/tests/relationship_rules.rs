@@ -7,8 +7,8 @@
 use std::path::Path;
 
 use sea_orm::{ConnectionTrait, Statement};
-use stratum_domain::RunStatus;
-use stratum_scrapers::{RunOptions, ScraperError, load_str, run_scrape};
+
+use stratum_scrapers::{ScraperError, load_str};
 use stratum_tests::{Backend, TestDb};
 use uuid::Uuid;
 
@@ -77,19 +77,8 @@ async fn rules_link_across_and_within_scrapers(backend: Backend) {
     .expect("write");
     let billing = load(dir.path(), "billing.yaml", BILLING);
     let inventory = load(dir.path(), "inventory.yaml", INVENTORY);
-    let first = run_scrape(&db.store, &billing, &RunOptions::default())
-        .await
-        .expect("billing");
-    assert_eq!(
-        first.status,
-        RunStatus::Succeeded,
-        "{:?}",
-        first.summary.errors
-    );
-    let run = run_scrape(&db.store, &inventory, &RunOptions::default())
-        .await
-        .expect("inventory");
-    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.summary.errors);
+    stratum_tests::scrape_succeeds(&db.store, &billing).await;
+    let run = stratum_tests::scrape_succeeds(&db.store, &inventory).await;
     assert_eq!(
         run.summary.edges_unresolved, 1,
         "acct-404 matches nothing; the empty name skips its rule"

@@ -21,7 +21,7 @@ use stratum_domain::{Health, HealthResult};
 use uuid::Uuid;
 
 use crate::config::LoadedScrapeConfig;
-use crate::pipeline::{Draft, Extracted, IGNORE, IGNORE_CHANGES, annotation, finish, str_map};
+use crate::pipeline::{Draft, Extracted, IGNORE, annotation, finish, str_map};
 use kinds::Resource;
 use spec::{KubeconfigSource, KubernetesSource};
 
@@ -239,14 +239,7 @@ pub(crate) fn object_item(
     if let Some(ns) = &namespace {
         tags.insert("namespace".into(), ns.clone());
     }
-    let ignored_change_types = annotation(&object, &IGNORE_CHANGES)
-        .map(|s| {
-            s.split(',')
-                .map(|t| t.trim().to_string())
-                .filter(|t| !t.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
+    let ignored_change_types = crate::pipeline::ignored_change_types(&object);
     let draft = Draft {
         id,
         item_type: format!("Kubernetes::{kind}"),
@@ -415,29 +408,18 @@ pub(crate) async fn scrape_cluster(
     writer: &mut crate::pipeline::BatchWriter<'_>,
 ) -> Result<ClusterScrape, crate::ScraperError> {
     let mut out = ClusterScrape::default();
-    let client = match connect(source).await {
-        Ok(c) => c,
-        Err(e) => {
-            writer
-                .push_one(
-                    session,
-                    cluster_item(config, source, None, Some(&e), now).item,
-                )
-                .await?;
-            out.errors.push(e);
-            return Ok(out);
-        }
+    let reached = match connect(source).await {
+        Ok(client) => match client.apiserver_version().await {
+            Ok(info) => Ok((client, serde_json::to_value(info).ok())),
+            Err(e) => Err(format!("cluster {}: {e}", source.cluster)),
+        },
+        Err(e) => Err(e),
     };
-    let version = match client.apiserver_version().await {
-        Ok(info) => serde_json::to_value(info).ok(),
+    let (client, version) = match reached {
+        Ok(reached) => reached,
         Err(e) => {
-            let e = format!("cluster {}: {e}", source.cluster);
-            writer
-                .push_one(
-                    session,
-                    cluster_item(config, source, None, Some(&e), now).item,
-                )
-                .await?;
+            let unreachable = cluster_item(config, source, None, Some(&e), now);
+            writer.push_one(session, unreachable.item).await?;
             out.errors.push(e);
             return Ok(out);
         }
