@@ -118,6 +118,8 @@ pub(crate) struct Extracted {
     pub(crate) rule_errors: Vec<String>,
     /// Relationship rule selectors, resolved once the batch is known.
     pub(crate) links: Vec<crate::relationships::PendingLink>,
+    /// Changes a full-mode document carried.
+    pub(crate) changes: Vec<stratum_domain::store::ExternalChange>,
 }
 
 /// Items of a run (or a watch batch) as they are extracted, with what
@@ -127,6 +129,7 @@ pub(crate) struct Collected {
     pub(crate) items: Vec<ScrapedItem>,
     pub(crate) selectors: Vec<(usize, ServiceSelector)>,
     pub(crate) links: Vec<(usize, crate::relationships::PendingLink)>,
+    pub(crate) changes: Vec<stratum_domain::store::ExternalChange>,
     pub(crate) warnings: Vec<String>,
 }
 
@@ -149,6 +152,7 @@ impl Collected {
         }
         self.links
             .extend(extracted.links.into_iter().map(|l| (index, l)));
+        self.changes.extend(extracted.changes);
         self.items.push(extracted.item);
     }
 }
@@ -359,6 +363,20 @@ pub(crate) fn extract(
     now: chrono::DateTime<Utc>,
 ) -> Result<Option<Extracted>, String> {
     let file = origin.to_string();
+    // Full mode (SPEC §10): `changes` and `analysis` are reserved, and a
+    // `config` key holds the item's document.
+    let (value, full_changes, analysis) = match value {
+        Value::Object(mut document) if config.spec.full => {
+            let changes = document.remove("changes");
+            let analysis = document.remove("analysis");
+            let value = match document.remove("config") {
+                Some(inner) => inner,
+                None => Value::Object(document),
+            };
+            (value, changes, analysis)
+        }
+        other => (other, None, None),
+    };
     let err = |field: &str, e: String| format!("{file}: {field}: {e}");
     let kind = value
         .get("kind")
@@ -449,7 +467,7 @@ pub(crate) fn extract(
     let labels = str_map(value.pointer("/metadata/labels"));
     let ignored_change_types = ignored_change_types(&value);
 
-    Ok(Some(finish(
+    let mut extracted = finish(
         config,
         Draft {
             id,
@@ -461,11 +479,90 @@ pub(crate) fn extract(
             tags,
             labels,
             ignored_change_types,
-            source: file,
+            source: file.clone(),
         },
         value,
         now,
-    )))
+    );
+    if let Some(changes) = full_changes {
+        let own = ItemRef::External {
+            item_type: extracted.item.item_type.clone(),
+            external_id: extracted.item.primary_external_id(),
+        };
+        let (changes, errors) = full_mode_changes(&changes, own, &config.metadata.name);
+        extracted.changes = changes;
+        extracted
+            .rule_errors
+            .extend(errors.into_iter().map(|e| format!("{file}: {e}")));
+    }
+    if analysis.is_some_and(|a| a.as_array().is_some_and(|a| !a.is_empty())) {
+        extracted.rule_errors.push(format!(
+            "{file}: analysis entries are not ingested yet (insights from documents are not supported in this build)"
+        ));
+    }
+    Ok(Some(extracted))
+}
+
+/// The `changes` of a full-mode document (SPEC §10): each needs
+/// `change_type` and `external_change_id`, and attaches to `own` unless it
+/// names another item by `external_id` and `type`.
+fn full_mode_changes(
+    changes: &Value,
+    own: ItemRef,
+    scraper: &str,
+) -> (Vec<stratum_domain::store::ExternalChange>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    let Some(entries) = changes.as_array() else {
+        return (out, vec!["changes: not a list".into()]);
+    };
+    for (i, entry) in entries.iter().enumerate() {
+        let text = |k: &str| {
+            entry
+                .get(k)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        };
+        let (Some(change_type), Some(external_change_id)) =
+            (text("change_type"), text("external_change_id"))
+        else {
+            errors.push(format!(
+                "changes[{i}]: change_type and external_change_id are required; skipped"
+            ));
+            continue;
+        };
+        let severity = match text("severity").map(|s| s.to_ascii_lowercase().parse()) {
+            None => stratum_domain::Severity::Info,
+            Some(Ok(s)) => s,
+            Some(Err(_)) => {
+                errors.push(format!("changes[{i}]: unknown severity; skipped"));
+                continue;
+            }
+        };
+        let created_at = text("created_at")
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let target = match (text("external_id"), text("type").or(text("config_type"))) {
+            (Some(e), Some(t)) => ItemRef::External {
+                item_type: t.to_string(),
+                external_id: e.to_lowercase(),
+            },
+            _ => own.clone(),
+        };
+        out.push(stratum_domain::store::ExternalChange {
+            target,
+            external_change_id: external_change_id.to_string(),
+            change_type: change_type.to_string(),
+            severity,
+            source: text("source").unwrap_or(scraper).to_string(),
+            summary: text("summary").unwrap_or(change_type).to_string(),
+            details: entry.get("details").cloned(),
+            count: entry.get("count").and_then(Value::as_i64).unwrap_or(1),
+            first_observed: created_at,
+            created_at,
+        });
+    }
+    (out, errors)
 }
 
 /// An item's identity and metadata as a source extracted them, before its
@@ -617,6 +714,7 @@ pub(crate) fn finish(
         truncated,
         rule_errors,
         links,
+        changes: Vec::new(),
     }
 }
 
@@ -1082,8 +1180,10 @@ pub async fn run_scrape(
             mut items,
             selectors,
             links,
+            changes,
             mut warnings,
         } = collected;
+        events.extend(changes);
         kubernetes_links::link_services(&mut items, &selectors);
         rules_unresolved +=
             crate::relationships::resolve(store, scraper_id, &mut items, links).await?;

@@ -35,10 +35,11 @@ pub struct ExternalChange {
     pub details: Option<serde_json::Value>,
     /// How often the source saw it (its own running count).
     pub count: i64,
-    /// First seen by the source.
-    pub first_observed: DateTime<Utc>,
-    /// Last seen by the source.
-    pub created_at: DateTime<Utc>,
+    /// First seen by the source (when the source says).
+    pub first_observed: Option<DateTime<Utc>>,
+    /// Last seen by the source; when the source gives no time, the time
+    /// of the first report, kept by replays.
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 /// What [`Store::upsert_external_changes`] did.
@@ -79,6 +80,7 @@ impl Store {
         changes: Vec<ExternalChange>,
         rules: Option<&ChangeRules>,
     ) -> Result<ExternalChangeStats> {
+        let now = super::now();
         let mut stats = ExternalChangeStats::default();
         if changes.is_empty() {
             return Ok(stats);
@@ -146,23 +148,25 @@ impl Store {
             }
         }
         let mut inserts: Vec<(Uuid, &ExternalChange)> = Vec::new();
-        let mut updates: Vec<(Uuid, &ExternalChange)> = Vec::new();
+        let mut updates: Vec<(Uuid, DateTime<Utc>, &ExternalChange)> = Vec::new();
         for ((config_id, external_id), change) in &keyed {
             match stored.get(&(*config_id, external_id.clone())) {
                 None => inserts.push((*config_id, change)),
                 Some(row)
                     if row.count == change.count.max(1)
-                        && row.created_at == change.created_at
+                        && change.created_at.is_none_or(|t| t == row.created_at)
                         && row.summary == change.summary =>
                 {
                     stats.unchanged += 1
                 }
-                Some(row) => updates.push((row.id, change)),
+                Some(row) => {
+                    updates.push((row.id, change.created_at.unwrap_or(row.created_at), change))
+                }
             }
         }
         let seqs = Store::allocate_seq(&txn, inserts.len() + updates.len()).await?;
         let mut seqs = seqs.into_iter();
-        for (row_id, change) in &updates {
+        for (row_id, created_at, change) in &updates {
             let seq = seqs.next().unwrap_or_default();
             txn.execute_raw(stmt(
                 backend,
@@ -170,7 +174,7 @@ impl Store {
                  change_type = ?, seq = ? WHERE id = ?",
                 vec![
                     change.count.max(1).into(),
-                    change.created_at.into(),
+                    (*created_at).into(),
                     change.summary.clone().into(),
                     change.details.clone().into(),
                     change.severity.as_str().into(),
@@ -203,8 +207,12 @@ impl Store {
                     Value::from(c.external_change_id.clone()),
                     Value::from(fingerprint(&c.change_type, c.details.as_ref())),
                     Value::from(c.count.max(1)),
-                    Value::from(c.first_observed.min(c.created_at)),
-                    Value::from(c.created_at),
+                    Value::from(
+                        c.first_observed
+                            .unwrap_or(now)
+                            .min(c.created_at.unwrap_or(now)),
+                    ),
+                    Value::from(c.created_at.unwrap_or(now)),
                 ]);
             }
             txn.execute_raw(stmt(backend, &sql, values)).await?;
@@ -311,7 +319,7 @@ impl Store {
                 fields,
                 change.details.as_ref(),
                 None,
-                change.created_at,
+                change.created_at.unwrap_or_else(super::now),
                 config,
                 item,
             );

@@ -130,8 +130,8 @@ pub fn to_change(event: &Value, options: &EventOptions) -> Result<ExternalChange
             .to_string(),
         details: Some(details),
         count,
-        first_observed,
-        created_at,
+        first_observed: Some(first_observed),
+        created_at: Some(created_at),
     })
 }
 
