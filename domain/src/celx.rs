@@ -1,5 +1,6 @@
 //! The CEL environment: expressions are compiled once and evaluated against
-//! JSON variables (SPEC §10 "CEL").
+//! JSON variables (SPEC §10 "CEL"). Every evaluation also sees `now` (a
+//! timestamp) and `glob(text, pattern)`.
 
 use std::sync::{Arc, LazyLock};
 
@@ -59,9 +60,19 @@ impl Expression {
         &self.source
     }
 
-    /// Evaluates with the given variables and converts the result to JSON.
+    /// Evaluates with the given variables (plus `now` and `glob`) and
+    /// converts the result to JSON.
     pub fn evaluate(&self, variables: &[(&str, &Value)]) -> Result<Value> {
         let mut context = Context::with_env(ENV.clone());
+        context.add_variable_from_value(
+            "now",
+            cel::Value::Timestamp(chrono::Utc::now().fixed_offset()),
+        );
+        context
+            .add_function("glob", |text: Arc<String>, pattern: Arc<String>| {
+                glob_match(&pattern, &text)
+            })
+            .map_err(|e| DomainError::Cel(format!("glob: {e:?}")))?;
         for (name, value) in variables {
             let v = cel::to_value(value).map_err(|e| DomainError::Cel(e.to_string()))?;
             context.add_variable_from_value(*name, v);
@@ -73,6 +84,11 @@ impl Expression {
         out.json()
             .map_err(|e| DomainError::Cel(format!("{}: {e}", self.source)))
     }
+}
+
+/// Shell-style matching (`*`, `?`, `[…]`); an invalid pattern matches nothing.
+fn glob_match(pattern: &str, text: &str) -> bool {
+    glob::Pattern::new(pattern).is_ok_and(|p| p.matches(text))
 }
 
 #[cfg(test)]
@@ -88,6 +104,27 @@ mod tests {
             e.evaluate(&[("config", &config)]).ok(),
             Some(json!("Inventory::Service"))
         );
+    }
+
+    #[test]
+    fn now_and_glob_are_always_there() {
+        let e = Expression::compile(
+            r#"glob(config.name, "api-*") && !glob(config.name, "db?") && timestamp(config.at) < now"#,
+        )
+        .expect("compiles");
+        let config = json!({"name": "api-7d9f", "at": "2026-01-01T00:00:00Z"});
+        assert_eq!(e.evaluate(&[("config", &config)]).ok(), Some(json!(true)));
+        for (pattern, text, want) in [
+            ("*", "", true),
+            ("a*c", "abbbc", true),
+            ("a?c", "abc", true),
+            ("a?c", "ac", false),
+            ("Kubernetes::*", "Kubernetes::Pod", true),
+            ("*Error", "ImageError", true),
+            ("*Error", "ErrorX", false),
+        ] {
+            assert_eq!(glob_match(pattern, text), want, "{pattern} {text}");
+        }
     }
 
     #[test]
