@@ -251,14 +251,6 @@ impl Store {
             .into_iter()
             .collect();
         let backend = self.backend();
-        let json = |r: &sea_orm::QueryResult, c: &str| -> serde_json::Value {
-            r.try_get::<serde_json::Value>("", c)
-                .or_else(|_| {
-                    r.try_get::<String>("", c)
-                        .map(|s| serde_json::from_str(&s).unwrap_or(serde_json::Value::Null))
-                })
-                .unwrap_or(serde_json::Value::Null)
-        };
         // Each target's document, fields and ancestors; then the ancestors' types.
         let mut context: HashMap<Uuid, (serde_json::Value, serde_json::Value, Vec<Uuid>)> =
             HashMap::new();
@@ -276,14 +268,14 @@ impl Store {
                     "type": r.try_get::<String>("", "type")?,
                     "name": r.try_get::<String>("", "name")?,
                     "namespace": r.try_get::<Option<String>>("", "namespace")?,
-                    "tags": json(&r, "tags"),
-                    "labels": json(&r, "labels"),
+                    "tags": r.try_get::<serde_json::Value>("", "tags")?,
+                    "labels": r.try_get::<serde_json::Value>("", "labels")?,
                 });
                 let ancestors = path
                     .split('.')
                     .filter_map(|s| Uuid::parse_str(s).ok())
                     .collect();
-                context.insert(id, (json(&r, "config"), item, ancestors));
+                context.insert(id, (r.try_get("", "config")?, item, ancestors));
             }
         }
         let ancestor_ids: Vec<Uuid> = context

@@ -92,13 +92,7 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             if !selector.labels.is_empty() {
-                let labels: serde_json::Value = row
-                    .try_get::<serde_json::Value>("", "labels")
-                    .or_else(|_| {
-                        row.try_get::<String>("", "labels")
-                            .map(|s| serde_json::from_str(&s).unwrap_or(serde_json::Value::Null))
-                    })
-                    .unwrap_or(serde_json::Value::Null);
+                let labels: serde_json::Value = row.try_get("", "labels")?;
                 if !selector.labels.iter().all(|(k, v)| {
                     labels.get(k).and_then(serde_json::Value::as_str) == Some(v.as_str())
                 }) {
