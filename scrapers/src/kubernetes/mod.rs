@@ -99,8 +99,20 @@ fn list_params(source: &KubernetesSource) -> ListParams {
     params
 }
 
+/// The watcher settings matching [`list_params`].
+pub(crate) fn watcher_config(source: &KubernetesSource) -> kube::runtime::watcher::Config {
+    let mut settings = kube::runtime::watcher::Config::default().page_size(source.page_size);
+    if let Some(labels) = &source.label_selector {
+        settings = settings.labels(labels);
+    }
+    if let Some(fields) = &source.field_selector {
+        settings = settings.fields(fields);
+    }
+    settings
+}
+
 /// The namespaces a resource is listed in: `[None]` for all.
-fn scopes(source: &KubernetesSource, resource: &Resource) -> Vec<Option<String>> {
+pub(crate) fn scopes(source: &KubernetesSource, resource: &Resource) -> Vec<Option<String>> {
     if resource.namespaced && !source.namespaces.is_empty() {
         source.namespaces.iter().cloned().map(Some).collect()
     } else {
@@ -121,46 +133,6 @@ fn complete(mut object: Value, resource: &Resource) -> Value {
         }
     }
     object
-}
-
-/// Lists every object of `resource` page by page, calling `each` per
-/// object; a failed page fails the listing (what came before it was
-/// already passed on, so callers must treat the run as partial).
-pub async fn list(
-    client: &Client,
-    source: &KubernetesSource,
-    resource: &Resource,
-    mut each: impl FnMut(Value),
-) -> Result<usize, String> {
-    let mut total = 0;
-    for scope in scopes(source, resource) {
-        let path = DynamicObject::url_path(&resource.api, scope.as_deref());
-        let mut params = list_params(source);
-        loop {
-            let request = kube::core::Request::new(&path)
-                .list(&params)
-                .map_err(|e| e.to_string())?;
-            let page: ObjectList<Value> = client.request(request).await.map_err(|e| {
-                format!(
-                    "list {}{}: {e}",
-                    resource.api.plural,
-                    scope
-                        .as_ref()
-                        .map(|n| format!(" in {n}"))
-                        .unwrap_or_default()
-                )
-            })?;
-            for object in page.items {
-                total += 1;
-                each(complete(object, resource));
-            }
-            match page.metadata.continue_.filter(|c| !c.is_empty()) {
-                Some(token) => params.continue_token = Some(token),
-                None => break,
-            }
-        }
-    }
-    Ok(total)
 }
 
 /// Whether `source` skips the object.
@@ -544,17 +516,22 @@ pub(crate) async fn scrape_cluster(
     }
     if source.events.enabled {
         let mut malformed = 0usize;
-        let listed = list(
-            &client,
-            source,
-            &kinds::events(),
-            |event| match events::to_change(&event, &source.events) {
-                Ok(change) => out.events.push(change),
-                Err(events::Skipped::Excluded) => {}
-                Err(events::Skipped::Malformed(_)) => malformed += 1,
-            },
-        )
-        .await;
+        let mut pages = spawn_pages(client.clone(), source.clone(), kinds::events());
+        let mut failed = None;
+        while let Some(page) = pages.recv().await {
+            match page {
+                Ok(page) => {
+                    for event in page {
+                        match events::to_change(&event, &source.events) {
+                            Ok(change) => out.events.push(change),
+                            Err(events::Skipped::Excluded) => {}
+                            Err(events::Skipped::Malformed(_)) => malformed += 1,
+                        }
+                    }
+                }
+                Err(e) => failed = Some(e),
+            }
+        }
         if malformed > 0 {
             out.warnings.push(format!(
                 "cluster {cluster}: {malformed} event(s) without a uid, reason or target skipped"
@@ -562,7 +539,7 @@ pub(crate) async fn scrape_cluster(
         }
         // Events are history, not inventory: a failed event list is a
         // warning and blocks no deletion.
-        if let Err(e) = listed {
+        if let Some(e) = failed {
             out.warnings.push(format!("cluster {cluster}: {e}"));
         }
     }

@@ -119,24 +119,13 @@ pub async fn run(
     let mut streams: Vec<Stream> = Vec::new();
     let mut tasks = tokio::task::JoinSet::new();
     for resource in watched {
-        let scopes: Vec<Option<String>> = if resource.namespaced && !source.namespaces.is_empty() {
-            source.namespaces.iter().cloned().map(Some).collect()
-        } else {
-            vec![None]
-        };
-        for scope in scopes {
+        for scope in super::scopes(&source, &resource) {
             let index = streams.len();
             let api: Api<DynamicObject> = match &scope {
                 Some(ns) => Api::namespaced_with(client.clone(), ns, &resource.api),
                 None => Api::all_with(client.clone(), &resource.api),
             };
-            let mut settings = watcher::Config::default().page_size(source.page_size);
-            if let Some(l) = &source.label_selector {
-                settings = settings.labels(l);
-            }
-            if let Some(f) = &source.field_selector {
-                settings = settings.fields(f);
-            }
+            let settings = super::watcher_config(&source);
             let tx = tx.clone();
             let kind_resource = resource.clone();
             let cancel = cancel.clone();
