@@ -1131,12 +1131,14 @@ pub async fn run_scrape(
         let mut session = IngestSession::new(scraper_id, run_id, started_at);
         session.touch_granularity = touch_granularity(config.stale_item_age);
         session.change_rules = config.change_rules.clone();
+        let clock = std::time::Instant::now();
+        store.preload_existing(&mut session).await?;
+        timings.ingest += clock.elapsed();
         let mut writer = BatchWriter::new(store);
         let mut events = Vec::new();
         let mut rules_unresolved = 0;
         if !config.kubernetes.is_empty() {
             let clock = std::time::Instant::now();
-            store.preload_existing(&mut session).await?;
             for source in &config.kubernetes {
                 let scraped = crate::kubernetes::scrape_cluster(
                     config,
@@ -1190,9 +1192,6 @@ pub async fn run_scrape(
         let items = parents_first(items, scraper_id);
         timings.extract += clock.elapsed();
         let clock = std::time::Instant::now();
-        if config.kubernetes.is_empty() {
-            store.preload_existing(&mut session).await?;
-        }
         writer.push(&mut session, items).await?;
         writer.finish(&mut session).await?;
         let completion = RunCompletion {
