@@ -6,4 +6,5 @@ pub mod demo;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod maintenance;
 pub mod serve;

@@ -50,6 +50,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cancel.clone(),
     )
     .await;
+    crate::maintenance::spawn(store.clone(), &tracker, cancel.clone());
     stratum_scrapers::scheduler::spawn_all(
         store.clone(),
         configs,

@@ -115,6 +115,10 @@ impl Store {
         keyed.sort_by(|a, b| a.0.cmp(&b.0));
         let backend = self.backend();
         let (_guard, txn) = self.write_txn().await?;
+        if !rule_deletes.is_empty() {
+            // Before the first write: the deletes move rollup counts.
+            super::rollup::lock(&txn).await?;
+        }
         let mut stored: HashMap<(Uuid, String), StoredChange> = HashMap::new();
         for chunk in keyed.chunks(MAX_PARAMS / 2) {
             let config_ids: Vec<Uuid> = chunk
@@ -376,6 +380,7 @@ impl Store {
         }
         let now = super::now();
         let (_guard, txn) = self.write_txn().await?;
+        super::rollup::lock(&txn).await?;
         let backend = self.backend();
         let mut live: Vec<Uuid> = Vec::new();
         for chunk in ids.chunks(1000) {

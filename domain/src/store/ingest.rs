@@ -14,6 +14,7 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, Value};
 use serde_json::json;
 use uuid::Uuid;
 
+use super::rollup::{self, RollupDelta};
 use super::{MAX_PARAMS, Store, marks, stmt};
 use crate::diff;
 use crate::entities::config_item::{Column as C, Entity as ConfigItems};
@@ -722,6 +723,7 @@ impl Store {
 
         let mut rule_deletes: Vec<Uuid> = Vec::new();
         let mut ups: Vec<Up> = Vec::new();
+        let mut rollup = RollupDelta::default();
         for p in &mut prepared {
             let first_change = changes.len();
             let item = &p.item;
@@ -741,6 +743,7 @@ impl Store {
                     if matches!(health, Health::Unhealthy | Health::Warning) {
                         changes.push(health_change(p.id, Health::Unknown, None, item));
                     }
+                    rollup.count(&p.path, health, 1);
                     (now, now, true)
                 }
                 Some(e) => {
@@ -786,6 +789,19 @@ impl Store {
                     let previous: Health = e.health.parse().unwrap_or(Health::Unknown);
                     if previous != health {
                         changes.push(health_change(p.id, previous, Some(e), item));
+                    }
+                    if e.path != p.path {
+                        // The subtree moves with it: both sets of ancestors are recounted.
+                        rollup.recompute_ancestors(&e.path);
+                        rollup.recompute_ancestors(&p.path);
+                    } else if e.deleted {
+                        rollup.count(&p.path, health, 1);
+                    } else if previous != health {
+                        rollup.count(&p.path, previous, -1);
+                        rollup.count(&p.path, health, 1);
+                    }
+                    if e.deleted || previous != health {
+                        rollup.own_changed(p.id);
                     }
                     (
                         e.created_at,
@@ -846,6 +862,9 @@ impl Store {
             }
         }
 
+        if !rollup.is_empty() || !rule_deletes.is_empty() {
+            rollup::lock(&txn).await?;
+        }
         write_items(&txn, rows).await?;
         touch_items(&txn, &touch, now).await?;
         write_external_ids(&txn, &external_rows, true).await?;
@@ -854,6 +873,7 @@ impl Store {
         for (old, new) in &reparented {
             rewrite_descendant_paths(&txn, old, new).await?;
         }
+        rollup.apply(&txn).await?;
         changes.extend(changes_moved_up(&txn, ups).await?);
         stats.changes = record_changes(&txn, changes, now).await?;
         if !rule_deletes.is_empty() {
@@ -984,6 +1004,10 @@ impl Store {
         outcome.deletions_blocked = blocked.clone();
 
         let (_guard, txn) = self.write_txn().await?;
+        if completion.full && blocked.is_none() && stale_cutoff.is_some() {
+            // Before the first write: stale deletion moves rollup counts.
+            rollup::lock(&txn).await?;
+        }
         let (created, tombstoned) = sync_soft_edges(
             &txn,
             session.scraper_id,
@@ -1045,6 +1069,7 @@ impl Store {
     ) -> Result<()> {
         let backend = self.backend();
         let (_guard, txn) = self.write_txn().await?;
+        rollup::lock(&txn).await?;
         let row = txn
             .query_one_raw(stmt(
                 backend,
@@ -1079,6 +1104,10 @@ impl Store {
             &child_prefix(new_path, child),
         )
         .await?;
+        let mut rollup = RollupDelta::default();
+        rollup.recompute_ancestors(&old_path);
+        rollup.recompute_ancestors(new_path);
+        rollup.apply(&txn).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -1414,7 +1443,7 @@ async fn write_items_postgres(txn: &DatabaseTransaction, rows: Vec<Vec<Value>>) 
         .filter(|c| {
             !matches!(
                 **c,
-                "id" | "created_at" | "scraper_id" | "descendant_health"
+                "id" | "created_at" | "scraper_id" | "descendant_health" | "rolled_up_health"
             )
         })
         .map(|c| format!("\"{c}\" = excluded.\"{c}\""))
@@ -1471,7 +1500,12 @@ async fn write_items(txn: &DatabaseTransaction, rows: Vec<Vec<Value>>) -> Result
     let update: Vec<C> = ITEM_COLUMNS
         .iter()
         .copied()
-        .filter(|c| !matches!(c, C::Id | C::CreatedAt | C::ScraperId | C::DescendantHealth))
+        .filter(|c| {
+            !matches!(
+                c,
+                C::Id | C::CreatedAt | C::ScraperId | C::DescendantHealth | C::RolledUpHealth
+            )
+        })
         .collect();
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
@@ -1737,6 +1771,20 @@ pub(crate) async fn soft_delete(
     now: DateTime<Utc>,
 ) -> Result<i64> {
     let backend = txn.get_database_backend();
+    rollup::lock(txn).await?;
+    let mut rollup = RollupDelta::default();
+    for chunk in ids_deleted.chunks(1000) {
+        let (list, values) = super::in_ids(backend, chunk);
+        let sql =
+            format!("SELECT path, health FROM config_items WHERE deleted_at IS NULL AND id{list}");
+        for row in txn.query_all_raw(stmt(backend, &sql, values)).await? {
+            let health: Health = row
+                .try_get::<String>("", "health")?
+                .parse()
+                .unwrap_or(Health::Unknown);
+            rollup.count(&row.try_get::<String>("", "path")?, health, -1);
+        }
+    }
     for chunk in ids_deleted.chunks(1000) {
         let sql = format!(
             "UPDATE config_items SET deleted_at = ?, delete_reason = ? WHERE id IN ({})",
@@ -1761,6 +1809,7 @@ pub(crate) async fn soft_delete(
         })
         .collect();
     record_changes(txn, changes, now).await?;
+    rollup.apply(txn).await?;
     Ok(ids_deleted.len() as i64)
 }
 

@@ -26,6 +26,7 @@ pub mod insights;
 pub mod items;
 pub mod ownership;
 pub mod page;
+pub mod rollup;
 pub mod scrapers;
 pub mod search;
 pub mod selectors;
@@ -40,6 +41,7 @@ pub use ingest::{BatchStats, IngestSession, PreparedBatch, RunCompletion, RunOut
 pub use insights::InsightFilter;
 pub use items::{ChangeRow, ItemFilter, ItemOrder, ItemSort};
 pub use page::{MAX_PAGE, Page, PageRequest};
+pub use rollup::{RollupDrift, RollupTransition};
 pub use scrapers::{RunSummary, ScraperRecord};
 pub use summary::{Facet, GroupKey, HealthTally, SummaryGroup, ValueCount};
 
