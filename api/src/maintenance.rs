@@ -1,24 +1,35 @@
 //! Background upkeep of derived data while `serve` runs: the health rollup
 //! recount (SPEC §6: at startup and every 6 h, logging any drift it
-//! repairs).
+//! repairs) and the insight lifecycle (SPEC §7: expired silences end,
+//! pushed insights not re-pushed for 48 h resolve, insights resolved for
+//! 30 days are purged).
 
 use std::time::Duration;
 
 use stratum_domain::Store;
+use stratum_domain::store::insights::DEFAULT_RESOLVE_AFTER;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// How often the rollup counts are rebuilt from the paths.
 pub const ROLLUP_RECOUNT_EVERY: Duration = Duration::from_secs(6 * 3600);
 
+/// How often the insight lifecycle is advanced.
+pub const INSIGHT_UPKEEP_EVERY: Duration = Duration::from_secs(60);
+
 /// Starts the upkeep loop; it stops when `cancel` fires.
 pub fn spawn(store: Store, tracker: &TaskTracker, cancel: CancellationToken) {
     tracker.spawn(async move {
+        let mut last_recount: Option<tokio::time::Instant> = None;
         loop {
-            recount_rollups(&store).await;
+            if last_recount.is_none_or(|t| t.elapsed() >= ROLLUP_RECOUNT_EVERY) {
+                recount_rollups(&store).await;
+                last_recount = Some(tokio::time::Instant::now());
+            }
+            insight_upkeep(&store).await;
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(ROLLUP_RECOUNT_EVERY) => {}
+                _ = tokio::time::sleep(INSIGHT_UPKEEP_EVERY) => {}
             }
         }
     });
@@ -33,5 +44,29 @@ async fn recount_rollups(store: &Store) {
         ),
         Ok(drift) => tracing::debug!(items = drift.items, "health rollup counts verified"),
         Err(e) => tracing::error!(error = %e, "health rollup recount failed"),
+    }
+}
+
+async fn insight_upkeep(store: &Store) {
+    let now = stratum_domain::store::now();
+    match store.insight_upkeep(now).await {
+        Ok(done) if done != Default::default() => tracing::info!(
+            reopened = done.reopened,
+            resolved = done.resolved,
+            purged = done.purged,
+            "insight silences ended and old insights purged"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "insight upkeep failed"),
+    }
+    let (namespace, name) = crate::graphql::mutations::PUSH_SCRAPER;
+    let push = stratum_domain::ids::scraper_id(namespace, name);
+    match store
+        .resolve_unobserved_insights(push, now - DEFAULT_RESOLVE_AFTER)
+        .await
+    {
+        Ok(n) if n > 0 => tracing::info!(resolved = n, "pushed insights not re-pushed resolved"),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "resolving pushed insights failed"),
     }
 }

@@ -91,6 +91,7 @@ async fn pages_batch_edges_nodes_round_trip_and_changes_recurse(backend: Backend
             first_observed: Set(chrono::Utc::now()),
             last_observed: Set(chrono::Utc::now()),
             silenced_until: Set(None),
+            status_changed_at: Set(None),
         }
         .insert(db.store.connection())
         .await

@@ -107,6 +107,7 @@ async fn add_insight(
         first_observed: Set(chrono::Utc::now()),
         last_observed: Set(chrono::Utc::now()),
         silenced_until: Set(None),
+        status_changed_at: Set(None),
     }
     .insert(store.connection())
     .await

@@ -16,6 +16,15 @@ pub fn scraper_id(namespace: &str, name: &str) -> Uuid {
     Uuid::new_v5(&NAMESPACE, format!("scraper|{namespace}|{name}").as_bytes())
 }
 
+/// The id of an insight: UUIDv5(`config_id|analyzer|key`), so a
+/// re-observed finding updates its row.
+pub fn insight_id(config_id: Uuid, analyzer: &str, key: &str) -> Uuid {
+    Uuid::new_v5(
+        &NAMESPACE,
+        format!("{config_id}|{analyzer}|{key}").as_bytes(),
+    )
+}
+
 /// A fresh time-ordered row id.
 pub fn row_id() -> Uuid {
     Uuid::now_v7()

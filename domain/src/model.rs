@@ -211,6 +211,77 @@ pub struct ScrapedItem {
     pub relationships: Vec<ScrapedRelationship>,
     /// Change types never recorded for this item (`ignore-changes`).
     pub ignored_change_types: Vec<String>,
+    /// Findings about this item (analysis rules, full-mode `analysis`),
+    /// written in the item's batch.
+    pub insights: Vec<ScrapedInsight>,
+}
+
+/// The analysis types an insight may have (SPEC §7).
+pub const ANALYSIS_TYPES: &[&str] = &[
+    "availability",
+    "compliance",
+    "cost",
+    "integration",
+    "other",
+    "performance",
+    "recommendation",
+    "reliability",
+    "security",
+    "technical_debt",
+];
+
+/// One observation of a finding about an item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScrapedInsight {
+    /// The rule or tool that found it.
+    pub analyzer: String,
+    /// One of [`ANALYSIS_TYPES`].
+    pub analysis_type: String,
+    /// How bad it is.
+    pub severity: Severity,
+    /// One line.
+    pub summary: String,
+    /// Longer text (may be empty).
+    pub message: String,
+    /// Structured details (an object, or null).
+    pub details: Value,
+    /// Tells apart several findings of one analyzer on one item; the id is
+    /// UUIDv5(`config_id|analyzer|key`).
+    pub key: String,
+}
+
+impl ScrapedInsight {
+    /// Checks the fields a caller supplied: a known analysis type and a
+    /// non-empty analyzer.
+    pub fn validate(&self) -> Result<(), DomainError> {
+        if self.analyzer.trim().is_empty() {
+            return Err(DomainError::invalid(
+                "insight",
+                "analyzer must not be empty",
+            ));
+        }
+        if !ANALYSIS_TYPES.contains(&self.analysis_type.as_str()) {
+            return Err(DomainError::invalid(
+                "insight",
+                format!(
+                    "unknown analysis type {:?} (one of {})",
+                    self.analysis_type,
+                    ANALYSIS_TYPES.join(", ")
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A finding about an item named by reference (pushes and full-mode
+/// entries that name another item).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InsightObservation {
+    /// The item.
+    pub target: ItemRef,
+    /// The finding.
+    pub insight: ScrapedInsight,
 }
 
 impl ScrapedItem {

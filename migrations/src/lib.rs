@@ -9,6 +9,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_catalog;
 mod m20261201_000001_read_indexes;
+mod m20261202_000001_insight_lifecycle_costs;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261124_000001_catalog::Migration),
             Box::new(m20261201_000001_read_indexes::Migration),
+            Box::new(m20261202_000001_insight_lifecycle_costs::Migration),
         ]
     }
 }

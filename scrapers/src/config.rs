@@ -128,6 +128,10 @@ pub struct Retention {
     /// 20 by default.
     #[serde(default)]
     pub max_delete_percent: Option<f64>,
+    /// How long an open insight may go unobserved before a succeeded run
+    /// resolves it; `48h` by default.
+    #[serde(default)]
+    pub resolve_insights_after: Option<String>,
     /// Other keys.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
@@ -200,6 +204,9 @@ pub struct Transform {
     /// Change mapping and exclusion (SPEC §5).
     #[serde(default)]
     pub changes: crate::change_mapping::ChangesSpec,
+    /// Analysis rules producing insights (SPEC §7).
+    #[serde(default)]
+    pub analysis: Vec<crate::analysis::AnalysisRuleSpec>,
     /// Other keys.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
@@ -348,6 +355,10 @@ pub struct LoadedScrapeConfig {
     pub relationship_rules: Vec<crate::relationships::RelationshipRule>,
     /// Change mapping and exclusion; `None` when there is none.
     pub change_rules: Option<std::sync::Arc<stratum_domain::change_rules::ChangeRules>>,
+    /// Analysis rules, in order.
+    pub analysis_rules: Vec<crate::analysis::AnalysisRule>,
+    /// Open insights unobserved this long are resolved after a succeeded run.
+    pub resolve_insights_after: chrono::Duration,
     /// Warnings found while loading.
     pub warnings: Vec<Diagnostic>,
 }
@@ -728,6 +739,23 @@ fn compile_document(ctx: &mut Ctx<'_>, value: Value, base: &Path) -> Option<Load
             }
         },
     };
+    let resolve_insights_after = match spec.retention.resolve_insights_after.as_deref() {
+        None => stratum_domain::store::insights::DEFAULT_RESOLVE_AFTER,
+        Some(s) => match humantime::parse_duration(s)
+            .ok()
+            .and_then(|d| chrono::Duration::from_std(d).ok())
+        {
+            Some(d) => d,
+            None => {
+                ctx.at(
+                    "resolveInsightsAfter:",
+                    Severity::Error,
+                    format!("invalid resolveInsightsAfter {s:?}: expected a duration like 48h"),
+                );
+                stratum_domain::store::insights::DEFAULT_RESOLVE_AFTER
+            }
+        },
+    };
     let max_delete_percent = spec.retention.max_delete_percent.unwrap_or(20.0);
     if !(0.0..=100.0).contains(&max_delete_percent) {
         ctx.at(
@@ -839,6 +867,7 @@ fn compile_document(ctx: &mut Ctx<'_>, value: Value, base: &Path) -> Option<Load
     let relationship_rules = crate::relationships::compile(ctx, &spec.transform.relationship);
     let change_rules =
         crate::change_mapping::compile(ctx, &spec.transform.changes).map(std::sync::Arc::new);
+    let analysis_rules = crate::analysis::compile(ctx, &spec.transform.analysis);
     Some(LoadedScrapeConfig {
         file: PathBuf::from(&ctx.file),
         metadata: raw.metadata,
@@ -856,6 +885,8 @@ fn compile_document(ctx: &mut Ctx<'_>, value: Value, base: &Path) -> Option<Load
         masks,
         relationship_rules,
         change_rules,
+        analysis_rules,
+        resolve_insights_after,
         warnings: Vec::new(),
     })
 }

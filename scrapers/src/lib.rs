@@ -1,8 +1,9 @@
-//! Stratum's scrapers: ScrapeConfig documents, the `file` and `kubernetes`
-//! scrapers, the ingest
-//! pipeline that turns scraped documents into catalog items (through
-//! `stratum-domain` only), and the scheduler that runs them.
+//! Stratum's scrapers: ScrapeConfig documents, the `file`, `kubernetes`,
+//! `http` and `sql` scrapers, the ingest pipeline that turns scraped
+//! documents into catalog items and insights (through `stratum-domain`
+//! only), and the scheduler that runs them.
 
+pub mod analysis;
 pub mod change_mapping;
 pub mod config;
 pub mod error;

@@ -120,6 +120,8 @@ pub(crate) struct Extracted {
     pub(crate) links: Vec<crate::relationships::PendingLink>,
     /// Changes a full-mode document carried.
     pub(crate) changes: Vec<stratum_domain::store::ExternalChange>,
+    /// Insights a full-mode document carried about other items.
+    pub(crate) observations: Vec<stratum_domain::InsightObservation>,
 }
 
 /// Items of a run (or a watch batch) as they are extracted, with what
@@ -130,6 +132,7 @@ pub(crate) struct Collected {
     pub(crate) selectors: Vec<(usize, ServiceSelector)>,
     pub(crate) links: Vec<(usize, crate::relationships::PendingLink)>,
     pub(crate) changes: Vec<stratum_domain::store::ExternalChange>,
+    pub(crate) observations: Vec<stratum_domain::InsightObservation>,
     pub(crate) warnings: Vec<String>,
 }
 
@@ -153,6 +156,7 @@ impl Collected {
         self.links
             .extend(extracted.links.into_iter().map(|l| (index, l)));
         self.changes.extend(extracted.changes);
+        self.observations.extend(extracted.observations);
         self.items.push(extracted.item);
     }
 }
@@ -495,10 +499,13 @@ pub(crate) fn extract(
             .rule_errors
             .extend(errors.into_iter().map(|e| format!("{file}: {e}")));
     }
-    if analysis.is_some_and(|a| a.as_array().is_some_and(|a| !a.is_empty())) {
-        extracted.rule_errors.push(format!(
-            "{file}: analysis entries are not ingested yet (insights from documents are not supported in this build)"
-        ));
+    if let Some(analysis) = analysis {
+        let (own, others, errors) = crate::analysis::full_mode_entries(&analysis);
+        extracted.item.insights.extend(own);
+        extracted.observations = others;
+        extracted
+            .rule_errors
+            .extend(errors.into_iter().map(|e| format!("{file}: {e}")));
     }
     Ok(Some(extracted))
 }
@@ -633,6 +640,7 @@ pub(crate) fn finish(
     // Overrides judge the document as scraped; masks then hide values in
     // what is stored.
     let mut links = Vec::new();
+    let mut insights = Vec::new();
     let (health_result, health_error, mask_targets, mask_errors) = {
         let subject = HealthSubject {
             id: &id,
@@ -647,14 +655,17 @@ pub(crate) fn finish(
         let (health, health_error) =
             apply_health_rules(&config.health_rules, &subject, health_result);
         let (targets, mut mask_errors) = mask_targets(&config.masks, &subject, &health);
-        // Relationship rules see the document before masking, like the
-        // other rules.
-        if !config.relationship_rules.is_empty() {
+        // Relationship and analysis rules see the document before masking,
+        // like the other rules.
+        if !config.relationship_rules.is_empty() || !config.analysis_rules.is_empty() {
             let item = rule_item(&subject, &health);
             let variables = rule_variables(&subject, &item);
             let (found, errors) =
                 crate::relationships::evaluate(&config.relationship_rules, &variables);
             links = found;
+            mask_errors.extend(errors);
+            let (found, errors) = crate::analysis::evaluate(&config.analysis_rules, &variables);
+            insights = found;
             mask_errors.extend(errors);
         }
         (health, health_error, targets, mask_errors)
@@ -701,6 +712,7 @@ pub(crate) fn finish(
         parent: None,
         relationships: Vec::new(),
         ignored_change_types,
+        insights,
     };
     let selector = if is_kubernetes {
         kubernetes_links::link_object(&mut item, &config_doc)
@@ -715,6 +727,7 @@ pub(crate) fn finish(
         rule_errors,
         links,
         changes: Vec::new(),
+        observations: Vec::new(),
     }
 }
 
@@ -1183,6 +1196,7 @@ pub async fn run_scrape(
             selectors,
             links,
             changes,
+            observations,
             mut warnings,
         } = collected;
         events.extend(changes);
@@ -1220,6 +1234,14 @@ pub async fn run_scrape(
                 event_stats.unknown_target
             ));
         }
+        let observed = store.observe_insights(scraper_id, observations).await?;
+        if observed.unknown_target > 0 {
+            warnings.push(format!(
+                "{} insight(s) about items not in the catalog dropped",
+                observed.unknown_target
+            ));
+        }
+        session.stats.insights.add(&observed);
         timings.settle = clock.elapsed();
         let status = if errors.is_empty() {
             RunStatus::Succeeded
@@ -1228,6 +1250,16 @@ pub async fn run_scrape(
         } else {
             RunStatus::Failed
         };
+        if status == RunStatus::Succeeded {
+            // SPEC §7: what a succeeded run has not re-observed for the
+            // resolve age is resolved.
+            let resolved = store
+                .resolve_unobserved_insights(scraper_id, Utc::now() - config.resolve_insights_after)
+                .await?;
+            if resolved > 0 {
+                tracing::info!(scraper = %config.metadata.name, resolved, "insights resolved (not re-observed)");
+            }
+        }
         if let Some(reason) = &outcome.deletions_blocked {
             warnings.push(format!("deletions blocked: {reason}"));
         }

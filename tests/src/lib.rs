@@ -162,6 +162,7 @@ pub fn item(item_type: &str, external_id: &str, config: Value) -> ScrapedItem {
         parent: None,
         relationships: Vec::new(),
         ignored_change_types: Vec::new(),
+        insights: Vec::new(),
     }
 }
 

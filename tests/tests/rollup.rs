@@ -126,11 +126,7 @@ async fn unhealthy_pod_rolls_up_and_recovers(backend: Backend) {
     scrape_items(store, SCRAPER, catalog(&[], 3), keep_everything()).await;
     assert_eq!(
         rollup_of(store, "Kubernetes::Namespace", "payments").await,
-        (
-            "unknown".into(),
-            "healthy".into(),
-            json!({"healthy": 4})
-        )
+        ("unknown".into(), "healthy".into(), json!({"healthy": 4}))
     );
     assert_eq!(
         rollup_of(store, "Kubernetes::Cluster", "prod").await,
@@ -153,7 +149,10 @@ async fn unhealthy_pod_rolls_up_and_recovers(backend: Backend) {
         )
     );
     let deployment = rollup_of(store, "Kubernetes::Deployment", "payments-api").await;
-    assert_eq!((deployment.0.as_str(), deployment.1.as_str()), ("healthy", "unhealthy"));
+    assert_eq!(
+        (deployment.0.as_str(), deployment.1.as_str()),
+        ("healthy", "unhealthy")
+    );
     let cluster = rollup_of(store, "Kubernetes::Cluster", "prod").await;
     assert_eq!(cluster.1, "unhealthy");
     let search = rollup_of(store, "Kubernetes::Namespace", "search").await;
@@ -166,11 +165,7 @@ async fn unhealthy_pod_rolls_up_and_recovers(backend: Backend) {
     scrape_items(store, SCRAPER, catalog(&[], 3), keep_everything()).await;
     assert_eq!(
         rollup_of(store, "Kubernetes::Namespace", "payments").await,
-        (
-            "unknown".into(),
-            "healthy".into(),
-            json!({"healthy": 4})
-        )
+        ("unknown".into(), "healthy".into(), json!({"healthy": 4}))
     );
     assert_eq!(
         rollup_of(store, "Kubernetes::Cluster", "prod").await.1,
@@ -184,7 +179,9 @@ async fn deletes_and_moves_keep_counts_exact(backend: Backend) {
     let store = &db.store;
     scrape_items(store, SCRAPER, catalog(&[2], 3), full()).await;
     assert_eq!(
-        rollup_of(store, "Kubernetes::Namespace", "payments").await.1,
+        rollup_of(store, "Kubernetes::Namespace", "payments")
+            .await
+            .1,
         "unhealthy"
     );
 
@@ -192,18 +189,16 @@ async fn deletes_and_moves_keep_counts_exact(backend: Backend) {
     scrape_items(store, SCRAPER, catalog(&[], 2), full()).await;
     assert_eq!(
         rollup_of(store, "Kubernetes::Namespace", "payments").await,
-        (
-            "unknown".into(),
-            "healthy".into(),
-            json!({"healthy": 3})
-        )
+        ("unknown".into(), "healthy".into(), json!({"healthy": 3}))
     );
     assert_no_drift(store).await;
 
     // It comes back crashing: the revived row counts again.
     scrape_items(store, SCRAPER, catalog(&[2], 3), full()).await;
     assert_eq!(
-        rollup_of(store, "Kubernetes::Namespace", "payments").await.2,
+        rollup_of(store, "Kubernetes::Namespace", "payments")
+            .await
+            .2,
         json!({"healthy": 3, "unhealthy": 1})
     );
 
@@ -266,7 +261,10 @@ async fn late_parents_are_counted(backend: Backend) {
     // Pods first, one batch each; their deployment comes last.
     items.reverse();
     for i in items {
-        store.ingest_batch(&mut session, vec![i]).await.expect("ingest");
+        store
+            .ingest_batch(&mut session, vec![i])
+            .await
+            .expect("ingest");
     }
     store
         .complete_run(&mut session, &keep_everything())
@@ -372,7 +370,9 @@ async fn recompute_repairs_drift(backend: Backend) {
         sea_orm::DbBackend::Postgres => {
             "UPDATE config_items SET descendant_health = '{}', rolled_up_health = 'unknown' WHERE id = $1"
         }
-        _ => "UPDATE config_items SET descendant_health = '{}', rolled_up_health = 'unknown' WHERE id = ?",
+        _ => {
+            "UPDATE config_items SET descendant_health = '{}', rolled_up_health = 'unknown' WHERE id = ?"
+        }
     };
     store
         .connection()

@@ -1,10 +1,10 @@
 //! The GraphQL schema of SPEC §11 over the catalog store: the Relay `Node`
 //! interface, items with their edges, catalog-wide change search, scrapers,
-//! and the batching loaders behind them; limits and error codes are
+//! insight mutations, and the batching loaders behind them; limits and error codes are
 //! enforced by [`guard`].
 
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{EmptyMutation, EmptySubscription, SDLExportOptions, Schema};
+use async_graphql::{EmptySubscription, SDLExportOptions, Schema};
 use stratum_domain::Store;
 
 mod connection;
@@ -12,6 +12,7 @@ mod documents;
 mod filters;
 pub mod guard;
 mod loaders;
+pub mod mutations;
 mod persisted;
 mod types;
 
@@ -44,7 +45,7 @@ impl Default for SchemaOptions {
 }
 
 /// The executable schema.
-pub type StratumSchema = Schema<QueryRoot, EmptyMutation, EmptySubscription>;
+pub type StratumSchema = Schema<QueryRoot, mutations::MutationRoot, EmptySubscription>;
 
 /// Builds the schema with the default options.
 pub fn build_schema(store: Option<Store>) -> StratumSchema {
@@ -53,14 +54,13 @@ pub fn build_schema(store: Option<Store>) -> StratumSchema {
 
 /// Builds the schema with the store as context data.
 pub fn build_schema_with(store: Option<Store>, options: SchemaOptions) -> StratumSchema {
-    let mut builder = Schema::build(QueryRoot, EmptyMutation, EmptySubscription).extension(
-        guard::RequestGuard::new(
+    let mut builder = Schema::build(QueryRoot, mutations::MutationRoot, EmptySubscription)
+        .extension(guard::RequestGuard::new(
             options.limits,
             options.introspection,
             persisted::PersistedQueries::new(APQ_ENTRIES),
             documents::DocumentCache::new(DOCUMENT_CACHE_ENTRIES),
-        ),
-    );
+        ));
     if !options.introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }

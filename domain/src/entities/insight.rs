@@ -36,6 +36,8 @@ pub struct Model {
     pub last_observed: DateTimeUtc,
     /// Silenced until, if silenced.
     pub silenced_until: Option<DateTimeUtc>,
+    /// When `status` last changed.
+    pub status_changed_at: Option<DateTimeUtc>,
 }
 
 /// No declared relations.

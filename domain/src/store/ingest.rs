@@ -74,6 +74,8 @@ pub struct BatchStats {
     pub deleted_by_rules: i64,
     /// Change rules that failed (the first 100).
     pub rule_errors: Vec<String>,
+    /// What the items' insights did.
+    pub insights: super::insights::InsightStats,
 }
 
 impl BatchStats {
@@ -86,6 +88,7 @@ impl BatchStats {
         self.changes += other.changes;
         self.revived += other.revived;
         self.deleted_by_rules += other.deleted_by_rules;
+        self.insights.add(&other.insights);
         let room = 100usize.saturating_sub(self.rule_errors.len());
         self.rule_errors
             .extend(other.rule_errors.iter().take(room).cloned());
@@ -724,7 +727,9 @@ impl Store {
         let mut rule_deletes: Vec<Uuid> = Vec::new();
         let mut ups: Vec<Up> = Vec::new();
         let mut rollup = RollupDelta::default();
+        let mut observations: Vec<(Uuid, crate::model::ScrapedInsight)> = Vec::new();
         for p in &mut prepared {
+            observations.extend(p.item.insights.drain(..).map(|i| (p.id, i)));
             let first_change = changes.len();
             let item = &p.item;
             let health = item.health.health;
@@ -876,6 +881,8 @@ impl Store {
         rollup.apply(&txn).await?;
         changes.extend(changes_moved_up(&txn, ups).await?);
         stats.changes = record_changes(&txn, changes, now).await?;
+        stats.insights =
+            super::insights::write_observations(&txn, scraper_id, observations, now).await?;
         if !rule_deletes.is_empty() {
             rule_deletes.sort();
             rule_deletes.dedup();

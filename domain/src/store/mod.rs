@@ -38,7 +38,7 @@ pub use components::{ComponentFilter, ComponentScope};
 pub use external::{ExternalChange, ExternalChangeStats};
 pub use graph::{Direction, GraphNode, RelationKind, TraversalQuery, TraversalResult};
 pub use ingest::{BatchStats, IngestSession, PreparedBatch, RunCompletion, RunOutcome};
-pub use insights::InsightFilter;
+pub use insights::{InsightFilter, InsightStats, InsightUpkeep};
 pub use items::{ChangeRow, ItemFilter, ItemOrder, ItemSort};
 pub use page::{MAX_PAGE, Page, PageRequest};
 pub use rollup::{RollupDrift, RollupTransition};

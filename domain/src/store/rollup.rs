@@ -27,7 +27,7 @@ use crate::model::Health;
 
 /// Health counts indexed by [`Health`] order (unknown, healthy, warning,
 /// unhealthy).
-pub type HealthCounts = [i64; 4];
+pub type DescendantCounts = [i64; 4];
 
 /// The advisory lock (`pg_advisory_xact_lock(space, key)`) that serializes
 /// transactions with rollup work on PostgreSQL.
@@ -43,7 +43,7 @@ fn slot(h: Health) -> usize {
 }
 
 /// Decodes a stored `descendant_health` object; missing keys count zero.
-pub fn decode_counts(value: &serde_json::Value) -> HealthCounts {
+pub fn decode_counts(value: &serde_json::Value) -> DescendantCounts {
     let mut counts = [0; 4];
     for h in Health::ALL {
         counts[slot(*h)] = value.get(h.as_str()).and_then(|v| v.as_i64()).unwrap_or(0);
@@ -52,7 +52,7 @@ pub fn decode_counts(value: &serde_json::Value) -> HealthCounts {
 }
 
 /// Encodes counts as stored: only the non-zero ones.
-pub fn encode_counts(counts: &HealthCounts) -> serde_json::Value {
+pub fn encode_counts(counts: &DescendantCounts) -> serde_json::Value {
     let mut map = serde_json::Map::new();
     for h in Health::ALL {
         let n = counts[slot(*h)];
@@ -64,7 +64,7 @@ pub fn encode_counts(counts: &HealthCounts) -> serde_json::Value {
 }
 
 /// The worst of `own` and every health with a non-zero count.
-pub fn rolled_up(own: Health, counts: &HealthCounts) -> Health {
+pub fn rolled_up(own: Health, counts: &DescendantCounts) -> Health {
     Health::ALL
         .iter()
         .copied()
@@ -109,7 +109,7 @@ pub struct RollupTransition {
 /// Rollup work collected while a transaction writes items.
 #[derive(Debug, Default)]
 pub(crate) struct RollupDelta {
-    deltas: HashMap<Uuid, HealthCounts>,
+    deltas: HashMap<Uuid, DescendantCounts>,
     recompute: HashSet<Uuid>,
     own: HashSet<Uuid>,
 }
@@ -157,7 +157,7 @@ impl RollupDelta {
             .into_iter()
             .collect();
         targets.sort();
-        let mut updates: Vec<(Uuid, HealthCounts, Health)> = Vec::new();
+        let mut updates: Vec<(Uuid, DescendantCounts, Health)> = Vec::new();
         let mut transitions = Vec::new();
         for chunk in targets.chunks(1000) {
             let (list, values) = super::in_ids(backend, chunk);
@@ -208,7 +208,11 @@ impl RollupDelta {
 }
 
 /// Counts of the live items under `id` (whose own path is `path`).
-async fn subtree_counts(txn: &DatabaseTransaction, path: &str, id: Uuid) -> Result<HealthCounts> {
+async fn subtree_counts(
+    txn: &DatabaseTransaction,
+    path: &str,
+    id: Uuid,
+) -> Result<DescendantCounts> {
     let prefix = if path.is_empty() {
         id.to_string()
     } else {
@@ -236,7 +240,7 @@ async fn subtree_counts(txn: &DatabaseTransaction, path: &str, id: Uuid) -> Resu
 /// PostgreSQL, one per row on SQLite (in-process, so as cheap).
 async fn write_rollups(
     txn: &DatabaseTransaction,
-    updates: &[(Uuid, HealthCounts, Health)],
+    updates: &[(Uuid, DescendantCounts, Health)],
 ) -> Result<()> {
     let backend = txn.get_database_backend();
     if backend == DbBackend::Postgres {
@@ -297,10 +301,10 @@ impl Store {
         struct Row {
             id: Uuid,
             own: Health,
-            stored: HealthCounts,
+            stored: DescendantCounts,
             rolled: Health,
         }
-        let mut counts: HashMap<Uuid, HealthCounts> = HashMap::new();
+        let mut counts: HashMap<Uuid, DescendantCounts> = HashMap::new();
         let mut items = Vec::with_capacity(rows.len());
         for row in &rows {
             let id: Uuid = row.try_get("", "id")?;
@@ -354,7 +358,10 @@ mod tests {
         assert_eq!(rolled_up(Health::Healthy, &[3, 0, 0, 0]), Health::Healthy);
         assert_eq!(rolled_up(Health::Healthy, &[0, 5, 1, 0]), Health::Warning);
         assert_eq!(rolled_up(Health::Warning, &[0, 5, 0, 1]), Health::Unhealthy);
-        assert_eq!(rolled_up(Health::Unhealthy, &[0, 5, 0, 0]), Health::Unhealthy);
+        assert_eq!(
+            rolled_up(Health::Unhealthy, &[0, 5, 0, 0]),
+            Health::Unhealthy
+        );
     }
 
     #[test]
