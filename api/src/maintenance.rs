@@ -1,8 +1,9 @@
 //! Background upkeep of derived data while `serve` runs: the health rollup
 //! recount (SPEC §6: at startup and every 6 h, logging any drift it
-//! repairs) and the insight lifecycle (SPEC §7: expired silences end,
+//! repairs), the insight lifecycle (SPEC §7: expired silences end,
 //! pushed insights not re-pushed for 48 h resolve, insights resolved for
-//! 30 days are purged).
+//! 30 days are purged) and item cost totals (SPEC §8: hourly, so windows
+//! keep ending now).
 
 use std::time::Duration;
 
@@ -14,6 +15,9 @@ use tokio_util::task::TaskTracker;
 /// How often the rollup counts are rebuilt from the paths.
 pub const ROLLUP_RECOUNT_EVERY: Duration = Duration::from_secs(6 * 3600);
 
+/// How often item cost totals are recomputed.
+pub const COST_RECOMPUTE_EVERY: Duration = Duration::from_secs(3600);
+
 /// How often the insight lifecycle is advanced.
 pub const INSIGHT_UPKEEP_EVERY: Duration = Duration::from_secs(60);
 
@@ -21,10 +25,18 @@ pub const INSIGHT_UPKEEP_EVERY: Duration = Duration::from_secs(60);
 pub fn spawn(store: Store, tracker: &TaskTracker, cancel: CancellationToken) {
     tracker.spawn(async move {
         let mut last_recount: Option<tokio::time::Instant> = None;
+        let mut last_costs: Option<tokio::time::Instant> = None;
         loop {
             if last_recount.is_none_or(|t| t.elapsed() >= ROLLUP_RECOUNT_EVERY) {
                 recount_rollups(&store).await;
                 last_recount = Some(tokio::time::Instant::now());
+            }
+            if last_costs.is_none_or(|t| t.elapsed() >= COST_RECOMPUTE_EVERY) {
+                match store.recompute_costs(stratum_domain::store::now()).await {
+                    Ok(moved) => tracing::debug!(items = moved, "item cost totals recomputed"),
+                    Err(e) => tracing::error!(error = %e, "cost recompute failed"),
+                }
+                last_costs = Some(tokio::time::Instant::now());
             }
             insight_upkeep(&store).await;
             tokio::select! {

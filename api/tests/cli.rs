@@ -278,7 +278,8 @@ async fn migrate_applies_lists_and_rolls_back(backend: Backend) {
         lines(&db),
         [
             "applied m20261124_000001_catalog",
-            "applied m20261201_000001_read_indexes"
+            "applied m20261201_000001_read_indexes",
+            "applied m20261202_000001_insight_lifecycle_costs"
         ]
     );
     let out = stratum(&db, dir.path(), &["migrate", "down", "1"]);
@@ -291,10 +292,11 @@ async fn migrate_applies_lists_and_rolls_back(backend: Backend) {
         lines(&db),
         [
             "applied m20261124_000001_catalog",
-            "pending m20261201_000001_read_indexes"
+            "applied m20261201_000001_read_indexes",
+            "pending m20261202_000001_insight_lifecycle_costs"
         ]
     );
-    let out = stratum(&db, dir.path(), &["migrate", "down", "1"]);
+    let out = stratum(&db, dir.path(), &["migrate", "down", "2"]);
     assert!(out.status.success());
     assert!(
         lines(&db).iter().all(|l| l.starts_with("pending")),

@@ -110,6 +110,9 @@ pub struct Spec {
     /// SQL queries.
     #[serde(default)]
     pub sql: Vec<crate::remote::SqlSpec>,
+    /// Cost sources (SPEC §8).
+    #[serde(default)]
+    pub cost: Vec<crate::cost::CostSpec>,
     /// Transformations.
     #[serde(default)]
     pub transform: Transform,
@@ -345,6 +348,8 @@ pub struct LoadedScrapeConfig {
     pub http: Vec<crate::remote::HttpSource>,
     /// SQL queries.
     pub sql: Vec<crate::remote::SqlSource>,
+    /// Cost sources.
+    pub costs: Vec<crate::cost::CostSource>,
     /// Exclusions.
     pub exclusions: Vec<Exclusion>,
     /// Health overrides, in order.
@@ -573,14 +578,7 @@ impl Ctx<'_> {
 
     pub(crate) fn unsupported(&mut self, section: &str, other: &BTreeMap<String, Value>) {
         for key in other.keys() {
-            let message = match key.as_str() {
-                "cost" => {
-                    format!(
-                        "{section}{key}: this scraper type is not available in this build; the entries are skipped"
-                    )
-                }
-                _ => format!("{section}{key}: unknown or unsupported field, ignored"),
-            };
+            let message = format!("{section}{key}: unknown or unsupported field, ignored");
             self.at(&format!("{key}:"), Severity::Warning, message);
         }
     }
@@ -793,11 +791,17 @@ fn compile_document(ctx: &mut Ctx<'_>, value: Value, base: &Path) -> Option<Load
         crate::kubernetes::spec::compile(ctx, &spec.kubernetes, base, &raw.metadata.namespace);
     let http = crate::remote::compile_http(ctx, &spec.http, base);
     let sql = crate::remote::compile_sql(ctx, &spec.sql, base);
-    if files.is_empty() && kubernetes.is_empty() && http.is_empty() && sql.is_empty() {
+    let costs = crate::cost::compile(ctx, &spec.cost, base);
+    if files.is_empty()
+        && kubernetes.is_empty()
+        && http.is_empty()
+        && sql.is_empty()
+        && costs.is_empty()
+    {
         ctx.at(
             "spec:",
             Severity::Warning,
-            "no sources (file, kubernetes, http, sql): every run finds nothing".into(),
+            "no sources (file, kubernetes, http, sql, cost): every run finds nothing".into(),
         );
     }
     let mut exclusions = Vec::new();
@@ -880,6 +884,7 @@ fn compile_document(ctx: &mut Ctx<'_>, value: Value, base: &Path) -> Option<Load
         kubernetes,
         http,
         sql,
+        costs,
         exclusions,
         health_rules,
         masks,

@@ -14,9 +14,15 @@ fn has_glob(s: &str) -> bool {
 
 /// Expands the source's paths; a path that matches nothing is an error.
 pub fn expand_paths(source: &FileSource) -> (Vec<PathBuf>, Vec<String>) {
+    expand(&source.paths)
+}
+
+/// Expands paths and globs into the files they name, with an error for
+/// each path that names none.
+pub fn expand(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<String>) {
     let mut files = Vec::new();
     let mut errors = Vec::new();
-    for path in &source.paths {
+    for path in paths {
         let text = path.to_string_lossy();
         if !has_glob(&text) {
             if path.is_file() {

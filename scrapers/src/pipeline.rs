@@ -1242,6 +1242,23 @@ pub async fn run_scrape(
             ));
         }
         session.stats.insights.add(&observed);
+        for source in &config.costs {
+            let costs = crate::cost::run_source(store, scraper_id, source).await?;
+            errors.extend(costs.errors);
+            let import = &costs.import;
+            if import.unattributed_rows > 0 {
+                let spend: Vec<String> = import
+                    .unattributed
+                    .iter()
+                    .map(|m| format!("{} {}", crate::cost::format_money(m.amount), m.currency))
+                    .collect();
+                warnings.push(format!(
+                    "{} cost row(s) match no item ({}); kept as unattributed",
+                    import.unattributed_rows,
+                    spend.join(", ")
+                ));
+            }
+        }
         timings.settle = clock.elapsed();
         let status = if errors.is_empty() {
             RunStatus::Succeeded

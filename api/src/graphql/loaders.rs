@@ -135,6 +135,31 @@ impl Loader<LatestChangesKey> for CatalogLoader {
     }
 }
 
+/// An item's cost totals, one per currency (SPEC §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ItemCostsKey(pub Uuid);
+
+impl Loader<ItemCostsKey> for CatalogLoader {
+    type Value = Vec<stratum_domain::store::costs::CostTotals>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[ItemCostsKey],
+    ) -> Result<HashMap<ItemCostsKey, Self::Value>, LoadError> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let mut found = self
+            .store
+            .item_costs(&ids, stratum_domain::store::now())
+            .await
+            .map_err(Arc::new)?;
+        Ok(ids
+            .into_iter()
+            .map(|id| (ItemCostsKey(id), found.remove(&id).unwrap_or_default()))
+            .collect())
+    }
+}
+
 impl Loader<InsightCountKey> for CatalogLoader {
     type Value = InsightCounts;
     type Error = LoadError;

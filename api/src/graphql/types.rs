@@ -24,7 +24,8 @@ use super::filters::{
 };
 use super::loaders::{
     CatalogLoader, ChangeKey, ComponentChildrenKey, ComponentKey, ConfigDocKey, InsightCountKey,
-    InsightKey, ItemComponentsKey, ItemKey, LatestChangesKey, RelationshipKey, RunKey, ScraperKey,
+    InsightKey, ItemComponentsKey, ItemCostsKey, ItemKey, LatestChangesKey, RelationshipKey,
+    RunKey, ScraperKey,
 };
 use crate::error::{ApiError, ApiResult, gql};
 
@@ -528,6 +529,48 @@ impl ConfigItem {
             total_30d: self.0.cost_total_30d.map(money),
         })
     }
+    /// Cost totals, one entry per currency (several only when its rows
+    /// are billed in several).
+    async fn costs(&self, ctx: &Context<'_>) -> ApiResult<Vec<Cost>> {
+        let totals = loader(ctx)?
+            .load_one(ItemCostsKey(self.0.id))
+            .await
+            .map_err(gql)?
+            .unwrap_or_default();
+        Ok(totals
+            .into_iter()
+            .map(|t| Cost {
+                currency: t.currency,
+                per_minute: Some(money(t.per_minute)),
+                total_1d: Some(money(t.total_1d)),
+                total_7d: Some(money(t.total_7d)),
+                total_30d: Some(money(t.total_30d)),
+            })
+            .collect())
+    }
+    /// Spend of the item and its hard descendants over `window`, one entry
+    /// per currency.
+    async fn subtree_cost(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "CostWindow::D30")] window: CostWindow,
+    ) -> ApiResult<Vec<Money>> {
+        let spend = store(ctx)?
+            .subtree_cost(self.0.id, window.into(), Utc::now())
+            .await
+            .map_err(gql)?;
+        Ok(spend.into_iter().map(Money::from).collect())
+    }
+    /// Health counts of its live hard descendants.
+    async fn descendant_health(&self) -> HealthCounts {
+        let counts = stratum_domain::store::rollup::decode_counts(&self.0.descendant_health);
+        HealthCounts {
+            unknown: counts[0],
+            healthy: counts[1],
+            warning: counts[2],
+            unhealthy: counts[3],
+        }
+    }
     /// The scraper that owns it.
     async fn scraper(&self, ctx: &Context<'_>) -> ApiResult<Option<Scraper>> {
         Ok(loader(ctx)?
@@ -914,6 +957,59 @@ pub struct Money {
     amount: String,
     /// ISO currency code.
     currency: String,
+}
+
+impl From<stratum_domain::store::costs::Money> for Money {
+    fn from(m: stratum_domain::store::costs::Money) -> Self {
+        Money {
+            amount: money(m.amount),
+            currency: m.currency,
+        }
+    }
+}
+
+/// A cost window ending now.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum CostWindow {
+    /// The last day.
+    D1,
+    /// The last 7 days.
+    D7,
+    /// The last 30 days.
+    D30,
+}
+
+impl From<CostWindow> for stratum_domain::store::costs::CostWindow {
+    fn from(w: CostWindow) -> Self {
+        use stratum_domain::store::costs::CostWindow as W;
+        match w {
+            CostWindow::D1 => W::D1,
+            CostWindow::D7 => W::D7,
+            CostWindow::D30 => W::D30,
+        }
+    }
+}
+
+/// One group of a cost report.
+#[derive(SimpleObject)]
+pub struct CostGroup {
+    /// The group's value of each `groupBy` key.
+    key: Json<serde_json::Value>,
+    /// Items of the group with spend in the window.
+    items: i64,
+    /// Spend, one entry per currency.
+    cost: Vec<Money>,
+}
+
+/// Spend by group over a window, and the spend no item claims.
+#[derive(SimpleObject)]
+pub struct CostReport {
+    /// Groups, sorted by key.
+    groups: Vec<CostGroup>,
+    /// Spend of cost rows that match no item, per currency.
+    unattributed: Vec<Money>,
+    /// More than one currency appears (amounts are never summed across them).
+    mixed_currency: bool,
 }
 
 /// One group of a catalog summary.
@@ -1532,6 +1628,52 @@ impl QueryRoot {
                     .collect(),
             })
             .collect())
+    }
+
+    /// Spend over `window` of the items `filter` selects, grouped by up to
+    /// three of `type`, `class`, `namespace`, `tag:<key>` and `label:<key>`,
+    /// with the spend of cost rows that match no item.
+    async fn costs(
+        &self,
+        ctx: &Context<'_>,
+        group_by: Vec<String>,
+        filter: Option<ConfigFilter>,
+        search: Option<String>,
+        #[graphql(default_with = "CostWindow::D30")] window: CostWindow,
+    ) -> ApiResult<CostReport> {
+        let keys = group_by
+            .iter()
+            .map(|k| GroupKey::parse(k))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(gql)?;
+        if keys.iter().any(|k| matches!(k, GroupKey::Health)) {
+            return Err(gql(ApiError::BadUserInput(
+                "groupBy: costs group by type, class, namespace, tag:<key> or label:<key>".into(),
+            )));
+        }
+        let filter = item_filter(filter, search.as_deref())?;
+        let report = store(ctx)?
+            .cost_report(&filter, &keys, window.into(), Utc::now())
+            .await
+            .map_err(gql)?;
+        Ok(CostReport {
+            groups: report
+                .groups
+                .into_iter()
+                .map(|g| CostGroup {
+                    key: Json(serde_json::Value::Object(
+                        g.key
+                            .into_iter()
+                            .map(|(k, v)| (k, serde_json::Value::String(v)))
+                            .collect(),
+                    )),
+                    items: g.items,
+                    cost: g.cost.into_iter().map(Money::from).collect(),
+                })
+                .collect(),
+            unattributed: report.unattributed.into_iter().map(Money::from).collect(),
+            mixed_currency: report.mixed_currency,
+        })
     }
 
     /// Scrapers, by namespace and name.

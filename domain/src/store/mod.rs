@@ -19,6 +19,7 @@ use crate::error::{DomainError, Result};
 pub mod batch;
 pub mod changes;
 pub mod components;
+pub mod costs;
 pub mod external;
 pub mod graph;
 pub mod ingest;

@@ -139,14 +139,14 @@ pub struct SummaryGroup {
 }
 
 /// The subquery of the filtered items, with its values.
-struct Filtered {
-    sql: String,
-    values: Vec<Value>,
+pub(crate) struct Filtered {
+    pub(crate) sql: String,
+    pub(crate) values: Vec<Value>,
 }
 
 /// Appends a value to a statement whose placeholders are already rendered
 /// for `backend`, returning its placeholder.
-fn push_value(backend: DbBackend, values: &mut Vec<Value>, value: Value) -> String {
+pub(crate) fn push_value(backend: DbBackend, values: &mut Vec<Value>, value: Value) -> String {
     values.push(value);
     // Numbered, so an expression can use its value more than once (in
     // SELECT and GROUP BY); SQLite numbers plain `?` the same way.
@@ -170,7 +170,7 @@ fn json_key(backend: DbBackend, column: &str, key: &str, values: &mut Vec<Value>
     }
 }
 
-fn group_expr(backend: DbBackend, key: &GroupKey, values: &mut Vec<Value>) -> String {
+pub(crate) fn group_expr(backend: DbBackend, key: &GroupKey, values: &mut Vec<Value>) -> String {
     match key {
         GroupKey::Type => "ci.type".into(),
         GroupKey::Class => "ci.config_class".into(),
@@ -185,7 +185,7 @@ fn group_expr(backend: DbBackend, key: &GroupKey, values: &mut Vec<Value>) -> St
 }
 
 impl Store {
-    async fn filtered(&self, filter: &ItemFilter) -> Result<Filtered> {
+    pub(crate) async fn filtered(&self, filter: &ItemFilter) -> Result<Filtered> {
         use config_item::Column as C;
         let statement = config_item::Entity::find()
             .select_only()
@@ -214,7 +214,7 @@ impl Store {
     /// connections run without workers, on generic plans, see
     /// [`Store::connect`]): inside a read-only transaction, so the settings
     /// end with it.
-    async fn analytic_rows(
+    pub(crate) async fn analytic_rows(
         &self,
         sql: String,
         values: Vec<Value>,
