@@ -314,6 +314,13 @@ pub fn check_config(paths: &[PathBuf], strict: bool) -> ExitCode {
                 errors += 1;
             }
         }
+        // Topologies share the files; I/O errors were reported above.
+        if let Err(ScraperError::Invalid(diags)) = stratum_scrapers::topology::load_path(path) {
+            for d in diags {
+                println!("{d}");
+                errors += 1;
+            }
+        }
     }
     if errors > 0 || (strict && warnings > 0) {
         ExitCode::from(2)

@@ -1,5 +1,5 @@
 //! `serve --demo`: loads the demo catalog kept in `demo/` through the real
-//! file scraper. The first load ingests the older versions of some files
+//! file scraper (with its analysis rules and cost file), and its topology. The first load ingests the older versions of some files
 //! (`demo/previous/`) and then the current ones, so the demo has real diff
 //! changes; later starts only re-scrape the current files.
 
@@ -44,6 +44,56 @@ fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Moves the charge periods of the demo's cost files (`costs/*.csv` under
+/// `catalog`) by whole days so the latest one ends at today's midnight UTC:
+/// the demo's 1d/7d/30d cost windows are never empty.
+fn shift_costs(catalog: &Path) -> anyhow::Result<()> {
+    use chrono::{DateTime, Duration, Utc};
+    let dir = catalog.join("costs");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    let today = Utc::now()
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc())
+        .context("today's midnight")?;
+    let stamp = |s: &str| DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc));
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_none_or(|e| e != "csv") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)?;
+        let latest = text
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split(',').nth(3).and_then(|s| stamp(s).ok()))
+            .max();
+        let Some(latest) = latest else { continue };
+        let shift = Duration::days((today - latest).num_days());
+        let mut out = String::with_capacity(text.len());
+        for (i, line) in text.lines().enumerate() {
+            if i == 0 {
+                out.push_str(line);
+            } else {
+                let fields: Vec<String> = line
+                    .split(',')
+                    .enumerate()
+                    .map(|(n, f)| match (n, stamp(f)) {
+                        (2 | 3, Ok(t)) => (t + shift).format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                        _ => f.to_string(),
+                    })
+                    .collect();
+                out.push_str(&fields.join(","));
+            }
+            out.push('\n');
+        }
+        std::fs::write(&path, out).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
 fn load_configs(dir: &Path) -> anyhow::Result<Vec<LoadedScrapeConfig>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
@@ -58,6 +108,15 @@ fn load_configs(dir: &Path) -> anyhow::Result<Vec<LoadedScrapeConfig>> {
     Ok(configs)
 }
 
+/// The demo's topologies (in `work_dir/scrapers`, copied by [`load`]).
+pub fn topologies(
+    work_dir: &Path,
+) -> anyhow::Result<Vec<Arc<stratum_scrapers::topology::LoadedTopology>>> {
+    let loaded = stratum_scrapers::topology::load_paths(&[work_dir.join("scrapers")])
+        .context("loading the demo topologies")?;
+    Ok(loaded.into_iter().map(Arc::new).collect())
+}
+
 /// Copies the demo into `work_dir`, ingests it and returns its configs for
 /// the scheduler.
 pub async fn load(store: &Store, work_dir: &Path) -> anyhow::Result<Vec<Arc<LoadedScrapeConfig>>> {
@@ -68,6 +127,7 @@ pub async fn load(store: &Store, work_dir: &Path) -> anyhow::Result<Vec<Arc<Load
             .with_context(|| format!("clearing {}", current.display()))?;
     }
     copy_tree(&source.join("catalog"), &current)?;
+    shift_costs(&current)?;
     copy_tree(&source.join("scrapers"), &work_dir.join("scrapers"))?;
     let configs = load_configs(&work_dir.join("scrapers"))?;
 
@@ -86,6 +146,7 @@ pub async fn load(store: &Store, work_dir: &Path) -> anyhow::Result<Vec<Arc<Load
         }
         std::fs::remove_dir_all(&current)?;
         copy_tree(&source.join("catalog"), &current)?;
+        shift_costs(&current)?;
     }
     let mut total = 0;
     for config in &configs {

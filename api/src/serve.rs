@@ -35,6 +35,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let loaded = load_configs(&args.scrape_configs).context("loading scrape configs")?;
     configs.extend(loaded.into_iter().map(Arc::new));
+    let mut topologies: Vec<Arc<stratum_scrapers::topology::LoadedTopology>> = Vec::new();
+    if args.demo {
+        topologies.extend(crate::demo::topologies(&args.demo_work_dir)?);
+    }
+    topologies.extend(
+        stratum_scrapers::topology::load_paths(&args.scrape_configs)
+            .context("loading topologies")?
+            .into_iter()
+            .map(Arc::new),
+    );
 
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -51,6 +61,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )
     .await;
     crate::maintenance::spawn(store.clone(), &tracker, cancel.clone());
+    stratum_scrapers::topology::spawn_all(store.clone(), topologies, &tracker, cancel.clone());
     stratum_scrapers::scheduler::spawn_all(
         store.clone(),
         configs,

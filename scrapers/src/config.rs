@@ -490,6 +490,23 @@ pub(crate) struct Ctx<'a> {
     diags: Vec<Diagnostic>,
 }
 
+impl<'a> Ctx<'a> {
+    /// A context for one document of `file` starting at `doc_line`.
+    pub(crate) fn new(file: String, text: &'a str, doc_line: usize) -> Ctx<'a> {
+        Ctx {
+            file,
+            text,
+            doc_line,
+            diags: Vec::new(),
+        }
+    }
+
+    /// The diagnostics collected.
+    pub(crate) fn into_diagnostics(self) -> Vec<Diagnostic> {
+        self.diags
+    }
+}
+
 impl Ctx<'_> {
     pub(crate) fn at(&mut self, needle: &str, severity: Severity, message: String) {
         let (line, column) = locate(self.text, needle, self.doc_line).unwrap_or((self.doc_line, 1));
@@ -661,6 +678,10 @@ pub fn load_str(path: &Path, text: &str) -> Result<Vec<LoadedScrapeConfig>, Scra
 }
 
 fn compile_document(ctx: &mut Ctx<'_>, value: Value, base: &Path) -> Option<LoadedScrapeConfig> {
+    // Topologies share files with ScrapeConfigs; `crate::topology` loads them.
+    if value.get("kind").and_then(Value::as_str) == Some("Topology") {
+        return None;
+    }
     let raw: RawDocument = match serde_json::from_value(value) {
         Ok(r) => r,
         Err(e) => {
@@ -687,7 +708,10 @@ fn compile_document(ctx: &mut Ctx<'_>, value: Value, base: &Path) -> Option<Load
         ctx.at(
             "kind:",
             Severity::Error,
-            format!("unsupported kind {:?} (expected ScrapeConfig)", raw.kind),
+            format!(
+                "unsupported kind {:?} (expected ScrapeConfig or Topology)",
+                raw.kind
+            ),
         );
         return None;
     }
@@ -988,7 +1012,7 @@ mod tests {
     fn malformed_yaml_and_unknown_fields() {
         let err = load_str(Path::new("x.yaml"), "apiVersion: [").expect_err("invalid");
         assert!(err.to_string().starts_with("x.yaml:"), "{err}");
-        let text = format!("{GOOD}  cost: []\n");
+        let text = format!("{GOOD}  bogus: []\n");
         let configs = load_str(Path::new("x.yaml"), &text).expect("loads with warning");
         assert_eq!(configs[0].warnings.len(), 1);
         assert_eq!(configs[0].warnings[0].line, 11);

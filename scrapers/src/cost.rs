@@ -186,7 +186,7 @@ pub fn parse_money(text: &str) -> Result<i64, String> {
         return Err(format!("{text} is negative"));
     }
     (value * Decimal::from(1_000_000))
-        .round()
+        .round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
         .to_i64()
         .ok_or_else(|| format!("{text} is too large"))
 }

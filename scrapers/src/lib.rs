@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod relationships;
 pub mod remote;
 pub mod scheduler;
+pub mod topology;
 
 pub use config::{
     Diagnostic, LoadedScrapeConfig, Severity as DiagnosticSeverity, load_path, load_str,

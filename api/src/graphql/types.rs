@@ -1174,6 +1174,31 @@ impl Component {
     async fn summary(&self) -> Json<serde_json::Value> {
         Json(self.0.summary.clone())
     }
+    /// Open insights of its attached items, by severity.
+    async fn insight_counts(&self) -> InsightCounts {
+        let n = |k: &str| self.0.summary["insights"][k].as_i64().unwrap_or_default();
+        InsightCounts {
+            total: n("total"),
+            critical: n("critical"),
+            high: n("high"),
+            medium: n("medium"),
+            low: n("low"),
+            info: n("info"),
+        }
+    }
+    /// Spend of the distinct items attached anywhere in its subtree over
+    /// `window`, one entry per currency.
+    async fn cost(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "CostWindow::D30")] window: CostWindow,
+    ) -> ApiResult<Vec<Money>> {
+        let spend = store(ctx)?
+            .component_cost(self.0.id, window.into(), Utc::now())
+            .await
+            .map_err(gql)?;
+        Ok(spend.into_iter().map(Money::from).collect())
+    }
     /// The parent in its topology's tree.
     async fn parent(&self, ctx: &Context<'_>) -> ApiResult<Option<Component>> {
         let Some(parent) = self.0.parent_id else {

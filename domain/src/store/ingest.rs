@@ -878,7 +878,9 @@ impl Store {
         for (old, new) in &reparented {
             rewrite_descendant_paths(&txn, old, new).await?;
         }
-        rollup.apply(&txn).await?;
+        let moved = rollup.apply(&txn).await?;
+        let moved: Vec<Uuid> = moved.iter().map(|t| t.id).collect();
+        super::topology::recompute_for_items(&txn, &moved, now).await?;
         changes.extend(changes_moved_up(&txn, ups).await?);
         stats.changes = record_changes(&txn, changes, now).await?;
         stats.insights =
@@ -1114,7 +1116,8 @@ impl Store {
         let mut rollup = RollupDelta::default();
         rollup.recompute_ancestors(&old_path);
         rollup.recompute_ancestors(new_path);
-        rollup.apply(&txn).await?;
+        let moved: Vec<Uuid> = rollup.apply(&txn).await?.iter().map(|t| t.id).collect();
+        super::topology::recompute_for_items(&txn, &moved, now).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -1816,7 +1819,10 @@ pub(crate) async fn soft_delete(
         })
         .collect();
     record_changes(txn, changes, now).await?;
-    rollup.apply(txn).await?;
+    let mut moved: Vec<Uuid> = rollup.apply(txn).await?.iter().map(|t| t.id).collect();
+    // Components lose the deleted items too.
+    moved.extend_from_slice(ids_deleted);
+    super::topology::recompute_for_items(txn, &moved, now).await?;
     Ok(ids_deleted.len() as i64)
 }
 

@@ -32,6 +32,7 @@ pub mod scrapers;
 pub mod search;
 pub mod selectors;
 pub mod summary;
+pub mod topology;
 
 pub use batch::InsightCounts;
 pub use changes::{ChangeFilter, latest_page};
