@@ -269,12 +269,15 @@ pub struct AdoptionCandidate {
     pub selectors: Vec<ComponentSelector>,
 }
 
+/// `(parent, child, index of the parent's selector that matched)`.
+pub type AdoptionEdge = (Uuid, Uuid, usize);
+
 /// The adoption edges `(parent, child, selector index)` among `candidates`
 /// (a component never adopts itself), and the first cycle through tree and
 /// adoption edges, if any, as component names.
 pub fn adoption_edges(
     candidates: &[AdoptionCandidate],
-) -> (Vec<(Uuid, Uuid, usize)>, Option<Vec<String>>) {
+) -> (Vec<AdoptionEdge>, Option<Vec<String>>) {
     let mut edges = Vec::new();
     for parent in candidates {
         for (i, selector) in parent.selectors.iter().enumerate() {
