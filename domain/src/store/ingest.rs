@@ -727,6 +727,7 @@ impl Store {
         let mut rule_deletes: Vec<Uuid> = Vec::new();
         let mut ups: Vec<Up> = Vec::new();
         let mut rollup = RollupDelta::default();
+        let mut revived: Vec<Uuid> = Vec::new();
         let mut observations: Vec<(Uuid, crate::model::ScrapedInsight)> = Vec::new();
         for p in &mut prepared {
             observations.extend(p.item.insights.drain(..).map(|i| (p.id, i)));
@@ -767,6 +768,9 @@ impl Store {
                     }
                     stats.updated += 1;
                     stats.revived += i64::from(e.deleted);
+                    if e.deleted {
+                        revived.push(p.id);
+                    }
                     external_rows.push((p.id, p.external_ids.clone(), item.item_type.clone()));
                     if e.parent_id != parent_id {
                         parent_moves.push((p.id, p.parent.clone()));
@@ -878,8 +882,13 @@ impl Store {
         for (old, new) in &reparented {
             rewrite_descendant_paths(&txn, old, new).await?;
         }
-        let moved = rollup.apply(&txn).await?;
-        let moved: Vec<Uuid> = moved.iter().map(|t| t.id).collect();
+        let mut moved = super::topology::moves(&rollup.apply(&txn).await?);
+        // Revived items count again on their components.
+        moved.extend(revived.iter().map(|id| super::topology::ItemMove {
+            id: *id,
+            previous: None,
+            current: None,
+        }));
         super::topology::recompute_for_items(&txn, &moved, now).await?;
         changes.extend(changes_moved_up(&txn, ups).await?);
         stats.changes = record_changes(&txn, changes, now).await?;
@@ -1116,7 +1125,7 @@ impl Store {
         let mut rollup = RollupDelta::default();
         rollup.recompute_ancestors(&old_path);
         rollup.recompute_ancestors(new_path);
-        let moved: Vec<Uuid> = rollup.apply(&txn).await?.iter().map(|t| t.id).collect();
+        let moved = super::topology::moves(&rollup.apply(&txn).await?);
         super::topology::recompute_for_items(&txn, &moved, now).await?;
         txn.commit().await?;
         Ok(())
@@ -1819,9 +1828,13 @@ pub(crate) async fn soft_delete(
         })
         .collect();
     record_changes(txn, changes, now).await?;
-    let mut moved: Vec<Uuid> = rollup.apply(txn).await?.iter().map(|t| t.id).collect();
+    let mut moved = super::topology::moves(&rollup.apply(txn).await?);
     // Components lose the deleted items too.
-    moved.extend_from_slice(ids_deleted);
+    moved.extend(ids_deleted.iter().map(|id| super::topology::ItemMove {
+        id: *id,
+        previous: None,
+        current: None,
+    }));
     super::topology::recompute_for_items(txn, &moved, now).await?;
     Ok(ids_deleted.len() as i64)
 }

@@ -547,7 +547,7 @@ impl Store {
         // everything above them.
         let mut seeds: Vec<Uuid> = flat.iter().map(|c| c.id).collect();
         seeds.extend(removed.iter().copied());
-        let health_changes = recompute_components(&txn, seeds, now).await?;
+        let health_changes = recompute_components(&txn, seeds, Work::recount_all(), now).await?;
         txn.commit().await?;
         Ok(TopologyOutcome {
             components: flat.len() as i64,
@@ -740,33 +740,97 @@ async fn sync_links(
     Ok(wanted_set.len() as i64)
 }
 
-/// Recomputes the components that attach any of `items` (whose rolled-up
-/// health moved or who were deleted) and everything above them, inside
-/// the ingest transaction. Returns how many components' rolled-up health
-/// moved.
+/// How an item's rolled-up health moved, as components see it: `None`
+/// means absent (a new, revived or deleted item).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ItemMove {
+    /// The item.
+    pub id: Uuid,
+    /// Rolled-up health before, if it counted.
+    pub previous: Option<Health>,
+    /// Rolled-up health after, if it counts.
+    pub current: Option<Health>,
+}
+
+/// Recomputes the components that attach any of the moved items and
+/// everything above them, inside the ingest transaction. A move between
+/// two healths adjusts the attached-item counts the component keeps in
+/// its summary; an appearance or removal recounts that component. Returns
+/// how many components' rolled-up health moved.
 pub(crate) async fn recompute_for_items(
     txn: &DatabaseTransaction,
-    items: &[Uuid],
+    moves: &[ItemMove],
     now: DateTime<Utc>,
 ) -> Result<i64> {
-    if items.is_empty() {
+    if moves.is_empty() {
         return Ok(0);
     }
     let backend = txn.get_database_backend();
-    let mut seeds: Vec<Uuid> = Vec::new();
-    for chunk in items.chunks(1000) {
+    let by_id: HashMap<Uuid, ItemMove> = moves.iter().map(|m| (m.id, *m)).collect();
+    let ids: Vec<Uuid> = by_id.keys().copied().collect();
+    let mut work = Work::default();
+    for chunk in ids.chunks(1000) {
         let (list, values) = super::in_ids(backend, chunk);
         let sql = format!(
-            "SELECT DISTINCT component_id FROM config_component_relationships WHERE config_id{list} AND deleted_at IS NULL"
+            "SELECT DISTINCT component_id, config_id FROM config_component_relationships WHERE config_id{list} AND deleted_at IS NULL"
         );
         for row in txn.query_all_raw(stmt(backend, &sql, values)).await? {
-            seeds.push(row.try_get("", "component_id")?);
+            let component: Uuid = row.try_get("", "component_id")?;
+            let item: Uuid = row.try_get("", "config_id")?;
+            let Some(m) = by_id.get(&item) else { continue };
+            match (m.previous, m.current) {
+                (Some(a), Some(b)) => {
+                    let d = work.deltas.entry(component).or_default();
+                    d[slot(a)] -= 1;
+                    d[slot(b)] += 1;
+                }
+                _ => {
+                    work.recount.insert(component);
+                }
+            }
         }
     }
-    if seeds.is_empty() {
+    if work.deltas.is_empty() && work.recount.is_empty() {
         return Ok(0);
     }
-    recompute_components(txn, seeds, now).await
+    let seeds: Vec<Uuid> = work
+        .deltas
+        .keys()
+        .chain(work.recount.iter())
+        .copied()
+        .collect();
+    recompute_components(txn, seeds, work, now).await
+}
+
+/// The component view of the item rollup's transitions.
+pub(crate) fn moves(transitions: &[super::rollup::RollupTransition]) -> Vec<ItemMove> {
+    transitions
+        .iter()
+        .map(|t| ItemMove {
+            id: t.id,
+            previous: Some(t.previous),
+            current: Some(t.current),
+        })
+        .collect()
+}
+
+/// What a recompute knows beyond its seeds: attached-item count deltas per
+/// component, and the components whose attached items must be recounted.
+#[derive(Debug, Default)]
+pub(crate) struct Work {
+    deltas: HashMap<Uuid, [i64; 4]>,
+    recount: HashSet<Uuid>,
+    all: bool,
+}
+
+impl Work {
+    /// Recount every affected component's attached items.
+    pub(crate) fn recount_all() -> Work {
+        Work {
+            all: true,
+            ..Work::default()
+        }
+    }
 }
 
 struct ComponentRow {
@@ -822,6 +886,7 @@ async fn load_components(txn: &DatabaseTransaction, ids: &[Uuid]) -> Result<Vec<
 pub(crate) async fn recompute_components(
     txn: &DatabaseTransaction,
     seeds: Vec<Uuid>,
+    work: Work,
     now: DateTime<Utc>,
 ) -> Result<i64> {
     let backend = txn.get_database_backend();
@@ -858,54 +923,72 @@ pub(crate) async fn recompute_components(
         return Ok(0);
     }
 
-    // Attached items by rolled-up health, their open insights, and each
+    // Attached items by rolled-up health and their open insights: kept in
+    // each summary and adjusted by the deltas, or recounted; and each
     // component's children (own and adopted) with their stored health.
     let mut item_counts: HashMap<Uuid, [i64; 4]> = HashMap::new();
     let mut insight_counts: HashMap<Uuid, BTreeMap<String, i64>> = HashMap::new();
-    let mut children: HashMap<Uuid, Vec<(Uuid, Health)>> = HashMap::new();
-    for chunk in ids.chunks(1000) {
+    let mut recount: Vec<Uuid> = Vec::new();
+    for (id, row) in &rows {
+        let stored = row.summary.get("itemHealth").map(super::rollup::decode_counts);
+        match stored {
+            Some(counts) if !work.all && !work.recount.contains(id) => {
+                let mut counts = counts;
+                if let Some(d) = work.deltas.get(id) {
+                    for (c, d) in counts.iter_mut().zip(d) {
+                        *c = (*c + d).max(0);
+                    }
+                }
+                item_counts.insert(*id, counts);
+                let insights = row.summary.get("insights").cloned().unwrap_or_default();
+                let kept: BTreeMap<String, i64> = ["critical", "high", "medium", "low", "info"]
+                    .iter()
+                    .map(|k| (k.to_string(), insights[*k].as_i64().unwrap_or(0)))
+                    .collect();
+                insight_counts.insert(*id, kept);
+            }
+            _ => recount.push(*id),
+        }
+    }
+    for chunk in recount.chunks(1000) {
         let (list, values) = super::in_ids(backend, chunk);
         let sql = format!(
             "SELECT l.component_id AS c, ci.rolled_up_health AS h, COUNT(DISTINCT ci.id) AS n \
              FROM config_component_relationships l JOIN config_items ci ON ci.id = l.config_id \
              WHERE l.component_id{list} AND l.deleted_at IS NULL AND ci.deleted_at IS NULL GROUP BY l.component_id, ci.rolled_up_health"
         );
-        for r in txn
-            .query_all_raw(stmt(backend, &sql, values.clone()))
-            .await?
-        {
+        for r in txn.query_all_raw(stmt(backend, &sql, values.clone())).await? {
             let h = parse_health(&r.try_get::<String>("", "h")?);
-            item_counts.entry(r.try_get("", "c")?).or_default()[slot(h)] +=
-                r.try_get::<i64>("", "n")?;
+            item_counts.entry(r.try_get("", "c")?).or_default()[slot(h)] += r.try_get::<i64>("", "n")?;
         }
         let sql = format!(
             "SELECT l.component_id AS c, i.severity AS s, COUNT(DISTINCT i.id) AS n \
              FROM config_component_relationships l JOIN insights i ON i.config_id = l.config_id \
              WHERE l.component_id{list} AND l.deleted_at IS NULL AND i.status = 'open' GROUP BY l.component_id, i.severity"
         );
-        for r in txn
-            .query_all_raw(stmt(backend, &sql, values.clone()))
-            .await?
-        {
+        for r in txn.query_all_raw(stmt(backend, &sql, values)).await? {
             insight_counts
                 .entry(r.try_get("", "c")?)
                 .or_default()
                 .insert(r.try_get("", "s")?, r.try_get("", "n")?);
         }
+    }
+    let mut children: HashMap<Uuid, Vec<(Uuid, Health)>> = HashMap::new();
+    for chunk in ids.chunks(1000) {
+        let (list, values) = super::in_ids(backend, chunk);
         let sql = format!(
             "SELECT parent_id AS p, id AS c, rolled_up_health AS h FROM components WHERE parent_id{list} AND deleted_at IS NULL \
              UNION SELECT l.parent_id AS p, c.id AS c, c.rolled_up_health AS h FROM component_relationships l \
              JOIN components c ON c.id = l.component_id WHERE l.parent_id{} AND l.deleted_at IS NULL AND c.deleted_at IS NULL",
             super::in_ids(backend, chunk).0
         );
-        let mut both = values.clone();
+        let mut both = values;
         both.extend(super::in_ids(backend, chunk).1);
-        // Postgres numbers placeholders across the whole statement.
         for r in txn.query_all_raw(stmt(backend, &sql, both)).await? {
-            children.entry(r.try_get("", "p")?).or_default().push((
-                r.try_get("", "c")?,
-                parse_health(&r.try_get::<String>("", "h")?),
-            ));
+            children
+                .entry(r.try_get("", "p")?)
+                .or_default()
+                .push((r.try_get("", "c")?, parse_health(&r.try_get::<String>("", "h")?)));
         }
     }
 
@@ -936,6 +1019,7 @@ pub(crate) async fn recompute_components(
     let mut computed: HashMap<Uuid, Health> = HashMap::new();
     let mut moved = 0;
     let mut history: Vec<(Uuid, Health, Health)> = Vec::new();
+    let mut updates: Vec<serde_json::Value> = Vec::new();
     for id in order {
         let Some(row) = rows.get(&id) else { continue };
         if row.deleted {
@@ -955,6 +1039,7 @@ pub(crate) async fn recompute_components(
         let summary = json!({
             "healthy": tally[1], "warning": tally[2], "unhealthy": tally[3], "unknown": tally[0],
             "items": items.iter().sum::<i64>(), "children": kids.len(),
+            "itemHealth": super::rollup::encode_counts(&items),
             "insights": {"total": open, "critical": insights.get("critical").copied().unwrap_or(0),
                          "high": insights.get("high").copied().unwrap_or(0),
                          "medium": insights.get("medium").copied().unwrap_or(0),
@@ -1013,42 +1098,88 @@ pub(crate) async fn recompute_components(
             || Some(&status) != row.status.as_ref()
             || summary != row.summary
         {
-            txn.execute_raw(stmt(
-                backend,
-                "UPDATE components SET health = ?, rolled_up_health = ?, status = ?, summary = ?, updated_at = ? WHERE id = ?",
-                vec![
-                    health.as_str().into(),
-                    rolled_up.as_str().into(),
-                    status.into(),
-                    summary.clone().into(),
-                    now.into(),
-                    id.into(),
-                ],
-            ))
-            .await?;
+            updates.push(json!({
+                "id": id, "health": health.as_str(), "rolled": rolled_up.as_str(),
+                "status": status, "summary": summary,
+            }));
         }
         if rolled_up != row.rolled_up {
             moved += 1;
             history.push((id, row.rolled_up, rolled_up));
         }
     }
+    write_component_health(txn, &updates, now).await?;
     let seqs = Store::allocate_seq(txn, history.len()).await?;
-    for ((id, previous, current), seq) in history.into_iter().zip(seqs) {
+    let rows: Vec<(Uuid, Health, Health, i64)> = history
+        .into_iter()
+        .zip(seqs)
+        .map(|((id, p, c), seq)| (id, p, c, seq))
+        .collect();
+    for chunk in rows.chunks(super::MAX_PARAMS / 6) {
+        let sql = format!(
+            "INSERT INTO component_health_history (id, seq, component_id, previous, current, at) VALUES {}",
+            vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
+        );
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 6);
+        for (id, previous, current, seq) in chunk {
+            values.extend([
+                Value::from(crate::ids::row_id()),
+                Value::from(*seq),
+                Value::from(*id),
+                Value::from(previous.as_str()),
+                Value::from(current.as_str()),
+                Value::from(now),
+            ]);
+        }
+        txn.execute_raw(stmt(backend, &sql, values)).await?;
+    }
+    Ok(moved)
+}
+
+/// Stores recomputed component health: one statement per 1,000 rows on
+/// PostgreSQL, one per row on SQLite (in-process, so as cheap).
+async fn write_component_health(
+    txn: &DatabaseTransaction,
+    updates: &[serde_json::Value],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let backend = txn.get_database_backend();
+    if backend == sea_orm::DbBackend::Postgres {
+        for chunk in updates.chunks(1000) {
+            txn.execute_raw(stmt(
+                backend,
+                "UPDATE components AS c SET health = r.health, rolled_up_health = r.rolled, status = r.status, \
+                 summary = r.summary, updated_at = ? FROM jsonb_to_recordset(CAST(? AS jsonb)) \
+                 AS r(id uuid, health text, rolled text, status text, summary jsonb) WHERE c.id = r.id",
+                vec![
+                    now.into(),
+                    serde_json::Value::Array(chunk.to_vec()).to_string().into(),
+                ],
+            ))
+            .await?;
+        }
+        return Ok(());
+    }
+    for u in updates {
         txn.execute_raw(stmt(
             backend,
-            "INSERT INTO component_health_history (id, seq, component_id, previous, current, at) VALUES (?, ?, ?, ?, ?, ?)",
+            "UPDATE components SET health = ?, rolled_up_health = ?, status = ?, summary = ?, updated_at = ? WHERE id = ?",
             vec![
-                crate::ids::row_id().into(),
-                seq.into(),
-                id.into(),
-                previous.as_str().into(),
-                current.as_str().into(),
+                u["health"].as_str().unwrap_or_default().into(),
+                u["rolled"].as_str().unwrap_or_default().into(),
+                u["status"].as_str().map(str::to_string).into(),
+                u["summary"].clone().into(),
                 now.into(),
+                u["id"]
+                    .as_str()
+                    .and_then(|s| Uuid::parse_str(s).ok())
+                    .unwrap_or_default()
+                    .into(),
             ],
         ))
         .await?;
     }
-    Ok(moved)
+    Ok(())
 }
 
 fn slot(h: Health) -> usize {
