@@ -179,7 +179,10 @@ fn main() {
             .unwrap_or(d)
     };
     let (pods, n) = if full {
-        (env("STRATUM_BENCH_ITEMS", 10_000), env("STRATUM_BENCH_ROUNDS", 5))
+        (
+            env("STRATUM_BENCH_ITEMS", 10_000),
+            env("STRATUM_BENCH_ROUNDS", 5),
+        )
     } else {
         (1_000, 1)
     };

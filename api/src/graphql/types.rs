@@ -1174,17 +1174,42 @@ impl Component {
     async fn summary(&self) -> Json<serde_json::Value> {
         Json(self.0.summary.clone())
     }
-    /// Open insights of its attached items, by severity.
-    async fn insight_counts(&self) -> InsightCounts {
-        let n = |k: &str| self.0.summary["insights"][k].as_i64().unwrap_or_default();
-        InsightCounts {
-            total: n("total"),
-            critical: n("critical"),
-            high: n("high"),
-            medium: n("medium"),
-            low: n("low"),
-            info: n("info"),
-        }
+    /// Open insights of the distinct items attached anywhere in its
+    /// subtree, by severity.
+    async fn insight_counts(&self, ctx: &Context<'_>) -> ApiResult<InsightCounts> {
+        let (c, _) = store(ctx)?
+            .component_activity(self.0.id, Utc::now())
+            .await
+            .map_err(gql)?;
+        Ok(InsightCounts {
+            total: c.total(),
+            critical: c.critical,
+            high: c.high,
+            medium: c.medium,
+            low: c.low,
+            info: c.info,
+        })
+    }
+    /// Changes since `since` (a duration like `7d`) of the distinct items
+    /// attached anywhere in its subtree.
+    async fn change_count(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "\"7d\".to_string()")] since: String,
+    ) -> ApiResult<i64> {
+        let window = humantime::parse_duration(&since)
+            .ok()
+            .and_then(|d| chrono::Duration::from_std(d).ok())
+            .ok_or_else(|| {
+                gql(ApiError::BadUserInput(format!(
+                    "since: '{since}' is not a duration like 7d or 12h"
+                )))
+            })?;
+        let (_, changes) = store(ctx)?
+            .component_activity(self.0.id, Utc::now() - window)
+            .await
+            .map_err(gql)?;
+        Ok(changes)
     }
     /// Spend of the distinct items attached anywhere in its subtree over
     /// `window`, one entry per currency.
@@ -1580,6 +1605,41 @@ impl QueryRoot {
             .await
             .map_err(gql)?;
         Ok(connection(page, Component, ComponentListFields { filter }))
+    }
+
+    /// The components of a topology (its id, or `namespace/name`) at most
+    /// `depth` levels deep, top level first; walk on with `children`.
+    async fn topology(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        #[graphql(default = 3)] depth: i32,
+    ) -> ApiResult<Vec<Component>> {
+        if !(1..=20).contains(&depth) {
+            return Err(gql(ApiError::BadUserInput(format!(
+                "depth must be between 1 and 20, got {depth}"
+            ))));
+        }
+        let topology = match Uuid::parse_str(&id) {
+            Ok(u) => u,
+            Err(_) => match id.split_once('/') {
+                Some((namespace, name)) if !namespace.is_empty() && !name.is_empty() => {
+                    stratum_domain::store::topology::topology_id(namespace, name)
+                }
+                _ => {
+                    return Err(gql(ApiError::BadUserInput(format!(
+                        "'{id}' is neither a topology id nor namespace/name"
+                    ))));
+                }
+            },
+        };
+        Ok(store(ctx)?
+            .topology_components(topology, depth as usize)
+            .await
+            .map_err(gql)?
+            .into_iter()
+            .map(Component)
+            .collect())
     }
 
     /// Value counts over the items `filter` and `search` select.

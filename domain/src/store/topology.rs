@@ -573,15 +573,9 @@ impl Store {
             .collect()
     }
 
-    /// Spend over `window` of the distinct live items attached anywhere in
-    /// the component's subtree (its tree and adopted components,
-    /// transitively), one entry per currency (SPEC §8).
-    pub async fn component_cost(
-        &self,
-        id: Uuid,
-        window: super::costs::CostWindow,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<super::costs::Money>> {
+    /// The component and every component under it (its tree and adopted
+    /// components, transitively).
+    pub async fn subtree_components(&self, id: Uuid) -> Result<Vec<Uuid>> {
         let backend = self.backend();
         let mut subtree: HashSet<Uuid> = HashSet::from([id]);
         let mut frontier = vec![id];
@@ -609,7 +603,76 @@ impl Store {
                 }
             }
         }
-        let components: Vec<Uuid> = subtree.into_iter().collect();
+        Ok(subtree.into_iter().collect())
+    }
+
+    /// Open insights by severity and changes since `since` of the distinct
+    /// live items attached anywhere in the component's subtree.
+    pub async fn component_activity(
+        &self,
+        id: Uuid,
+        since: DateTime<Utc>,
+    ) -> Result<(crate::store::InsightCounts, i64)> {
+        let backend = self.backend();
+        let components = self.subtree_components(id).await?;
+        let mut counts = crate::store::InsightCounts::default();
+        let mut changes = 0;
+        for chunk in components.chunks(1000) {
+            let (list, values) = super::in_ids(backend, chunk);
+            let items = format!(
+                "SELECT l.config_id FROM config_component_relationships l JOIN config_items ci ON ci.id = l.config_id \
+                 WHERE l.component_id{list} AND l.deleted_at IS NULL AND ci.deleted_at IS NULL"
+            );
+            let rows = self
+                .reads()
+                .query_all_raw(stmt(
+                    backend,
+                    &format!(
+                        "SELECT severity, COUNT(*) AS n FROM insights WHERE status = 'open' AND config_id IN ({items}) GROUP BY severity"
+                    ),
+                    values.clone(),
+                ))
+                .await?;
+            for r in rows {
+                let n: i64 = r.try_get("", "n")?;
+                match r.try_get::<String>("", "severity")?.as_str() {
+                    "critical" => counts.critical += n,
+                    "high" => counts.high += n,
+                    "medium" => counts.medium += n,
+                    "low" => counts.low += n,
+                    _ => counts.info += n,
+                }
+            }
+            let mut values = values;
+            values.push(since.into());
+            if let Some(r) = self
+                .reads()
+                .query_one_raw(stmt(
+                    backend,
+                    &format!(
+                        "SELECT COUNT(*) AS n FROM config_changes WHERE config_id IN ({items}) AND created_at >= ?"
+                    ),
+                    values,
+                ))
+                .await?
+            {
+                changes += r.try_get::<i64>("", "n")?;
+            }
+        }
+        Ok((counts, changes))
+    }
+
+    /// Spend over `window` of the distinct live items attached anywhere in
+    /// the component's subtree (its tree and adopted components,
+    /// transitively), one entry per currency (SPEC §8).
+    pub async fn component_cost(
+        &self,
+        id: Uuid,
+        window: super::costs::CostWindow,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<super::costs::Money>> {
+        let backend = self.backend();
+        let components = self.subtree_components(id).await?;
         let from = now - window.length();
         let mut parts: Vec<(String, i64)> = Vec::new();
         for chunk in components.chunks(1000) {
@@ -647,6 +710,34 @@ impl Store {
             .into_iter()
             .map(|(currency, amount)| super::costs::Money { amount, currency })
             .collect())
+    }
+
+    /// The live components of a topology at most `depth` levels deep (1:
+    /// the top level), by depth and name.
+    pub async fn topology_components(
+        &self,
+        topology: Uuid,
+        depth: usize,
+    ) -> Result<Vec<crate::entities::component::Model>> {
+        use crate::entities::component;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+        let mut rows = component::Entity::find()
+            .filter(component::Column::TopologyId.eq(topology))
+            .filter(component::Column::DeletedAt.is_null())
+            .order_by_asc(component::Column::Name)
+            .order_by_asc(component::Column::Id)
+            .all(self.reads())
+            .await?;
+        let level = |c: &component::Model| {
+            if c.path.is_empty() {
+                1
+            } else {
+                c.path.split('.').count() + 1
+            }
+        };
+        rows.retain(|c| level(c) <= depth);
+        rows.sort_by_key(level);
+        Ok(rows)
     }
 
     /// A component's health transitions, oldest first: `(previous,
@@ -930,7 +1021,10 @@ pub(crate) async fn recompute_components(
     let mut insight_counts: HashMap<Uuid, BTreeMap<String, i64>> = HashMap::new();
     let mut recount: Vec<Uuid> = Vec::new();
     for (id, row) in &rows {
-        let stored = row.summary.get("itemHealth").map(super::rollup::decode_counts);
+        let stored = row
+            .summary
+            .get("itemHealth")
+            .map(super::rollup::decode_counts);
         match stored {
             Some(counts) if !work.all && !work.recount.contains(id) => {
                 let mut counts = counts;
@@ -957,9 +1051,13 @@ pub(crate) async fn recompute_components(
              FROM config_component_relationships l JOIN config_items ci ON ci.id = l.config_id \
              WHERE l.component_id{list} AND l.deleted_at IS NULL AND ci.deleted_at IS NULL GROUP BY l.component_id, ci.rolled_up_health"
         );
-        for r in txn.query_all_raw(stmt(backend, &sql, values.clone())).await? {
+        for r in txn
+            .query_all_raw(stmt(backend, &sql, values.clone()))
+            .await?
+        {
             let h = parse_health(&r.try_get::<String>("", "h")?);
-            item_counts.entry(r.try_get("", "c")?).or_default()[slot(h)] += r.try_get::<i64>("", "n")?;
+            item_counts.entry(r.try_get("", "c")?).or_default()[slot(h)] +=
+                r.try_get::<i64>("", "n")?;
         }
         let sql = format!(
             "SELECT l.component_id AS c, i.severity AS s, COUNT(DISTINCT i.id) AS n \
@@ -985,10 +1083,10 @@ pub(crate) async fn recompute_components(
         let mut both = values;
         both.extend(super::in_ids(backend, chunk).1);
         for r in txn.query_all_raw(stmt(backend, &sql, both)).await? {
-            children
-                .entry(r.try_get("", "p")?)
-                .or_default()
-                .push((r.try_get("", "c")?, parse_health(&r.try_get::<String>("", "h")?)));
+            children.entry(r.try_get("", "p")?).or_default().push((
+                r.try_get("", "c")?,
+                parse_health(&r.try_get::<String>("", "h")?),
+            ));
         }
     }
 
