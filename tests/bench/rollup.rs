@@ -162,6 +162,19 @@ async fn scenario(backend: Backend, pods: usize, n: usize, with_topology: bool) 
         assert_eq!(outcome.components, 200);
         assert!(outcome.attached as usize >= pods, "every pod is attached");
     }
+    // Steady state: planner statistics for what was just loaded (a fresh
+    // PostgreSQL table has none until autovacuum gets to it), and one
+    // unmeasured round of each kind.
+    if store.backend() == sea_orm::DbBackend::Postgres {
+        use sea_orm::ConnectionTrait;
+        store
+            .connection()
+            .execute_unprepared("ANALYZE")
+            .await
+            .expect("analyze");
+    }
+    rounds(store, pods, 1, false, 500).await;
+    rounds(store, pods, 2, true, 600).await;
     let config_only = rounds(store, pods, n, false, 0).await;
     // An even number of flips ends healthy, so rounds are alike.
     let flips = rounds(store, pods, n.max(1) * 2, true, 1000).await;

@@ -21,7 +21,7 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Value};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Store, stmt};
+use super::{Store, marks, stmt};
 use crate::error::Result;
 use crate::model::Health;
 
@@ -237,7 +237,7 @@ async fn subtree_counts(
 }
 
 /// Stores new counts and rolled-up health: one statement per 1,000 rows on
-/// PostgreSQL, one per row on SQLite (in-process, so as cheap).
+/// PostgreSQL, per 500 on SQLite.
 async fn write_rollups(
     txn: &DatabaseTransaction,
     updates: &[(Uuid, DescendantCounts, Health)],
@@ -258,17 +258,28 @@ async fn write_rollups(
             .await?;
         }
     } else {
-        for (id, counts, h) in updates {
-            txn.execute_raw(stmt(
-                backend,
-                "UPDATE config_items SET descendant_health = ?, rolled_up_health = ? WHERE id = ?",
-                vec![
-                    Value::from(encode_counts(counts)),
-                    h.as_str().into(),
-                    (*id).into(),
-                ],
-            ))
-            .await?;
+        // One `CASE` statement per 500 rows (each statement is a round trip
+        // to the database thread).
+        for chunk in updates.chunks(500) {
+            let mut sql = String::from("UPDATE config_items SET descendant_health = CASE id");
+            let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 5);
+            for (id, counts, _) in chunk {
+                sql.push_str(" WHEN ? THEN ?");
+                values.push((*id).into());
+                values.push(Value::from(encode_counts(counts)));
+            }
+            sql.push_str(" ELSE descendant_health END, rolled_up_health = CASE id");
+            for (id, _, h) in chunk {
+                sql.push_str(" WHEN ? THEN ?");
+                values.push((*id).into());
+                values.push(h.as_str().into());
+            }
+            sql.push_str(&format!(
+                " ELSE rolled_up_health END WHERE id IN ({})",
+                marks(chunk.len())
+            ));
+            values.extend(chunk.iter().map(|(id, _, _)| Value::from(*id)));
+            txn.execute_raw(stmt(backend, &sql, values)).await?;
         }
     }
     Ok(())

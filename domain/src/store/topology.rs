@@ -1235,7 +1235,7 @@ pub(crate) async fn recompute_components(
 }
 
 /// Stores recomputed component health: one statement per 1,000 rows on
-/// PostgreSQL, one per row on SQLite (in-process, so as cheap).
+/// PostgreSQL, per 400 on SQLite.
 async fn write_component_health(
     txn: &DatabaseTransaction,
     updates: &[serde_json::Value],
@@ -1258,24 +1258,40 @@ async fn write_component_health(
         }
         return Ok(());
     }
-    for u in updates {
-        txn.execute_raw(stmt(
-            backend,
-            "UPDATE components SET health = ?, rolled_up_health = ?, status = ?, summary = ?, updated_at = ? WHERE id = ?",
-            vec![
-                u["health"].as_str().unwrap_or_default().into(),
-                u["rolled"].as_str().unwrap_or_default().into(),
-                u["status"].as_str().map(str::to_string).into(),
-                u["summary"].clone().into(),
-                now.into(),
+    // SQLite: one `CASE` statement per 400 rows (each statement is a round
+    // trip to the database thread).
+    for chunk in updates.chunks(400) {
+        let ids: Vec<Uuid> = chunk
+            .iter()
+            .map(|u| {
                 u["id"]
                     .as_str()
                     .and_then(|s| Uuid::parse_str(s).ok())
                     .unwrap_or_default()
-                    .into(),
-            ],
-        ))
-        .await?;
+            })
+            .collect();
+        let mut sql = String::from("UPDATE components SET updated_at = ?");
+        let mut values: Vec<Value> = vec![now.into()];
+        for (column, key) in [
+            ("health", "health"),
+            ("rolled_up_health", "rolled"),
+            ("status", "status"),
+            ("summary", "summary"),
+        ] {
+            sql.push_str(&format!(", {column} = CASE id"));
+            for (id, u) in ids.iter().zip(chunk) {
+                sql.push_str(" WHEN ? THEN ?");
+                values.push((*id).into());
+                values.push(match key {
+                    "summary" => Value::from(u[key].clone()),
+                    _ => Value::from(u[key].as_str().map(str::to_string)),
+                });
+            }
+            sql.push_str(&format!(" ELSE {column} END"));
+        }
+        sql.push_str(&format!(" WHERE id IN ({})", super::marks(ids.len())));
+        values.extend(ids.iter().map(|id| Value::from(*id)));
+        txn.execute_raw(stmt(backend, &sql, values)).await?;
     }
     Ok(())
 }
