@@ -179,6 +179,16 @@ pub async fn open_store(url: &str) -> anyhow::Result<Store> {
 /// Loads configs from files or directories (directories: `*.yaml`, `*.yml`).
 pub fn load_configs(paths: &[PathBuf]) -> Result<Vec<LoadedScrapeConfig>, ScraperError> {
     let mut configs = Vec::new();
+    for f in config_files(paths)? {
+        configs.extend(load_path(&f)?);
+    }
+    Ok(configs)
+}
+
+/// The files `paths` name: files as given, directories as their `*.yaml`
+/// and `*.yml` files in name order.
+pub fn config_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ScraperError> {
+    let mut out = Vec::new();
     for path in paths {
         if path.is_dir() {
             let mut files: Vec<PathBuf> = std::fs::read_dir(path)
@@ -190,14 +200,12 @@ pub fn load_configs(paths: &[PathBuf]) -> Result<Vec<LoadedScrapeConfig>, Scrape
                 .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
                 .collect();
             files.sort();
-            for f in files {
-                configs.extend(load_path(&f)?);
-            }
+            out.extend(files);
         } else {
-            configs.extend(load_path(path)?);
+            out.push(path.clone());
         }
     }
-    Ok(configs)
+    Ok(out)
 }
 
 /// Best-effort `metadata` of a config file that failed to load.
@@ -293,7 +301,15 @@ pub async fn scrape_once(
 pub fn check_config(paths: &[PathBuf], strict: bool) -> ExitCode {
     let mut errors = 0;
     let mut warnings = 0;
-    for path in paths {
+    let files = match config_files(paths) {
+        Ok(files) => files,
+        Err(e) => {
+            println!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for path in &files {
+        let path = path.as_path();
         match load_path(path) {
             Ok(configs) => {
                 for c in configs {

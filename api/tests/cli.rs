@@ -161,6 +161,33 @@ async fn bad_scrapes_fail_clearly_and_change_nothing(backend: Backend) {
             .status
             .success()
     );
+
+    // A directory is checked file by file, topologies included.
+    let configs = d.join("configs");
+    std::fs::create_dir(&configs).expect("mkdir");
+    std::fs::copy(d.join("good.yaml"), configs.join("good.yaml")).expect("copy");
+    std::fs::write(
+        configs.join("topology.yaml"),
+        concat!(
+            "apiVersion: stratum.dev/v1\nkind: Topology\nmetadata: {name: loop}\nspec:\n  components:\n",
+            "    - {name: A, type: Queue, selectors: [{types: [Queue]}]}\n",
+            "    - {name: B, type: Queue, selectors: [{types: [Queue]}]}\n",
+        ),
+    )
+    .expect("write");
+    let out = stratum(&db, d, &["check-config", "configs"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("topology.yaml:6:") && stdout.contains("component selectors form a cycle"),
+        "{stdout}"
+    );
+    std::fs::remove_file(configs.join("topology.yaml")).expect("rm");
+    assert!(
+        stratum(&db, d, &["check-config", "configs"])
+            .status
+            .success()
+    );
 }
 
 /// Kills the server when the test ends, pass or fail.
