@@ -170,16 +170,22 @@ pub fn load_str(path: &Path, text: &str) -> Result<Vec<LoadedTopology>, ScraperE
     }
 }
 
+/// Where a serde error points: the first `` `field` `` it names, as `field:`,
+/// or `fallback`.
+fn field_needle(error: &str, fallback: &str) -> String {
+    error
+        .split('`')
+        .nth(1)
+        .map(|f| format!("{f}:"))
+        .unwrap_or_else(|| fallback.into())
+}
+
 fn compile(ctx: &mut Ctx<'_>, value: Value, path: &Path) -> Option<LoadedTopology> {
     let raw: RawTopology = match serde_json::from_value(value) {
         Ok(r) => r,
         Err(e) => {
             let text = e.to_string();
-            let needle = text
-                .split('`')
-                .nth(1)
-                .map(|f| format!("{f}:"))
-                .unwrap_or_else(|| "spec:".into());
+            let needle = field_needle(&text, "spec:");
             ctx.at(
                 &needle,
                 Severity::Error,
@@ -215,11 +221,7 @@ fn compile(ctx: &mut Ctx<'_>, value: Value, path: &Path) -> Option<LoadedTopolog
             Ok(c) => components.push(c),
             Err(e) => {
                 let text = e.to_string();
-                let needle = text
-                    .split('`')
-                    .nth(1)
-                    .map(|f| format!("{f}:"))
-                    .unwrap_or_else(|| "components:".into());
+                let needle = field_needle(&text, "components:");
                 ctx.at(
                     &needle,
                     Severity::Error,

@@ -119,8 +119,28 @@ pub fn prorate(
     ((effective as i128 * overlap as i128 + total as i128 / 2) / total as i128) as i64
 }
 
+/// `(currency, prorated effective cost)` of a row with `currency`,
+/// `period_start`, `period_end` and `effective_cost` columns, for the window
+/// `[from, to)`.
+pub(crate) fn prorated_part(
+    r: &sea_orm::QueryResult,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<(String, i64)> {
+    Ok((
+        r.try_get("", "currency")?,
+        prorate(
+            r.try_get("", "effective_cost")?,
+            r.try_get("", "period_start")?,
+            r.try_get("", "period_end")?,
+            from,
+            to,
+        ),
+    ))
+}
+
 /// Sums `(currency, amount)` pairs per currency, sorted by currency.
-fn by_currency(parts: impl IntoIterator<Item = (String, i64)>) -> Vec<Money> {
+pub(crate) fn by_currency(parts: impl IntoIterator<Item = (String, i64)>) -> Vec<Money> {
     let mut sums: BTreeMap<String, i64> = BTreeMap::new();
     for (currency, amount) in parts {
         *sums.entry(currency).or_default() += amount;
@@ -407,16 +427,7 @@ impl Store {
             .await?;
         let mut parts = Vec::with_capacity(rows.len());
         for r in rows {
-            parts.push((
-                r.try_get::<String>("", "currency")?,
-                prorate(
-                    r.try_get("", "effective_cost")?,
-                    r.try_get("", "period_start")?,
-                    r.try_get("", "period_end")?,
-                    from,
-                    now,
-                ),
-            ));
+            parts.push(prorated_part(&r, from, now)?);
         }
         Ok(by_currency(parts))
     }
@@ -494,16 +505,7 @@ impl Store {
             .await?;
         let mut unattributed = Vec::with_capacity(unclaimed.len());
         for r in unclaimed {
-            unattributed.push((
-                r.try_get::<String>("", "currency")?,
-                prorate(
-                    r.try_get("", "effective_cost")?,
-                    r.try_get("", "period_start")?,
-                    r.try_get("", "period_end")?,
-                    from,
-                    now,
-                ),
-            ));
+            unattributed.push(prorated_part(&r, from, now)?);
         }
         let mut currencies = std::collections::BTreeSet::new();
         let groups: Vec<CostGroup> = groups

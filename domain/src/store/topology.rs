@@ -690,26 +690,10 @@ impl Store {
                 .query_all_raw(stmt(backend, &sql, values))
                 .await?
             {
-                parts.push((
-                    r.try_get("", "currency")?,
-                    super::costs::prorate(
-                        r.try_get("", "effective_cost")?,
-                        r.try_get("", "period_start")?,
-                        r.try_get("", "period_end")?,
-                        from,
-                        now,
-                    ),
-                ));
+                parts.push(super::costs::prorated_part(&r, from, now)?);
             }
         }
-        let mut sums: BTreeMap<String, i64> = BTreeMap::new();
-        for (currency, amount) in parts {
-            *sums.entry(currency).or_default() += amount;
-        }
-        Ok(sums
-            .into_iter()
-            .map(|(currency, amount)| super::costs::Money { amount, currency })
-            .collect())
+        Ok(super::costs::by_currency(parts))
     }
 
     /// The live components of a topology at most `depth` levels deep (1:
