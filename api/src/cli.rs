@@ -179,33 +179,10 @@ pub async fn open_store(url: &str) -> anyhow::Result<Store> {
 /// Loads configs from files or directories (directories: `*.yaml`, `*.yml`).
 pub fn load_configs(paths: &[PathBuf]) -> Result<Vec<LoadedScrapeConfig>, ScraperError> {
     let mut configs = Vec::new();
-    for f in config_files(paths)? {
+    for f in stratum_scrapers::config::config_files(paths)? {
         configs.extend(load_path(&f)?);
     }
     Ok(configs)
-}
-
-/// The files `paths` name: files as given, directories as their `*.yaml`
-/// and `*.yml` files in name order.
-pub fn config_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ScraperError> {
-    let mut out = Vec::new();
-    for path in paths {
-        if path.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(|source| ScraperError::Io {
-                    path: path.display().to_string(),
-                    source,
-                })?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-                .collect();
-            files.sort();
-            out.extend(files);
-        } else {
-            out.push(path.clone());
-        }
-    }
-    Ok(out)
 }
 
 /// Best-effort `metadata` of a config file that failed to load.
@@ -301,7 +278,7 @@ pub async fn scrape_once(
 pub fn check_config(paths: &[PathBuf], strict: bool) -> ExitCode {
     let mut errors = 0;
     let mut warnings = 0;
-    let files = match config_files(paths) {
+    let files = match stratum_scrapers::config::config_files(paths) {
         Ok(files) => files,
         Err(e) => {
             println!("error: {e}");

@@ -95,12 +95,8 @@ fn shift_costs(catalog: &Path) -> anyhow::Result<()> {
 }
 
 fn load_configs(dir: &Path) -> anyhow::Result<Vec<LoadedScrapeConfig>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-        .collect();
-    files.sort();
+    let files = stratum_scrapers::config::config_files(&[dir.to_path_buf()])
+        .with_context(|| format!("reading {}", dir.display()))?;
     let mut configs = Vec::new();
     for file in files {
         configs.extend(load_path(&file).with_context(|| format!("loading {}", file.display()))?);

@@ -610,6 +610,41 @@ pub fn load_path(path: &Path) -> Result<Vec<LoadedScrapeConfig>, ScraperError> {
     load_str(path, &text)
 }
 
+/// The 1-based line on which each YAML document of `text` starts.
+pub(crate) fn document_lines(text: &str) -> Vec<usize> {
+    std::iter::once(1)
+        .chain(
+            text.lines()
+                .enumerate()
+                .filter(|(_, l)| l.trim_end() == "---")
+                .map(|(i, _)| i + 2),
+        )
+        .collect()
+}
+
+/// The files `paths` name: files as given, directories as their `*.yaml`
+/// and `*.yml` files in name order.
+pub fn config_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ScraperError> {
+    let mut out = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|source| ScraperError::Io {
+                    path: path.display().to_string(),
+                    source,
+                })?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+                .collect();
+            files.sort();
+            out.extend(files);
+        } else {
+            out.push(path.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// Loads every ScrapeConfig document of `text`, read from `path`.
 /// Any error diagnostic rejects the whole file.
 pub fn load_str(path: &Path, text: &str) -> Result<Vec<LoadedScrapeConfig>, ScraperError> {
@@ -617,14 +652,7 @@ pub fn load_str(path: &Path, text: &str) -> Result<Vec<LoadedScrapeConfig>, Scra
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut configs = Vec::new();
     let mut errors = Vec::new();
-    let doc_starts: Vec<usize> = std::iter::once(1)
-        .chain(
-            text.lines()
-                .enumerate()
-                .filter(|(_, l)| l.trim_end() == "---")
-                .map(|(i, _)| i + 2),
-        )
-        .collect();
+    let doc_starts = document_lines(text);
     for (index, de) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let doc_line = doc_starts.get(index).copied().unwrap_or(1);
         let value: Value = match Value::deserialize(de) {

@@ -130,14 +130,7 @@ pub fn load_str(path: &Path, text: &str) -> Result<Vec<LoadedTopology>, ScraperE
     let file = path.display().to_string();
     let mut out = Vec::new();
     let mut errors: Vec<Diagnostic> = Vec::new();
-    let doc_starts: Vec<usize> = std::iter::once(1)
-        .chain(
-            text.lines()
-                .enumerate()
-                .filter(|(_, l)| l.trim_end() == "---")
-                .map(|(i, _)| i + 2),
-        )
-        .collect();
+    let doc_starts = crate::config::document_lines(text);
     for (index, de) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let doc_line = doc_starts.get(index).copied().unwrap_or(1);
         let Ok(value) = Value::deserialize(de) else {
@@ -280,23 +273,8 @@ fn compile(ctx: &mut Ctx<'_>, value: Value, path: &Path) -> Option<LoadedTopolog
 /// Loads the topologies of files and directories (`*.yaml`, `*.yml`).
 pub fn load_paths(paths: &[std::path::PathBuf]) -> Result<Vec<LoadedTopology>, ScraperError> {
     let mut out = Vec::new();
-    for path in paths {
-        if path.is_dir() {
-            let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(path)
-                .map_err(|source| ScraperError::Io {
-                    path: path.display().to_string(),
-                    source,
-                })?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-                .collect();
-            files.sort();
-            for f in files {
-                out.extend(load_path(&f)?);
-            }
-        } else {
-            out.extend(load_path(path)?);
-        }
+    for f in crate::config::config_files(paths)? {
+        out.extend(load_path(&f)?);
     }
     Ok(out)
 }

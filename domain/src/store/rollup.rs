@@ -33,7 +33,8 @@ pub type DescendantCounts = [i64; 4];
 /// transactions with rollup work on PostgreSQL.
 const ROLLUP_LOCK: (i32, i32) = (0x5354_5242, 1);
 
-fn slot(h: Health) -> usize {
+/// The index of `h` in a [`DescendantCounts`].
+pub(crate) fn slot(h: Health) -> usize {
     match h {
         Health::Unknown => 0,
         Health::Healthy => 1,

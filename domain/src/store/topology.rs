@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
+use super::rollup::slot;
 use super::{ItemFilter, Store, stmt};
 use crate::error::{DomainError, Result};
 use crate::ids::NAMESPACE;
@@ -1128,15 +1129,7 @@ pub(crate) async fn recompute_components(
                          "low": insights.get("low").copied().unwrap_or(0),
                          "info": insights.get("info").copied().unwrap_or(0)},
         });
-        let own_items = [
-            Health::Unknown,
-            Health::Healthy,
-            Health::Warning,
-            Health::Unhealthy,
-        ]
-        .into_iter()
-        .filter(|h| items[slot(*h)] > 0)
-        .fold(Health::Unknown, Health::max);
+        let own_items = super::rollup::rolled_up(Health::Unknown, &items);
         let variables_component = json!({"name": row.name, "type": row.component_type});
         let evaluate = |source: &str| -> Option<serde_json::Value> {
             let expr = crate::celx::Expression::compile(source).ok()?;
@@ -1278,15 +1271,6 @@ async fn write_component_health(
         txn.execute_raw(stmt(backend, &sql, values)).await?;
     }
     Ok(())
-}
-
-fn slot(h: Health) -> usize {
-    match h {
-        Health::Unknown => 0,
-        Health::Healthy => 1,
-        Health::Warning => 2,
-        Health::Unhealthy => 3,
-    }
 }
 
 #[cfg(test)]
