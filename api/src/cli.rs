@@ -133,6 +133,13 @@ pub struct ServeArgs {
     /// Longest a request may run (`15s`, `1m`).
     #[arg(long, env = "STRATUM_REQUEST_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
     pub request_timeout: std::time::Duration,
+    /// Most subscriptions (operations) on one WebSocket connection.
+    #[arg(
+        long,
+        env = "STRATUM_MAX_SUBSCRIPTIONS_PER_CONNECTION",
+        default_value_t = 50
+    )]
+    pub max_subscriptions_per_connection: usize,
     /// How often replicas sharing a PostgreSQL database rebalance which
     /// of them runs each scraper (SPEC §2).
     #[arg(long, env = "STRATUM_OWNERSHIP_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
@@ -160,6 +167,7 @@ impl ServeArgs {
                 batch: self.max_batch,
                 body_bytes: self.max_body_bytes,
                 timeout: self.request_timeout,
+                subscriptions_per_connection: self.max_subscriptions_per_connection,
                 ..defaults
             },
             introspection: self.introspection == Switch::On,

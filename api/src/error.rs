@@ -17,6 +17,19 @@ pub enum ApiError {
     /// The entity does not exist (or is out of scope).
     #[error("{0} not found")]
     NotFound(String),
+    /// A subscription's `since` cursor is too old to replay from.
+    #[error("{0}")]
+    CursorExpired(String),
+    /// A subscriber fell behind the live stream; it resumes from `resume`.
+    #[error(
+        "the subscriber fell more than {buffer} events behind; resubscribe with since: resumeCursor"
+    )]
+    Lagged {
+        /// The cursor to resume from.
+        resume: String,
+        /// The subscriber's buffer.
+        buffer: usize,
+    },
     /// Anything else; the details are logged, never returned.
     #[error("internal error")]
     Internal,
@@ -28,6 +41,8 @@ impl ApiError {
         match self {
             ApiError::BadUserInput(_) | ApiError::InvalidSearch(_) => "BAD_USER_INPUT",
             ApiError::NotFound(_) => "NOT_FOUND",
+            ApiError::CursorExpired(_) => "CURSOR_EXPIRED",
+            ApiError::Lagged { .. } => "LAGGED",
             ApiError::Internal => "INTERNAL",
         }
     }
@@ -40,6 +55,7 @@ impl From<&DomainError> for ApiError {
                 ApiError::BadUserInput(format!("invalid {what}: {message}"))
             }
             DomainError::NotFound(what) => ApiError::NotFound(what.to_string()),
+            DomainError::CursorExpired(message) => ApiError::CursorExpired(message.clone()),
             other => {
                 tracing::error!(error = %other, source = ?std::error::Error::source(other), "request failed");
                 ApiError::Internal
@@ -68,8 +84,15 @@ impl ErrorExtensions for ApiError {
             ApiError::InvalidSearch(e) => Some(e.column),
             _ => None,
         };
+        let resume = match self {
+            ApiError::Lagged { resume, .. } => Some(resume.clone()),
+            _ => None,
+        };
         async_graphql::Error::new(self.to_string()).extend_with(|_, ext| {
             ext.set("code", code);
+            if let Some(resume) = &resume {
+                ext.set("resumeCursor", resume.as_str());
+            }
             if let Some(column) = column {
                 ext.set("position", async_graphql::value!({ "column": column }));
             }

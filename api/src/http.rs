@@ -12,15 +12,17 @@ use async_graphql::http::GraphiQLSource;
 use async_graphql::{BatchRequest, ServerError};
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use stratum_domain::Store;
+use tokio_util::sync::CancellationToken;
 
 use crate::graphql::guard::{code_of, codes, with_code};
-use crate::graphql::{Limits, StratumSchema, sdl};
+use crate::graphql::{Limits, SchemaOptions, StratumSchema, build_schema_with, sdl};
 
 /// The GraphQL-over-HTTP media type.
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -36,12 +38,50 @@ pub struct AppState {
     pub limits: Limits,
     /// Serve the SDL at `/schema.graphql` (follows the introspection switch).
     pub introspection: bool,
+    /// Cancelled when the server shuts down: long-lived streams
+    /// (WebSockets, server-sent events) close on it.
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// The state for `store` with `options`, its schema built from them.
+    pub fn new(store: Store, options: SchemaOptions) -> Self {
+        AppState {
+            schema: build_schema_with(Some(store.clone()), options),
+            store,
+            limits: options.limits,
+            introspection: options.introspection,
+            shutdown: CancellationToken::new(),
+        }
+    }
+}
+
+/// Kernel send buffer of each connection. A fixed size (rather than
+/// autotuning up to megabytes) bounds what a client that stops reading can
+/// have queued, so a stalled subscriber is noticed and lags (SPEC §13)
+/// instead of hiding thousands of events in the socket.
+const SEND_BUFFER_BYTES: usize = 128 * 1024;
+
+/// The listener every server socket is accepted through: no Nagle delay
+/// (subscription events are small writes) and a bounded send buffer.
+pub fn listener(
+    listener: tokio::net::TcpListener,
+) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = std::net::SocketAddr> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        if let Err(e) = socket2::SockRef::from(&*tcp).set_send_buffer_size(SEND_BUFFER_BYTES) {
+            tracing::debug!(error = %e, "cannot set the send buffer size");
+        }
+    })
 }
 
 /// Builds the router.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/graphql", get(graphql_get_or_upgrade).post(graphql_post))
         .route("/schema.graphql", get(schema_sdl))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -238,7 +278,8 @@ async fn execute(state: &AppState, media: MediaType, id: &str, batch: BatchReque
 
 async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let id = request_id(&headers);
-    let Some(media) = negotiate(&headers) else {
+    let event_stream = wants_event_stream(&headers);
+    let Some(media) = negotiate(&headers).or(event_stream.then_some(MediaType::Json)) else {
         return not_acceptable(&id);
     };
     let content_type = headers
@@ -311,7 +352,68 @@ async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: B
             );
         }
     }
+    if event_stream {
+        return match batch {
+            BatchRequest::Single(request) => event_stream_response(state, id, request),
+            BatchRequest::Batch(_) => request_error(
+                StatusCode::BAD_REQUEST,
+                media,
+                &id,
+                codes::PARSE_FAILED,
+                "an event stream carries one operation, not a batch",
+            ),
+        };
+    }
     execute(&state, media, &id, batch).await
+}
+
+/// True when the client asks for `text/event-stream` (GraphQL over SSE).
+fn wants_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| {
+            accept
+                .split(',')
+                .any(|part| part.split(';').next().map(str::trim) == Some("text/event-stream"))
+        })
+}
+
+/// GraphQL over server-sent events ("distinct connections" mode of the
+/// graphql-sse protocol): one `next` event per result, then `complete`.
+/// For clients that cannot open a WebSocket.
+fn event_stream_response(state: AppState, id: String, request: async_graphql::Request) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use futures_util::StreamExt;
+    let request_id = id.clone();
+    let results = state
+        .schema
+        .execute_stream(request)
+        .map(move |mut response| {
+            for error in &mut response.errors {
+                error
+                    .extensions
+                    .get_or_insert_with(Default::default)
+                    .set("requestId", request_id.as_str());
+            }
+            Event::default()
+                .event("next")
+                .json_data(&response)
+                .unwrap_or_else(|_| Event::default().event("next").data("{}"))
+        });
+    let events = results
+        .chain(futures_util::stream::once(async {
+            Event::default().event("complete").data("")
+        }))
+        .take_until(state.shutdown.clone().cancelled_owned())
+        .map(Ok::<_, std::convert::Infallible>);
+    let mut response = Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(crate::ws::PING_INTERVAL))
+        .into_response();
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
 }
 
 #[derive(Deserialize)]
@@ -323,11 +425,37 @@ struct GetParams {
     extensions: Option<String>,
 }
 
-async fn graphql_get(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(params): Query<GetParams>,
-) -> Response {
+/// GET `/graphql`: a WebSocket upgrade, GraphiQL for a browser, or a query.
+async fn graphql_get_or_upgrade(State(state): State<AppState>, request: Request) -> Response {
+    let (mut parts, _) = request.into_parts();
+    let upgrading = parts
+        .headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if upgrading {
+        let id = request_id(&parts.headers);
+        return match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+            Ok(ws) => crate::ws::upgrade(ws, state, id),
+            Err(rejection) => rejection.into_response(),
+        };
+    }
+    match Query::<GetParams>::from_request_parts(&mut parts, &state).await {
+        Ok(Query(params)) => graphql_get(state, parts.headers, params).await,
+        Err(rejection) => {
+            let id = request_id(&parts.headers);
+            request_error(
+                StatusCode::BAD_REQUEST,
+                negotiate(&parts.headers).unwrap_or(MediaType::Json),
+                &id,
+                codes::PARSE_FAILED,
+                &rejection.body_text(),
+            )
+        }
+    }
+}
+
+async fn graphql_get(state: AppState, headers: HeaderMap, params: GetParams) -> Response {
     let id = request_id(&headers);
     let wants_html = headers
         .get(header::ACCEPT)

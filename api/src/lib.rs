@@ -8,3 +8,4 @@ pub mod graphql;
 pub mod http;
 pub mod maintenance;
 pub mod serve;
+pub mod ws;

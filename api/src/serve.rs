@@ -9,7 +9,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cli::{ServeArgs, load_configs, open_store};
-use crate::graphql::build_schema_with;
 use crate::http::{AppState, router};
 
 /// Runs the server.
@@ -72,12 +71,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
 
     let options = args.schema_options();
-    let state = AppState {
-        schema: build_schema_with(Some(store.clone()), options),
-        store,
-        limits: options.limits,
-        introspection: options.introspection,
-    };
+    let mut state = AppState::new(store, options);
+    state.shutdown = cancel.clone();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
@@ -86,7 +81,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("stratum listening on http://{local}/graphql");
 
     let shutdown = cancel.clone();
-    axum::serve(listener, router(state))
+    axum::serve(crate::http::listener(listener), router(state))
         .with_graceful_shutdown(async move {
             wait_for_signal().await;
             shutdown.cancel();

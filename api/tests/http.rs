@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use stratum_api::graphql::{SchemaOptions, build_schema_with};
+use stratum_api::graphql::SchemaOptions;
 use stratum_api::http::{AppState, router};
 use stratum_tests::{Backend, TestDb};
 
@@ -16,12 +16,7 @@ const GRJ: &str = "application/graphql-response+json";
 
 async fn start(db: &TestDb) -> String {
     let options = SchemaOptions::default();
-    let state = AppState {
-        schema: build_schema_with(Some(db.store.clone()), options),
-        store: db.store.clone(),
-        limits: options.limits,
-        introspection: options.introspection,
-    };
+    let state = AppState::new(db.store.clone(), options);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -22,6 +22,9 @@ pub enum DomainError {
     /// The database failed; details are logged, never shown to clients.
     #[error("database error")]
     Database(#[from] sea_orm::DbErr),
+    /// A subscription's `since` cursor is too old to replay from.
+    #[error("cursor expired: {0}")]
+    CursorExpired(String),
     /// Stored data could not be decoded.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),

@@ -11,6 +11,7 @@ pub mod change_rules;
 pub mod diff;
 pub mod entities;
 pub mod error;
+pub mod events;
 pub mod fingerprint;
 pub mod health;
 pub mod ids;

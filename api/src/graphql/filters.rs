@@ -105,6 +105,8 @@ pub struct RelatedFilter {
 /// Filters for lists of config items.
 #[derive(InputObject, Default, Clone, Debug)]
 pub struct ConfigFilter {
+    /// Only these items (global ids or raw UUIDs).
+    pub ids: Option<Vec<ID>>,
     /// Exact types.
     pub types: Option<Vec<String>>,
     /// Exact classes.
@@ -278,6 +280,12 @@ pub fn item_filter(filter: Option<ConfigFilter>, search: Option<&str>) -> ApiRes
             .into_iter()
             .map(Into::into)
             .collect(),
+        ids: f
+            .ids
+            .unwrap_or_default()
+            .iter()
+            .map(|id| item_uuid(id))
+            .collect::<ApiResult<Vec<Uuid>>>()?,
         include_deleted: f.include_deleted,
         search: match terms.len() {
             0 => None,

@@ -39,6 +39,10 @@ pub struct Limits {
     pub body_bytes: usize,
     /// Longest a request may run.
     pub timeout: std::time::Duration,
+    /// Most operations running on one WebSocket connection.
+    pub subscriptions_per_connection: usize,
+    /// How long a WebSocket client has to send `connection_init`.
+    pub connection_init_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -52,6 +56,8 @@ impl Default for Limits {
             batch: 10,
             body_bytes: 1024 * 1024,
             timeout: std::time::Duration::from_secs(15),
+            subscriptions_per_connection: 50,
+            connection_init_timeout: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -70,6 +76,11 @@ pub mod codes {
     pub const TIMEOUT: &str = "TIMEOUT";
     /// Anything unexpected.
     pub const INTERNAL: &str = "INTERNAL";
+    /// A malformed request outside GraphQL (a protocol message, say).
+    pub const BAD_REQUEST: &str = "BAD_REQUEST";
+    /// An operation the transport does not carry (a mutation over GET or
+    /// a WebSocket).
+    pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
 }
 
 /// The code of an error, if it has one.

@@ -4,7 +4,7 @@
 //! enforced by [`guard`].
 
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{EmptySubscription, SDLExportOptions, Schema};
+use async_graphql::{SDLExportOptions, Schema};
 use stratum_domain::Store;
 
 mod connection;
@@ -14,6 +14,7 @@ pub mod guard;
 mod loaders;
 pub mod mutations;
 mod persisted;
+pub mod subscriptions;
 mod types;
 
 pub use guard::Limits;
@@ -45,7 +46,8 @@ impl Default for SchemaOptions {
 }
 
 /// The executable schema.
-pub type StratumSchema = Schema<QueryRoot, mutations::MutationRoot, EmptySubscription>;
+pub type StratumSchema =
+    Schema<QueryRoot, mutations::MutationRoot, subscriptions::SubscriptionRoot>;
 
 /// Builds the schema with the default options.
 pub fn build_schema(store: Option<Store>) -> StratumSchema {
@@ -54,13 +56,17 @@ pub fn build_schema(store: Option<Store>) -> StratumSchema {
 
 /// Builds the schema with the store as context data.
 pub fn build_schema_with(store: Option<Store>, options: SchemaOptions) -> StratumSchema {
-    let mut builder = Schema::build(QueryRoot, mutations::MutationRoot, EmptySubscription)
-        .extension(guard::RequestGuard::new(
-            options.limits,
-            options.introspection,
-            persisted::PersistedQueries::new(APQ_ENTRIES),
-            documents::DocumentCache::new(DOCUMENT_CACHE_ENTRIES),
-        ));
+    let mut builder = Schema::build(
+        QueryRoot,
+        mutations::MutationRoot,
+        subscriptions::SubscriptionRoot,
+    )
+    .extension(guard::RequestGuard::new(
+        options.limits,
+        options.introspection,
+        persisted::PersistedQueries::new(APQ_ENTRIES),
+        documents::DocumentCache::new(DOCUMENT_CACHE_ENTRIES),
+    ));
     if !options.introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }

@@ -64,7 +64,7 @@ impl From<Health> for DomainHealth {
     }
 }
 
-fn health(stored: &str) -> Health {
+pub(crate) fn health(stored: &str) -> Health {
     stored
         .parse::<DomainHealth>()
         .unwrap_or(DomainHealth::Unknown)
@@ -112,7 +112,7 @@ async fn item(ctx: &Context<'_>, id: Uuid) -> ApiResult<Option<ConfigItem>> {
         .load_one(ItemKey(id))
         .await
         .map_err(gql)?
-        .map(ConfigItem))
+        .map(ConfigItem::from))
 }
 
 /// A page of the items `filter` selects, in `order`, as a connection whose
@@ -127,7 +127,11 @@ async fn item_page(
         .list_items(&filter, order, &request)
         .await
         .map_err(gql)?;
-    Ok(connection(page, ConfigItem, ItemListFields { filter }))
+    Ok(connection(
+        page,
+        ConfigItem::from,
+        ItemListFields { filter },
+    ))
 }
 
 /// The complexity of a connection field: its page size times its
@@ -154,10 +158,6 @@ fn money(micros: i64) -> String {
 }
 
 /// Anything with a global id (Relay).
-#[expect(
-    clippy::large_enum_variant,
-    reason = "a short-lived resolver result; boxing would only add an allocation per node"
-)]
 #[derive(Interface)]
 #[graphql(field(name = "id", ty = "ID", desc = "Global id."))]
 pub enum Node {
@@ -178,7 +178,13 @@ pub enum Node {
 }
 
 /// An item of the catalog.
-pub struct ConfigItem(pub config_item::Model);
+pub struct ConfigItem(pub std::sync::Arc<config_item::Model>);
+
+impl From<config_item::Model> for ConfigItem {
+    fn from(m: config_item::Model) -> Self {
+        ConfigItem(std::sync::Arc::new(m))
+    }
+}
 
 /// An item's cost (SPEC §8), in one currency.
 #[derive(SimpleObject)]
@@ -338,7 +344,7 @@ impl ConfigItem {
             .map_err(gql)?;
         Ok(ids
             .into_iter()
-            .filter_map(|id| found.remove(&ItemKey(id)).map(ConfigItem))
+            .filter_map(|id| found.remove(&ItemKey(id)).map(ConfigItem::from))
             .collect())
     }
     /// Hard children, by name.
@@ -410,7 +416,7 @@ impl ConfigItem {
             if let Some(m) = found.remove(&ItemKey(n.id)) {
                 conn.edges.push(Edge::with_additional_fields(
                     cursor,
-                    ConfigItem(m),
+                    ConfigItem::from(m),
                     RelatedEdgeFields {
                         depth: n.depth as i32,
                         direction: match n.direction {
@@ -1352,7 +1358,12 @@ async fn load_node(ctx: &Context<'_>, id: &str) -> ApiResult<Option<Node>> {
         .ok_or_else(|| gql(ApiError::BadUserInput(format!("'{id}' is not a global id"))))?;
     let loader = loader(ctx)?;
     let node = match kind.as_str() {
-        "ConfigItem" => one(loader, ItemKey(uuid), |m| Node::ConfigItem(ConfigItem(m))).await?,
+        "ConfigItem" => {
+            one(loader, ItemKey(uuid), |m| {
+                Node::ConfigItem(ConfigItem::from(m))
+            })
+            .await?
+        }
         "ConfigChange" => {
             one(loader, ChangeKey(uuid), |m| {
                 Node::ConfigChange(ConfigChange(m))
@@ -1537,7 +1548,7 @@ impl QueryRoot {
         for root in &roots {
             if let Some(m) = items.remove(&ItemKey(*root)) {
                 nodes.push(GraphNode {
-                    item: ConfigItem(m),
+                    item: ConfigItem::from(m),
                     depth: 0,
                     direction: Direction::Both,
                 });
@@ -1549,7 +1560,7 @@ impl QueryRoot {
         for n in reached.nodes {
             if let Some(m) = items.remove(&ItemKey(n.id)) {
                 nodes.push(GraphNode {
-                    item: ConfigItem(m),
+                    item: ConfigItem::from(m),
                     depth: n.depth as i32,
                     direction: match n.direction {
                         stratum_domain::store::Direction::Incoming => Direction::Incoming,

@@ -168,7 +168,12 @@ impl Store {
                 }
             }
         }
-        let seqs = Store::allocate_seq(&txn, inserts.len() + updates.len()).await?;
+        let seqs = Store::allocate_seq(
+            &txn,
+            crate::events::EventStream::Changes,
+            inserts.len() + updates.len(),
+        )
+        .await?;
         let mut seqs = seqs.into_iter();
         for (row_id, created_at, change) in &updates {
             let seq = seqs.next().unwrap_or_default();

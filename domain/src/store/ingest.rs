@@ -1751,7 +1751,7 @@ async fn sync_soft_edges(
 }
 
 async fn delete_stale(
-    txn: &DatabaseTransaction,
+    txn: &super::WriteTxn,
     scraper_id: Uuid,
     cutoff: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -1782,7 +1782,7 @@ async fn delete_stale(
 /// Soft-deletes live `ids` for `reason`, recording a `Deleted` change
 /// for each; returns how many.
 pub(crate) async fn soft_delete(
-    txn: &DatabaseTransaction,
+    txn: &super::WriteTxn,
     ids_deleted: &[Uuid],
     reason: DeleteReason,
     source: &str,
@@ -1842,7 +1842,7 @@ pub(crate) async fn soft_delete(
 /// Inserts changes, or bumps the count of a same-fingerprint change inside
 /// the dedupe window. Returns the number of changes recorded.
 async fn record_changes(
-    txn: &DatabaseTransaction,
+    txn: &super::WriteTxn,
     changes: Vec<NewChange>,
     now: DateTime<Utc>,
 ) -> Result<i64> {
@@ -1872,7 +1872,7 @@ async fn record_changes(
             );
         }
     }
-    let seqs = Store::allocate_seq(txn, changes.len()).await?;
+    let seqs = Store::allocate_seq(txn, crate::events::EventStream::Changes, changes.len()).await?;
     let mut inserts: Vec<(Uuid, i64, i64, NewChange)> = Vec::new();
     let mut pending: HashMap<(Uuid, String), usize> = HashMap::new();
     for (change, seq) in changes.into_iter().zip(seqs) {

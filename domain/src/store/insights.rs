@@ -172,7 +172,7 @@ struct StoredInsight {
 /// Upserts observations of `scraper_id` about live items inside `txn`
 /// (SPEC §7 lifecycle). Later observations of one id in the set win.
 pub(crate) async fn write_observations(
-    txn: &DatabaseTransaction,
+    txn: &super::WriteTxn,
     scraper_id: Uuid,
     observations: Vec<(Uuid, ScrapedInsight)>,
     now: DateTime<Utc>,
@@ -242,9 +242,13 @@ pub(crate) async fn write_observations(
             }
         }
     }
-    let mut seqs = Store::allocate_seq(txn, inserts.len() + rewrites.len())
-        .await?
-        .into_iter();
+    let mut seqs = Store::allocate_seq(
+        txn,
+        crate::events::EventStream::Insights,
+        inserts.len() + rewrites.len(),
+    )
+    .await?
+    .into_iter();
     const COLUMNS: usize = 15;
     for chunk in inserts.chunks(MAX_PARAMS / COLUMNS) {
         let sql = format!(
@@ -315,14 +319,15 @@ pub(crate) async fn write_observations(
 
 /// Sets `status` on `ids` with fresh seqs; returns how many rows moved.
 async fn set_status(
-    txn: &DatabaseTransaction,
+    txn: &super::WriteTxn,
     ids_changed: &[Uuid],
     new_status: &str,
     silenced_until: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Result<i64> {
     let backend = txn.get_database_backend();
-    let seqs = Store::allocate_seq(txn, ids_changed.len()).await?;
+    let seqs =
+        Store::allocate_seq(txn, crate::events::EventStream::Insights, ids_changed.len()).await?;
     for (id, seq) in ids_changed.iter().zip(seqs) {
         txn.execute_raw(stmt(
             backend,
@@ -435,14 +440,14 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<insight::Model> {
         let (_guard, txn) = self.write_txn().await?;
-        let Some(current) = insight::Entity::find_by_id(id).one(&txn).await? else {
+        let Some(current) = insight::Entity::find_by_id(id).one(&*txn).await? else {
             return Err(DomainError::NotFound("insight"));
         };
         if current.status != new_status || current.silenced_until != until {
             set_status(&txn, &[id], new_status, until, now).await?;
         }
         let updated = insight::Entity::find_by_id(id)
-            .one(&txn)
+            .one(&*txn)
             .await?
             .ok_or(DomainError::NotFound("insight"))?;
         txn.commit().await?;

@@ -15,6 +15,7 @@ use stratum_migrations::{Migrate, Migrator};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::error::{DomainError, Result};
+use crate::events::{EventBus, EventRef, EventStream, NOTIFY_CHANNEL};
 
 pub mod batch;
 pub mod changes;
@@ -31,6 +32,7 @@ pub mod rollup;
 pub mod scrapers;
 pub mod search;
 pub mod selectors;
+pub mod subscriptions;
 pub mod summary;
 pub mod topology;
 
@@ -61,6 +63,8 @@ pub struct Store {
     writer: Arc<Mutex<()>>,
     /// How to open the ownership connection (PostgreSQL only).
     owner_options: Option<ConnectOptions>,
+    /// Where committed writes are announced.
+    events: EventBus,
 }
 
 impl std::fmt::Debug for Store {
@@ -109,6 +113,7 @@ impl Store {
             });
             let db = Database::connect(options).await?;
             return Ok(Store {
+                events: EventBus::start(db.clone()),
                 reads: db.clone(),
                 db,
                 writer: Arc::new(Mutex::new(())),
@@ -135,11 +140,16 @@ impl Store {
                 ("plan_cache_mode", "force_generic_plan"),
             ])
         });
+        let listen_url = options.get_url().to_string();
+        let reads = Database::connect(read_options).await?;
+        let events = EventBus::start(reads.clone());
+        crate::events::listener::spawn(&events, listen_url, reads.clone());
         Ok(Store {
             db: Database::connect(options).await?,
-            reads: Database::connect(read_options).await?,
+            reads,
             writer: Arc::new(Mutex::new(())),
             owner_options,
+            events,
         })
     }
 
@@ -209,10 +219,13 @@ impl Store {
         Ok(())
     }
 
+    /// The event bus committed writes are announced on.
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
     /// Takes the writer lock (SQLite) and opens a transaction.
-    pub(crate) async fn write_txn(
-        &self,
-    ) -> Result<(Option<MutexGuard<'_, ()>>, DatabaseTransaction)> {
+    pub(crate) async fn write_txn(&self) -> Result<(Option<MutexGuard<'_, ()>>, WriteTxn)> {
         use sea_orm::TransactionTrait;
         let guard = if self.backend() == DbBackend::Sqlite {
             Some(self.writer.lock().await)
@@ -220,11 +233,29 @@ impl Store {
             None
         };
         let txn = self.db.begin().await?;
-        Ok((guard, txn))
+        Ok((
+            guard,
+            WriteTxn {
+                txn,
+                bus: self.events.clone(),
+                announced: std::sync::Mutex::new(Vec::new()),
+            },
+        ))
     }
 
-    /// Allocates `n` consecutive event sequence numbers inside `txn`.
-    pub(crate) async fn allocate_seq(txn: &DatabaseTransaction, n: usize) -> Result<Vec<i64>> {
+    /// Allocates `n` event sequence numbers for rows of `stream` inside
+    /// `txn`; the rows are announced when `txn` commits.
+    pub(crate) async fn allocate_seq(
+        txn: &WriteTxn,
+        stream: EventStream,
+        n: usize,
+    ) -> Result<Vec<i64>> {
+        let seqs = Self::next_seqs(txn, n).await?;
+        txn.announce(stream, &seqs);
+        Ok(seqs)
+    }
+
+    async fn next_seqs(txn: &DatabaseTransaction, n: usize) -> Result<Vec<i64>> {
         if n == 0 {
             return Ok(Vec::new());
         }
@@ -256,6 +287,53 @@ impl Store {
             let last: i64 = row.try_get("", "value")?;
             Ok(((last - n as i64 + 1)..=last).collect())
         }
+    }
+}
+
+/// A write transaction that announces the event rows it wrote once, and
+/// only if, it commits. Dereferences to the SeaORM transaction.
+pub struct WriteTxn {
+    txn: DatabaseTransaction,
+    bus: EventBus,
+    announced: std::sync::Mutex<Vec<EventRef>>,
+}
+
+impl std::ops::Deref for WriteTxn {
+    type Target = DatabaseTransaction;
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+}
+
+impl WriteTxn {
+    fn announce(&self, stream: EventStream, seqs: &[i64]) {
+        if let Ok(mut announced) = self.announced.lock() {
+            announced.extend(seqs.iter().map(|&seq| EventRef { stream, seq }));
+        }
+    }
+
+    /// Commits, then hands the announced rows to the bus. On PostgreSQL
+    /// the transaction also notifies other replicas, delivered only on commit.
+    pub async fn commit(self) -> Result<()> {
+        let announced = self
+            .announced
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let backend = self.txn.get_database_backend();
+        if backend == DbBackend::Postgres && !announced.is_empty() {
+            for payload in crate::events::listener::payloads(self.bus.replica(), &announced) {
+                self.txn
+                    .execute_raw(Statement::from_sql_and_values(
+                        backend,
+                        "SELECT pg_notify($1, $2)",
+                        [Value::from(NOTIFY_CHANNEL), Value::from(payload)],
+                    ))
+                    .await?;
+            }
+        }
+        self.txn.commit().await?;
+        self.bus.committed(announced);
+        Ok(())
     }
 }
 

@@ -179,7 +179,7 @@ impl Store {
             .offset(RUNS_KEPT as u64)
             .limit(1000)
             .into_tuple()
-            .all(&txn)
+            .all(&*txn)
             .await?;
         for chunk in keep.chunks(500) {
             let sql = format!(

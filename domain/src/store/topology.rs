@@ -834,7 +834,7 @@ pub(crate) struct ItemMove {
 /// its summary; an appearance or removal recounts that component. Returns
 /// how many components' rolled-up health moved.
 pub(crate) async fn recompute_for_items(
-    txn: &DatabaseTransaction,
+    txn: &super::WriteTxn,
     moves: &[ItemMove],
     now: DateTime<Utc>,
 ) -> Result<i64> {
@@ -960,7 +960,7 @@ async fn load_components(txn: &DatabaseTransaction, ids: &[Uuid]) -> Result<Vec<
 /// adopters, transitively), children before parents, writing the ones
 /// that moved and a history row for each whose rolled-up health moved.
 pub(crate) async fn recompute_components(
-    txn: &DatabaseTransaction,
+    txn: &super::WriteTxn,
     seeds: Vec<Uuid>,
     work: Work,
     now: DateTime<Utc>,
@@ -1184,7 +1184,12 @@ pub(crate) async fn recompute_components(
         }
     }
     write_component_health(txn, &updates, now).await?;
-    let seqs = Store::allocate_seq(txn, history.len()).await?;
+    let seqs = Store::allocate_seq(
+        txn,
+        crate::events::EventStream::ComponentHealth,
+        history.len(),
+    )
+    .await?;
     let rows: Vec<(Uuid, Health, Health, i64)> = history
         .into_iter()
         .zip(seqs)
