@@ -9,25 +9,18 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use stratum_api::graphql::SchemaOptions;
 use stratum_api::http::{AppState, router};
 use stratum_domain::{Health, HealthResult, Store};
 use stratum_scrapers::{RunOptions, load_path, run_scrape};
 use stratum_tests::{Backend, TestDb, item, keep_everything, scrape_items};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use stratum_tests::ws::{Client, Message, WAIT};
 
 stratum_tests::on_both_backends!(
     a_scraped_health_change_reaches_both_protocols,
     a_stalled_subscriber_lags_alone_and_resumes_exactly_once
 );
-
-/// How long a test waits for one message.
-const WAIT: Duration = Duration::from_secs(20);
 
 async fn serve_with(store: Store, options: SchemaOptions) -> SocketAddr {
     let state = AppState::new(store, options);
@@ -43,159 +36,6 @@ async fn serve_with(store: Store, options: SchemaOptions) -> SocketAddr {
 
 async fn serve(store: Store) -> SocketAddr {
     serve_with(store, SchemaOptions::default()).await
-}
-
-/// What a client reads off the socket.
-#[derive(Debug)]
-enum Incoming {
-    Json(Value),
-    Closed(u16, String),
-}
-
-struct Client {
-    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    /// Messages read while waiting for another operation's.
-    stash: Vec<Value>,
-}
-
-fn request(
-    addr: SocketAddr,
-    protocol: &str,
-) -> tokio_tungstenite::tungstenite::handshake::client::Request {
-    let mut request = format!("ws://{addr}/graphql")
-        .into_client_request()
-        .expect("request");
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        protocol.parse().expect("protocol header"),
-    );
-    request
-}
-
-impl Client {
-    async fn connect(addr: SocketAddr, protocol: &str) -> Client {
-        let (socket, response) = tokio_tungstenite::connect_async(request(addr, protocol))
-            .await
-            .expect("connect");
-        assert_eq!(
-            response
-                .headers()
-                .get("sec-websocket-protocol")
-                .and_then(|v| v.to_str().ok()),
-            Some(protocol)
-        );
-        Client {
-            socket,
-            stash: Vec::new(),
-        }
-    }
-
-    /// A client whose socket receive buffer is tiny, so it stalls the
-    /// server quickly when it stops reading.
-    async fn connect_small(addr: SocketAddr, protocol: &str) -> Client {
-        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-        socket.set_recv_buffer_size(4096).expect("rcvbuf");
-        let stream = socket.connect(addr).await.expect("tcp connect");
-        let (socket, _) =
-            tokio_tungstenite::client_async(request(addr, protocol), MaybeTlsStream::Plain(stream))
-                .await
-                .expect("handshake");
-        Client {
-            socket,
-            stash: Vec::new(),
-        }
-    }
-
-    async fn send(&mut self, value: Value) {
-        self.socket
-            .send(Message::Text(value.to_string().into()))
-            .await
-            .expect("send");
-    }
-
-    async fn send_raw(&mut self, message: Message) {
-        self.socket.send(message).await.expect("send");
-    }
-
-    /// The next message that is not a keepalive.
-    async fn recv(&mut self) -> Incoming {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let next = tokio::time::timeout_at(deadline, self.socket.next())
-                .await
-                .expect("a message in time");
-            match next {
-                Some(Ok(Message::Text(text))) => {
-                    let value: Value = serde_json::from_str(&text).expect("JSON message");
-
-                    match value["type"].as_str() {
-                        Some("ka") | Some("pong") => continue,
-                        Some("ping") => {
-                            self.send(json!({"type": "pong"})).await;
-                            continue;
-                        }
-                        _ => return Incoming::Json(value),
-                    }
-                }
-                Some(Ok(Message::Close(frame))) => {
-                    return frame
-                        .map(|f| Incoming::Closed(f.code.into(), f.reason.to_string()))
-                        .unwrap_or(Incoming::Closed(1005, String::new()));
-                }
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => return Incoming::Closed(1006, e.to_string()),
-                None => return Incoming::Closed(1006, "eof".into()),
-            }
-        }
-    }
-
-    async fn recv_json(&mut self) -> Value {
-        match self.recv().await {
-            Incoming::Json(v) => v,
-            other => panic!("expected a message, got {other:?}"),
-        }
-    }
-
-    /// The next message for operation `id`, stashing others.
-    async fn recv_for(&mut self, id: &str) -> Value {
-        if let Some(pos) = self.stash.iter().position(|m| m["id"] == id) {
-            return self.stash.remove(pos);
-        }
-        loop {
-            let message = self.recv_json().await;
-            if message["id"] == id {
-                return message;
-            }
-            self.stash.push(message);
-        }
-    }
-
-    async fn expect_close(&mut self) -> (u16, String) {
-        loop {
-            match self.recv().await {
-                Incoming::Closed(code, reason) => return (code, reason),
-                Incoming::Json(_) => continue,
-            }
-        }
-    }
-
-    async fn init(&mut self) {
-        self.send(json!({"type": "connection_init", "payload": {}}))
-            .await;
-        assert_eq!(self.recv_json().await["type"], "connection_ack");
-    }
-
-    async fn subscribe(&mut self, protocol: &str, id: &str, query: &str, variables: Value) {
-        let kind = if protocol == "graphql-ws" {
-            "start"
-        } else {
-            "subscribe"
-        };
-        self.send(
-            json!({"type": kind, "id": id, "payload": {"query": query, "variables": variables}}),
-        )
-        .await;
-    }
 }
 
 const HEALTH: &str = "subscription($filter: ConfigFilter, $since: String) { healthChanged(filter: $filter, since: $since) { cursor previous current status rolledUp at item { name health namespace } change { id changeType } } }";

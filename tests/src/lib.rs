@@ -7,11 +7,13 @@
 //! it fails rather than skips.
 
 pub mod fake_kube;
+pub mod ws;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use sea_orm::{ConnectionTrait, Database};
+
 use serde_json::Value;
 use stratum_domain::{HealthResult, ScrapedItem, Store};
 

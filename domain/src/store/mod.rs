@@ -140,7 +140,11 @@ impl Store {
                 ("plan_cache_mode", "force_generic_plan"),
             ])
         });
-        let listen_url = options.get_url().to_string();
+        let listen_url = {
+            let url = options.get_url();
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}application_name=stratum-events")
+        };
         let reads = Database::connect(read_options).await?;
         let events = EventBus::start(reads.clone());
         crate::events::listener::spawn(&events, listen_url, reads.clone());

@@ -1,0 +1,128 @@
+//! Two `stratum serve` processes on one PostgreSQL database (SPEC §13
+//! "Bus"): a subscriber on the replica that does not scrape receives the
+//! health change the other one ingested, and keeps receiving after every
+//! database connection of both processes is terminated mid-test.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::json;
+use stratum_tests::ws::Client;
+use stratum_tests::{Backend, TestDb, postgres_admin_url};
+
+struct Server(Child, SocketAddr);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(db: &TestDb, configs: Option<&Path>, log: &Path) -> Server {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_stratum"));
+    command.args(["serve", "--listen", "127.0.0.1:0"]);
+    if let Some(configs) = configs {
+        command.arg("--scrape-config").arg(configs);
+    }
+    let mut child = command
+        .env("STRATUM_DATABASE_URL", &db.url)
+        .env("STRATUM_LOG", "stratum_domain=info,warn")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .spawn()
+        .expect("start stratum serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    let _ = BufReader::new(stdout).read_line(&mut line);
+    let addr = line
+        .trim()
+        .strip_prefix("stratum listening on http://")
+        .and_then(|rest| rest.strip_suffix("/graphql"))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+    Server(child, addr)
+}
+
+fn pod(healthy: bool) -> String {
+    let (ready, state) = if healthy {
+        ("True", "{running: {startedAt: '2026-01-01T00:00:00Z'}}")
+    } else {
+        ("False", "{waiting: {reason: CrashLoopBackOff}}")
+    };
+    format!(
+        "apiVersion: v1\nkind: List\nitems:\n\
+         - apiVersion: v1\n  kind: Pod\n  metadata: {{name: web-1, namespace: shop, uid: 00000000-0000-4000-8000-000000000005}}\n  \
+         status:\n    phase: Running\n    conditions: [{{type: Ready, status: \"{ready}\"}}]\n    \
+         containerStatuses: [{{name: web, ready: {healthy}, state: {state}}}]\n"
+    )
+}
+
+const HEALTH: &str =
+    "subscription { healthChanged(filter: {types: [\"Kubernetes::Pod\"]}) { previous current item { name } } }";
+
+#[tokio::test]
+async fn a_change_ingested_on_one_replica_reaches_a_subscriber_on_the_other() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let configs = dir.path().join("configs");
+    std::fs::create_dir_all(configs.join("manifests")).expect("mkdir");
+    std::fs::write(
+        configs.join("k8s.yaml"),
+        "apiVersion: stratum.dev/v1\nkind: ScrapeConfig\nmetadata: {name: k8s}\nspec:\n  schedule: \"@every 1s\"\n  file:\n    - paths: [manifests/*.yaml]\n      items: $.items[*]\n",
+    )
+    .expect("config");
+    let manifest = configs.join("manifests/pod.yaml");
+    std::fs::write(&manifest, pod(true)).expect("pod");
+
+    let _scraper = start(&db, Some(&configs), &dir.path().join("a.log"));
+    let listener = start(&db, None, &dir.path().join("b.log"));
+    let mut client = Client::connect(listener.1, "graphql-transport-ws").await;
+    client.init().await;
+    client
+        .subscribe("graphql-transport-ws", "h", HEALTH, json!({}))
+        .await;
+    // Let the first scrape create the pod healthy before it turns bad.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    std::fs::write(&manifest, pod(false)).expect("pod");
+    let event = client.recv_for("h").await;
+    let health = &event["payload"]["data"]["healthChanged"];
+    assert_eq!(
+        (health["previous"].as_str(), health["current"].as_str()),
+        (Some("HEALTHY"), Some("UNHEALTHY")),
+        "{event}"
+    );
+    assert_eq!(health["item"]["name"], "web-1");
+
+    // Every connection to the database goes away, as in a restart: the
+    // scraper's batches retry, the listener reconnects (replaying what it
+    // missed), and the subscriber sees the recovery.
+    let admin = Database::connect(postgres_admin_url())
+        .await
+        .expect("admin connection");
+    let name = db.url.rsplit('/').next().unwrap_or_default().to_string();
+    let killed = admin
+        .execute_unprepared(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+        ))
+        .await
+        .expect("terminate");
+    assert!(killed.rows_affected() >= 2, "both servers were connected");
+    std::fs::write(&manifest, pod(true)).expect("pod");
+    let event = client.recv_for("h").await;
+    let health = &event["payload"]["data"]["healthChanged"];
+    assert_eq!(
+        (health["previous"].as_str(), health["current"].as_str()),
+        (Some("UNHEALTHY"), Some("HEALTHY")),
+        "{event}"
+    );
+    let b_log = std::fs::read_to_string(dir.path().join("b.log")).unwrap_or_default();
+    assert!(
+        b_log.contains("event listener"),
+        "the listener noticed the lost connection: {b_log}"
+    );
+}
