@@ -62,8 +62,7 @@ fn pod(healthy: bool) -> String {
     )
 }
 
-const HEALTH: &str =
-    "subscription { healthChanged(filter: {types: [\"Kubernetes::Pod\"]}) { previous current item { name } } }";
+const HEALTH: &str = "subscription { healthChanged(filter: {types: [\"Kubernetes::Pod\"]}) { previous current item { name } } }";
 
 #[tokio::test]
 async fn a_change_ingested_on_one_replica_reaches_a_subscriber_on_the_other() {

@@ -14,8 +14,8 @@ use stratum_api::graphql::SchemaOptions;
 use stratum_api::http::{AppState, router};
 use stratum_domain::{Health, HealthResult, Store};
 use stratum_scrapers::{RunOptions, load_path, run_scrape};
-use stratum_tests::{Backend, TestDb, item, keep_everything, scrape_items};
 use stratum_tests::ws::{Client, Message, WAIT};
+use stratum_tests::{Backend, TestDb, item, keep_everything, scrape_items};
 
 stratum_tests::on_both_backends!(
     a_scraped_health_change_reaches_both_protocols,

@@ -76,7 +76,10 @@ fn start(dir: &std::path::Path) -> anyhow::Result<Server> {
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(dir.join("server.log"))?)
         .spawn()?;
-    let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line)?;
     let addr = line
