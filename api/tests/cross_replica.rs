@@ -1,7 +1,9 @@
-//! Two `stratum serve` processes on one PostgreSQL database (SPEC §13
-//! "Bus"): a subscriber on the replica that does not scrape receives the
-//! health change the other one ingested, and keeps receiving after every
-//! database connection of both processes is terminated mid-test.
+//! `stratum serve` processes and their subscribers (SPEC §13): with two on
+//! one PostgreSQL database, a subscriber on the replica that does not
+//! scrape receives the health change the other one ingested, and keeps
+//! receiving after every database connection of both processes is
+//! terminated mid-test; on SIGTERM, WebSocket clients get close 1001 and
+//! the process exits.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -23,14 +25,14 @@ impl Drop for Server {
     }
 }
 
-fn start(db: &TestDb, configs: Option<&Path>, log: &Path) -> Server {
+fn start(database_url: &str, configs: Option<&Path>, log: &Path) -> Server {
     let mut command = Command::new(env!("CARGO_BIN_EXE_stratum"));
     command.args(["serve", "--listen", "127.0.0.1:0"]);
     if let Some(configs) = configs {
         command.arg("--scrape-config").arg(configs);
     }
     let mut child = command
-        .env("STRATUM_DATABASE_URL", &db.url)
+        .env("STRATUM_DATABASE_URL", database_url)
         .env("STRATUM_LOG", "stratum_domain=info,warn")
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(log).expect("log file"))
@@ -78,8 +80,8 @@ async fn a_change_ingested_on_one_replica_reaches_a_subscriber_on_the_other() {
     let manifest = configs.join("manifests/pod.yaml");
     std::fs::write(&manifest, pod(true)).expect("pod");
 
-    let _scraper = start(&db, Some(&configs), &dir.path().join("a.log"));
-    let listener = start(&db, None, &dir.path().join("b.log"));
+    let _scraper = start(&db.url, Some(&configs), &dir.path().join("a.log"));
+    let listener = start(&db.url, None, &dir.path().join("b.log"));
     let mut client = Client::connect(listener.1, "graphql-transport-ws").await;
     client.init().await;
     client
@@ -124,4 +126,33 @@ async fn a_change_ingested_on_one_replica_reaches_a_subscriber_on_the_other() {
         b_log.contains("event listener"),
         "the listener noticed the lost connection: {b_log}"
     );
+}
+
+#[tokio::test]
+async fn sigterm_closes_websockets_with_1001_and_exits() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let url = format!("sqlite://{}", dir.path().join("s.db").display());
+    let mut server = start(&url, None, &dir.path().join("s.log"));
+    let mut client = Client::connect(server.1, "graphql-transport-ws").await;
+    client.init().await;
+    client
+        .subscribe("graphql-transport-ws", "h", HEALTH, json!({}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let status = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let (code, reason) = client.expect_close().await;
+    assert_eq!(code, 1001, "{reason}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(exit) = server.0.try_wait().expect("wait") {
+            assert!(exit.success(), "{exit:?}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "serve did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
