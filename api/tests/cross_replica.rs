@@ -50,20 +50,6 @@ fn start(database_url: &str, configs: Option<&Path>, log: &Path) -> Server {
     Server(child, addr)
 }
 
-fn pod(healthy: bool) -> String {
-    let (ready, state) = if healthy {
-        ("True", "{running: {startedAt: '2026-01-01T00:00:00Z'}}")
-    } else {
-        ("False", "{waiting: {reason: CrashLoopBackOff}}")
-    };
-    format!(
-        "apiVersion: v1\nkind: List\nitems:\n\
-         - apiVersion: v1\n  kind: Pod\n  metadata: {{name: web-1, namespace: shop, uid: 00000000-0000-4000-8000-000000000005}}\n  \
-         status:\n    phase: Running\n    conditions: [{{type: Ready, status: \"{ready}\"}}]\n    \
-         containerStatuses: [{{name: web, ready: {healthy}, state: {state}}}]\n"
-    )
-}
-
 const HEALTH: &str = "subscription { healthChanged(filter: {types: [\"Kubernetes::Pod\"]}) { previous current item { name } } }";
 
 #[tokio::test]
@@ -78,7 +64,7 @@ async fn a_change_ingested_on_one_replica_reaches_a_subscriber_on_the_other() {
     )
     .expect("config");
     let manifest = configs.join("manifests/pod.yaml");
-    std::fs::write(&manifest, pod(true)).expect("pod");
+    std::fs::write(&manifest, stratum_tests::pod_manifest(true)).expect("pod");
 
     let _scraper = start(&db.url, Some(&configs), &dir.path().join("a.log"));
     let listener = start(&db.url, None, &dir.path().join("b.log"));
@@ -89,7 +75,7 @@ async fn a_change_ingested_on_one_replica_reaches_a_subscriber_on_the_other() {
         .await;
     // Let the first scrape create the pod healthy before it turns bad.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    std::fs::write(&manifest, pod(false)).expect("pod");
+    std::fs::write(&manifest, stratum_tests::pod_manifest(false)).expect("pod");
     let event = client.recv_for("h").await;
     let health = &event["payload"]["data"]["healthChanged"];
     assert_eq!(
@@ -113,7 +99,7 @@ async fn a_change_ingested_on_one_replica_reaches_a_subscriber_on_the_other() {
         .await
         .expect("terminate");
     assert!(killed.rows_affected() >= 2, "both servers were connected");
-    std::fs::write(&manifest, pod(true)).expect("pod");
+    std::fs::write(&manifest, stratum_tests::pod_manifest(true)).expect("pod");
     let event = client.recv_for("h").await;
     let health = &event["payload"]["data"]["healthChanged"];
     assert_eq!(

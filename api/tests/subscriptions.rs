@@ -48,22 +48,6 @@ fn write(dir: &Path, rel: &str, text: &str) {
     std::fs::write(path, text).expect("write");
 }
 
-fn pod_manifest(healthy: bool) -> String {
-    let (ready, state) = if healthy {
-        ("True", "{running: {startedAt: '2026-01-01T00:00:00Z'}}")
-    } else {
-        ("False", "{waiting: {reason: CrashLoopBackOff}}")
-    };
-    format!(
-        "apiVersion: v1\nkind: List\nitems:\n\
-         - apiVersion: v1\n  kind: Namespace\n  metadata: {{name: shop, uid: 00000000-0000-4000-8000-000000000002}}\n  status: {{phase: Active}}\n\
-         - apiVersion: v1\n  kind: Pod\n  metadata: {{name: web-1, namespace: shop, uid: 00000000-0000-4000-8000-000000000005}}\n  \
-         status:\n    phase: Running\n    conditions: [{{type: Ready, status: \"{ready}\"}}]\n    \
-         containerStatuses: [{{name: web, ready: {r}, state: {state}}}]\n",
-        r = healthy
-    )
-}
-
 async fn scrape(store: &Store, config: &Path) {
     let configs = load_path(config).expect("config loads");
     let report = run_scrape(store, &configs[0], &RunOptions::default())
@@ -84,7 +68,11 @@ async fn a_scraped_health_change_reaches_both_protocols(backend: Backend) {
         "k8s.yaml",
         "apiVersion: stratum.dev/v1\nkind: ScrapeConfig\nmetadata: {name: k8s}\nspec:\n  file:\n    - paths: [manifests/*.yaml]\n      items: $.items[*]\n      tags: {cluster: c1}\n",
     );
-    write(dir.path(), "manifests/shop.yaml", &pod_manifest(true));
+    write(
+        dir.path(),
+        "manifests/shop.yaml",
+        &stratum_tests::pod_manifest(true),
+    );
     let config = dir.path().join("k8s.yaml");
     scrape(&db.store, &config).await;
     let addr = serve(db.store.clone()).await;
@@ -106,7 +94,11 @@ async fn a_scraped_health_change_reaches_both_protocols(backend: Backend) {
     }
     // Let both subscriptions reach the bus before the change is written.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    write(dir.path(), "manifests/shop.yaml", &pod_manifest(false));
+    write(
+        dir.path(),
+        "manifests/shop.yaml",
+        &stratum_tests::pod_manifest(false),
+    );
     scrape(&db.store, &config).await;
 
     let mut cursors = Vec::new();
@@ -139,7 +131,11 @@ async fn a_scraped_health_change_reaches_both_protocols(backend: Backend) {
     transport
         .send(json!({"type": "complete", "id": "pods"}))
         .await;
-    write(dir.path(), "manifests/shop.yaml", &pod_manifest(true));
+    write(
+        dir.path(),
+        "manifests/shop.yaml",
+        &stratum_tests::pod_manifest(true),
+    );
     scrape(&db.store, &config).await;
     // A query on each connection is answered after anything queued before it.
     for (protocol, client) in &mut clients {

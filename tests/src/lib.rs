@@ -269,3 +269,20 @@ pub fn stratum_bin() -> PathBuf {
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
+
+/// A Kubernetes `List` with namespace `shop` and pod `web-1` in it, ready
+/// or crash-looping: a fixture a test rewrites to flip the pod's health.
+pub fn pod_manifest(healthy: bool) -> String {
+    let (ready, state) = if healthy {
+        ("True", "{running: {startedAt: '2026-01-01T00:00:00Z'}}")
+    } else {
+        ("False", "{waiting: {reason: CrashLoopBackOff}}")
+    };
+    format!(
+        "apiVersion: v1\nkind: List\nitems:\n\
+         - apiVersion: v1\n  kind: Namespace\n  metadata: {{name: shop, uid: 00000000-0000-4000-8000-000000000002}}\n  status: {{phase: Active}}\n\
+         - apiVersion: v1\n  kind: Pod\n  metadata: {{name: web-1, namespace: shop, uid: 00000000-0000-4000-8000-000000000005}}\n  \
+         status:\n    phase: Running\n    conditions: [{{type: Ready, status: \"{ready}\"}}]\n    \
+         containerStatuses: [{{name: web, ready: {healthy}, state: {state}}}]\n"
+    )
+}

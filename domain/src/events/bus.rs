@@ -243,21 +243,31 @@ async fn items_by_id(
     Ok(out)
 }
 
+/// Rows of `E` whose `seq` column is one of `seqs`, in `seq` order.
+async fn rows_by_seq<E: EntityTrait>(
+    db: &DatabaseConnection,
+    seq: E::Column,
+    seqs: &[i64],
+) -> Result<Vec<E::Model>> {
+    let mut rows = Vec::with_capacity(seqs.len());
+    for chunk in seqs.chunks(LOAD_CHUNK) {
+        rows.extend(
+            E::find()
+                .filter(seq.is_in(chunk.to_vec()))
+                .order_by_asc(seq)
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(rows)
+}
+
 /// Committed changes with these sequence numbers, in `seq` order.
 pub(crate) async fn load_changes(
     db: &DatabaseConnection,
     seqs: &[i64],
 ) -> Result<Vec<ChangeEvent>> {
-    let mut rows = Vec::with_capacity(seqs.len());
-    for chunk in seqs.chunks(LOAD_CHUNK) {
-        rows.extend(
-            config_change::Entity::find()
-                .filter(config_change::Column::Seq.is_in(chunk.to_vec()))
-                .order_by_asc(config_change::Column::Seq)
-                .all(db)
-                .await?,
-        );
-    }
+    let rows = rows_by_seq::<config_change::Entity>(db, config_change::Column::Seq, seqs).await?;
     let items = items_by_id(db, rows.iter().map(|c| c.config_id)).await?;
     Ok(rows
         .into_iter()
@@ -273,16 +283,7 @@ pub(crate) async fn load_insights(
     db: &DatabaseConnection,
     seqs: &[i64],
 ) -> Result<Vec<InsightEvent>> {
-    let mut rows = Vec::with_capacity(seqs.len());
-    for chunk in seqs.chunks(LOAD_CHUNK) {
-        rows.extend(
-            insight::Entity::find()
-                .filter(insight::Column::Seq.is_in(chunk.to_vec()))
-                .order_by_asc(insight::Column::Seq)
-                .all(db)
-                .await?,
-        );
-    }
+    let rows = rows_by_seq::<insight::Entity>(db, insight::Column::Seq, seqs).await?;
     let items = items_by_id(db, rows.iter().map(|i| i.config_id)).await?;
     Ok(rows
         .into_iter()
@@ -298,16 +299,12 @@ pub(crate) async fn load_component_health(
     db: &DatabaseConnection,
     seqs: &[i64],
 ) -> Result<Vec<ComponentHealthEvent>> {
-    let mut rows = Vec::with_capacity(seqs.len());
-    for chunk in seqs.chunks(LOAD_CHUNK) {
-        rows.extend(
-            component_health_history::Entity::find()
-                .filter(component_health_history::Column::Seq.is_in(chunk.to_vec()))
-                .order_by_asc(component_health_history::Column::Seq)
-                .all(db)
-                .await?,
-        );
-    }
+    let rows = rows_by_seq::<component_health_history::Entity>(
+        db,
+        component_health_history::Column::Seq,
+        seqs,
+    )
+    .await?;
     let ids: Vec<Uuid> = rows
         .iter()
         .map(|r| r.component_id)
