@@ -368,14 +368,16 @@ impl Connection {
 /// The operation type a request would run, if its document parses.
 fn operation_type(request: &async_graphql::Request) -> Option<OperationType> {
     let doc = async_graphql::parser::parse_query(&request.query).ok()?;
-    doc.operations
-        .iter()
-        .find(|(name, _)| match (&request.operation_name, name) {
-            (Some(wanted), Some(n)) => wanted.as_str() == n.as_str(),
-            (Some(_), None) => false,
-            (None, _) => true,
-        })
-        .map(|(_, op)| op.node.ty)
+    let mut operations = doc.operations.iter();
+    match &request.operation_name {
+        Some(wanted) => operations
+            .find(|(name, _)| name.is_some_and(|n| n.as_str() == wanted.as_str()))
+            .map(|(_, op)| op.node.ty),
+        // Without a name only a single operation is runnable; validation
+        // rejects the rest.
+        None if operations.len() == 1 => operations.next().map(|(_, op)| op.node.ty),
+        None => None,
+    }
 }
 
 /// Runs one operation, writing its results into the outbox.
@@ -450,10 +452,16 @@ mod tests {
 
     #[test]
     fn operation_types_follow_the_operation_name() {
-        let mut request = async_graphql::Request::new("query A { a } mutation B { b }");
-        assert_eq!(operation_type(&request), Some(OperationType::Query));
-        request = request.operation_name("B");
-        assert_eq!(operation_type(&request), Some(OperationType::Mutation));
+        let both = "query A { a } mutation B { b }";
+        let named = |name: &str| async_graphql::Request::new(both).operation_name(name);
+        assert_eq!(operation_type(&named("A")), Some(OperationType::Query));
+        assert_eq!(operation_type(&named("B")), Some(OperationType::Mutation));
+        assert_eq!(operation_type(&named("C")), None);
+        assert_eq!(operation_type(&async_graphql::Request::new(both)), None);
+        assert_eq!(
+            operation_type(&async_graphql::Request::new("mutation { b }")),
+            Some(OperationType::Mutation)
+        );
         assert_eq!(operation_type(&async_graphql::Request::new("{")), None);
     }
 }
