@@ -30,6 +30,8 @@ pub const PROTOCOLS: [&str; 2] = ["graphql-transport-ws", "graphql-ws"];
 pub const PING_INTERVAL: Duration = Duration::from_secs(15);
 /// How long a connection may stay silent before it is dropped.
 pub const SILENCE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest the reader loop waits to queue a control message.
+const CONTROL_SEND_WAIT: Duration = Duration::from_secs(1);
 /// Messages queued for the socket per connection.
 const OUTBOX: usize = 32;
 /// Socket buffers: small, so idle connections stay cheap.
@@ -192,8 +194,12 @@ async fn run(socket: WebSocket, protocol: Protocol, state: AppState, request_id:
 }
 
 impl Connection {
+    /// Queues a control message. A client that lets its outbox fill is not
+    /// reading: after a second the message is dropped rather than letting
+    /// that client stall its own connection loop (and with it the init
+    /// deadline, pings and shutdown).
     async fn send(&self, value: Value) {
-        let _ = self.outbox.send(text(value)).await;
+        let _ = tokio::time::timeout(CONTROL_SEND_WAIT, self.outbox.send(text(value))).await;
     }
 
     async fn handle(&mut self, message: Message) -> Flow {
