@@ -26,7 +26,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the API server and the scrapers.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply or inspect database migrations.
     Migrate {
         /// Database URL.
@@ -115,6 +115,9 @@ pub struct ServeArgs {
     /// Serve schema introspection (and field suggestions in errors).
     #[arg(long, env = "STRATUM_INTROSPECTION", default_value = "on")]
     pub introspection: Switch,
+    /// Authentication.
+    #[command(flatten)]
+    pub auth: AuthArgs,
     /// Deepest query accepted.
     #[arg(long, env = "STRATUM_MAX_DEPTH", default_value_t = 10)]
     pub max_depth: usize,
@@ -144,6 +147,80 @@ pub struct ServeArgs {
     /// of them runs each scraper (SPEC §2).
     #[arg(long, env = "STRATUM_OWNERSHIP_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
     pub ownership_interval: std::time::Duration,
+}
+
+/// Where bearer tokens are verified against (SPEC §12). With no key,
+/// authentication is off and every caller is an admin.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AuthArgs {
+    /// File holding the HS256 secret (at least 32 bytes).
+    #[arg(long, env = "STRATUM_AUTH_HS256_SECRET_FILE")]
+    pub auth_hs256_secret_file: Option<PathBuf>,
+    /// An RS256 or ES256 public key as `KID=PEM_FILE` (repeatable).
+    #[arg(long = "auth-public-key", env = "STRATUM_AUTH_PUBLIC_KEYS", value_delimiter = ',', value_parser = parse_public_key)]
+    pub auth_public_keys: Vec<(String, PathBuf)>,
+    /// A static JWKS file of RS256/ES256 keys.
+    #[arg(long, env = "STRATUM_AUTH_JWKS_FILE")]
+    pub auth_jwks_file: Option<PathBuf>,
+    /// Required `iss` claim.
+    #[arg(long, env = "STRATUM_AUTH_ISSUER")]
+    pub auth_issuer: Option<String>,
+    /// Required `aud` claim.
+    #[arg(long, env = "STRATUM_AUTH_AUDIENCE")]
+    pub auth_audience: Option<String>,
+    /// The claim holding the caller's role.
+    #[arg(long, env = "STRATUM_AUTH_ROLE_CLAIM", default_value = "stratum/role")]
+    pub auth_role_claim: String,
+    /// Extra claim values mapped to roles, as `VALUE=ROLE` (repeatable).
+    #[arg(long = "auth-role-map", env = "STRATUM_AUTH_ROLE_MAP", value_delimiter = ',', value_parser = parse_role_mapping)]
+    pub auth_role_map: Vec<(String, crate::auth::Role)>,
+    /// Let requests without a token in, with `--anonymous-role`; only on a
+    /// loopback address.
+    #[arg(long, env = "STRATUM_ANONYMOUS")]
+    pub anonymous: bool,
+    /// The role of anonymous requests.
+    #[arg(
+        long,
+        env = "STRATUM_ANONYMOUS_ROLE",
+        value_enum,
+        default_value = "viewer"
+    )]
+    pub anonymous_role: crate::auth::Role,
+}
+
+fn parse_public_key(text: &str) -> Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((kid, path)) if !kid.is_empty() && !path.is_empty() => {
+            Ok((kid.to_string(), PathBuf::from(path)))
+        }
+        _ => Err(format!("'{text}' is not KID=PEM_FILE")),
+    }
+}
+
+fn parse_role_mapping(text: &str) -> Result<(String, crate::auth::Role), String> {
+    use clap::ValueEnum;
+    let (value, role) = text
+        .split_once('=')
+        .ok_or_else(|| format!("'{text}' is not VALUE=ROLE"))?;
+    let role = crate::auth::Role::from_str(role, true)
+        .map_err(|_| format!("'{role}' is not a role (viewer, editor, admin)"))?;
+    Ok((value.to_string(), role))
+}
+
+impl AuthArgs {
+    /// The settings these flags describe.
+    pub fn settings(&self) -> crate::auth::AuthSettings {
+        crate::auth::AuthSettings {
+            hs256_secret_file: self.auth_hs256_secret_file.clone(),
+            public_keys: self.auth_public_keys.clone(),
+            jwks_file: self.auth_jwks_file.clone(),
+            issuer: self.auth_issuer.clone(),
+            audience: self.auth_audience.clone(),
+            role_claim: self.auth_role_claim.clone(),
+            role_map: self.auth_role_map.iter().cloned().collect(),
+            anonymous: self.anonymous.then_some(self.anonymous_role),
+        }
+    }
 }
 
 /// An on/off switch.

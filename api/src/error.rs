@@ -17,6 +17,9 @@ pub enum ApiError {
     /// The entity does not exist (or is out of scope).
     #[error("{0} not found")]
     NotFound(String),
+    /// The caller's role does not allow this.
+    #[error("{0}")]
+    Forbidden(String),
     /// A subscription's `since` cursor is too old to replay from.
     #[error("{0}")]
     CursorExpired(String),
@@ -41,6 +44,7 @@ impl ApiError {
         match self {
             ApiError::BadUserInput(_) | ApiError::InvalidSearch(_) => "BAD_USER_INPUT",
             ApiError::NotFound(_) => "NOT_FOUND",
+            ApiError::Forbidden(_) => "FORBIDDEN",
             ApiError::CursorExpired(_) => "CURSOR_EXPIRED",
             ApiError::Lagged { .. } => "LAGGED",
             ApiError::Internal => "INTERNAL",

@@ -10,6 +10,8 @@
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql::{BatchRequest, ServerError};
+use std::sync::Arc;
+
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ws::WebSocketUpgrade;
@@ -20,6 +22,8 @@ use axum::routing::get;
 use serde::Deserialize;
 use stratum_domain::Store;
 use tokio_util::sync::CancellationToken;
+
+use crate::auth::{AuthError, Authenticator, Principal};
 
 use crate::graphql::guard::{code_of, codes, with_code};
 use crate::graphql::{Limits, SchemaOptions, StratumSchema, build_schema_with, sdl};
@@ -41,6 +45,8 @@ pub struct AppState {
     /// Cancelled when the server shuts down: long-lived streams
     /// (WebSockets, server-sent events) close on it.
     pub shutdown: CancellationToken,
+    /// Verifies bearer tokens.
+    pub auth: Arc<Authenticator>,
 }
 
 impl AppState {
@@ -52,8 +58,37 @@ impl AppState {
             limits: options.limits,
             introspection: options.introspection,
             shutdown: CancellationToken::new(),
+            auth: Arc::new(Authenticator::open()),
         }
     }
+
+    /// The caller of a request with these headers.
+    fn principal(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+        self.auth.authenticate(bearer_of(headers))
+    }
+}
+
+/// The bearer token of a request, if it sends one.
+pub(crate) fn bearer_of(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::auth::bearer)
+}
+
+/// 401 for a request whose token is missing or does not verify.
+fn unauthenticated(media: MediaType, id: &str, error: &AuthError) -> Response {
+    let mut response = request_error(
+        StatusCode::UNAUTHORIZED,
+        media,
+        id,
+        "UNAUTHENTICATED",
+        error.public_message(),
+    );
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
 }
 
 /// Kernel send buffer of each connection. A fixed size (rather than
@@ -200,8 +235,10 @@ fn is_request_error(code: Option<&str>) -> bool {
 async fn execute_one(
     state: &AppState,
     id: &str,
+    principal: &Principal,
     request: async_graphql::Request,
 ) -> async_graphql::Response {
+    let request = request.data(principal.clone());
     let mut response =
         match tokio::time::timeout(state.limits.timeout, state.schema.execute(request)).await {
             Ok(response) => response,
@@ -258,17 +295,23 @@ fn body_of(
     (status, body)
 }
 
-async fn execute(state: &AppState, media: MediaType, id: &str, batch: BatchRequest) -> Response {
+async fn execute(
+    state: &AppState,
+    media: MediaType,
+    id: &str,
+    principal: &Principal,
+    batch: BatchRequest,
+) -> Response {
     match batch {
         BatchRequest::Single(request) => {
-            let response = execute_one(state, id, request).await;
+            let response = execute_one(state, id, principal, request).await;
             let (status, body) = body_of(media, &response);
             respond(status, media, id, &body)
         }
         BatchRequest::Batch(requests) => {
             let mut bodies = Vec::with_capacity(requests.len());
             for request in requests {
-                let response = execute_one(state, id, request).await;
+                let response = execute_one(state, id, principal, request).await;
                 bodies.push(body_of(media, &response).1);
             }
             respond(StatusCode::OK, media, id, &bodies)
@@ -281,6 +324,10 @@ async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: B
     let event_stream = wants_event_stream(&headers);
     let Some(media) = negotiate(&headers).or(event_stream.then_some(MediaType::Json)) else {
         return not_acceptable(&id);
+    };
+    let principal = match state.principal(&headers) {
+        Ok(principal) => principal,
+        Err(e) => return unauthenticated(media, &id, &e),
     };
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -354,7 +401,9 @@ async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: B
     }
     if event_stream {
         return match batch {
-            BatchRequest::Single(request) => event_stream_response(state, id, request),
+            BatchRequest::Single(request) => {
+                event_stream_response(state, id, request.data(principal))
+            }
             BatchRequest::Batch(_) => request_error(
                 StatusCode::BAD_REQUEST,
                 media,
@@ -364,7 +413,7 @@ async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: B
             ),
         };
     }
-    execute(&state, media, &id, batch).await
+    execute(&state, media, &id, &principal, batch).await
 }
 
 /// True when the client asks for `text/event-stream` (GraphQL over SSE).
@@ -436,7 +485,10 @@ async fn graphql_get_or_upgrade(State(state): State<AppState>, request: Request)
     if upgrading {
         let id = request_id(&parts.headers);
         return match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
-            Ok(ws) => crate::ws::upgrade(ws, state, id),
+            Ok(ws) => {
+                let token = bearer_of(&parts.headers).map(str::to_string);
+                crate::ws::upgrade(ws, state, id, token)
+            }
             Err(rejection) => rejection.into_response(),
         };
     }
@@ -466,6 +518,10 @@ async fn graphql_get(state: AppState, headers: HeaderMap, params: GetParams) -> 
     }
     let Some(media) = negotiate(&headers) else {
         return not_acceptable(&id);
+    };
+    let principal = match state.principal(&headers) {
+        Ok(principal) => principal,
+        Err(e) => return unauthenticated(media, &id, &e),
     };
     let mut request = async_graphql::Request::new(params.query.clone().unwrap_or_default());
     if let Some(name) = params.operation_name {
@@ -531,7 +587,14 @@ async fn graphql_get(state: AppState, headers: HeaderMap, params: GetParams) -> 
             return response;
         }
     }
-    execute(&state, media, &id, BatchRequest::Single(request)).await
+    execute(
+        &state,
+        media,
+        &id,
+        &principal,
+        BatchRequest::Single(request),
+    )
+    .await
 }
 
 async fn schema_sdl(State(state): State<AppState>) -> Response {

@@ -1,6 +1,7 @@
 //! Stratum's API layer: the GraphQL schema over the catalog, the HTTP
 //! router that serves it, and the subcommands of the `stratum` binary.
 
+pub mod auth;
 pub mod cli;
 pub mod demo;
 pub mod error;

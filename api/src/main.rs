@@ -27,7 +27,7 @@ fn init_tracing() {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => {
-            stratum_api::serve::serve(args).await?;
+            stratum_api::serve::serve(*args).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate {

@@ -19,6 +19,24 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.listen
         )
     })?;
+    let auth_settings = args.auth.settings();
+    if auth_settings.anonymous.is_some() && !addr.ip().is_loopback() {
+        anyhow::bail!(
+            "--anonymous is refused on {addr}: anonymous access is only allowed on a loopback address"
+        );
+    }
+    let auth = crate::auth::Authenticator::from_settings(&auth_settings)
+        .context("loading the authentication keys")?;
+    if auth.is_open() {
+        tracing::warn!(
+            "authentication is off: no --auth-* key is configured, every caller is an admin"
+        );
+    } else if let Some(role) = auth_settings.anonymous {
+        tracing::info!(
+            role = role.as_str(),
+            "anonymous access is on for requests without a token"
+        );
+    }
     let store = open_store(&args.database_url).await?;
 
     let mut configs = Vec::new();
@@ -73,6 +91,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let options = args.schema_options();
     let mut state = AppState::new(store, options);
     state.shutdown = cancel.clone();
+    state.auth = Arc::new(auth);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;

@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::auth::Principal;
 use crate::graphql::guard::{code_of, codes};
 use crate::http::AppState;
 
@@ -61,7 +62,15 @@ mod close {
 }
 
 /// Upgrades the request to a GraphQL WebSocket connection.
-pub fn upgrade(ws: WebSocketUpgrade, state: AppState, request_id: String) -> Response {
+/// `header_token` is the upgrade request's bearer token; a token in the
+/// `connection_init` payload takes precedence (browsers cannot set headers
+/// on a WebSocket).
+pub fn upgrade(
+    ws: WebSocketUpgrade,
+    state: AppState,
+    request_id: String,
+    header_token: Option<String>,
+) -> Response {
     let ws = ws
         .protocols(PROTOCOLS)
         .read_buffer_size(SOCKET_BUFFER)
@@ -72,7 +81,7 @@ pub fn upgrade(ws: WebSocketUpgrade, state: AppState, request_id: String) -> Res
         Some("graphql-ws") => Protocol::Legacy,
         _ => Protocol::Transport,
     };
-    ws.on_upgrade(move |socket| run(socket, protocol, state, request_id))
+    ws.on_upgrade(move |socket| run(socket, protocol, state, request_id, header_token))
 }
 
 /// What the reader loop does after a client message.
@@ -90,6 +99,9 @@ struct Connection {
     operations: HashMap<String, (u64, JoinHandle<()>)>,
     next_task: u64,
     initialised: bool,
+    header_token: Option<String>,
+    /// Who the connection acts for, once initialised.
+    principal: Option<Principal>,
 }
 
 fn text(value: Value) -> Message {
@@ -108,7 +120,13 @@ fn close_frame(code: u16, reason: &str) -> Message {
     }))
 }
 
-async fn run(socket: WebSocket, protocol: Protocol, state: AppState, request_id: String) {
+async fn run(
+    socket: WebSocket,
+    protocol: Protocol,
+    state: AppState,
+    request_id: String,
+    header_token: Option<String>,
+) {
     let (mut sink, mut incoming) = socket.split();
     let (outbox, mut queued) = mpsc::channel::<Message>(OUTBOX);
     let writer = tokio::spawn(async move {
@@ -131,6 +149,8 @@ async fn run(socket: WebSocket, protocol: Protocol, state: AppState, request_id:
         operations: HashMap::new(),
         next_task: 0,
         initialised: false,
+        header_token,
+        principal: None,
     };
     let init_deadline = tokio::time::sleep(conn.state.limits.connection_init_timeout);
     tokio::pin!(init_deadline);
@@ -166,6 +186,9 @@ async fn run(socket: WebSocket, protocol: Protocol, state: AppState, request_id:
                     // A full outbox already means the client is behind; skip this ping.
                     let _ = conn.outbox.try_send(text(message));
                 }
+            }
+            _ = token_expiry(conn.principal.as_ref().and_then(|p| p.expires_at)) => {
+                break Some((close::UNAUTHORIZED, "the token expired".into()));
             }
             _ = shutdown.cancelled() => {
                 break Some((close::GOING_AWAY, "server shutting down".into()));
@@ -286,6 +309,20 @@ impl Connection {
                 "Invalid message received: the connection_init payload must be an object".into(),
             );
         }
+        let token = payload
+            .as_ref()
+            .and_then(init_token)
+            .or(self.header_token.clone());
+        match self.state.auth.authenticate(token.as_deref()) {
+            Ok(principal) => self.principal = Some(principal),
+            Err(e) => {
+                if self.protocol == Protocol::Legacy {
+                    self.send(json!({"type": "connection_error", "payload": {"message": e.public_message()}}))
+                        .await;
+                }
+                return Flow::Close(close::UNAUTHORIZED, "Unauthorized".into());
+            }
+        }
         self.initialised = true;
         self.send(json!({"type": "connection_ack"})).await;
         if self.protocol == Protocol::Legacy {
@@ -356,6 +393,10 @@ impl Connection {
         }
         self.next_task += 1;
         let task = self.next_task;
+        let request = match &self.principal {
+            Some(principal) => request.data(principal.clone()),
+            None => request,
+        };
         let handle = tokio::spawn(operation(
             self.state.clone(),
             self.protocol,
@@ -369,6 +410,25 @@ impl Connection {
         self.operations.insert(id, (task, handle));
         Flow::Continue
     }
+}
+
+/// The bearer token of a `connection_init` payload: `Authorization`
+/// (`Bearer …` or the bare token), `authorization`, `token` or `authToken`.
+fn init_token(payload: &Value) -> Option<String> {
+    let raw = ["Authorization", "authorization", "token", "authToken"]
+        .iter()
+        .find_map(|k| payload.get(*k).and_then(Value::as_str))?;
+    Some(crate::auth::bearer(raw).unwrap_or(raw).trim().to_string())
+}
+
+/// Resolves when the connection's token expires; never for anonymous or
+/// open access.
+async fn token_expiry(expires_at: Option<chrono::DateTime<chrono::Utc>>) {
+    let Some(at) = expires_at else {
+        return std::future::pending().await;
+    };
+    let left = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(left).await;
 }
 
 /// The operation type a request would run, if its document parses.

@@ -64,6 +64,19 @@ impl Client {
         }
     }
 
+    /// A client for a prepared upgrade request (extra headers, say).
+    pub async fn connect_request(
+        request: tokio_tungstenite::tungstenite::handshake::client::Request,
+    ) -> Client {
+        let (socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("connect");
+        Client {
+            socket,
+            stash: Vec::new(),
+        }
+    }
+
     /// A client whose socket receive buffer is tiny, so it stalls the
     /// server quickly when it stops reading.
     pub async fn connect_small(addr: SocketAddr, protocol: &str) -> Client {

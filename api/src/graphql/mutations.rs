@@ -8,6 +8,7 @@ use stratum_domain::{InsightObservation, ItemRef, ScrapedInsight, ScraperSource,
 
 use super::filters::{Severity, item_uuid};
 use super::types::{Insight, parse_global_id};
+use crate::auth::{Role, RoleGuard};
 use crate::error::{ApiError, ApiResult, gql};
 
 /// Most insights one `pushInsights` call may carry.
@@ -88,6 +89,7 @@ impl MutationRoot {
     /// A finding re-pushed updates its insight (ids are deterministic); a
     /// resolved one reopens; a silenced one stays silenced. One invalid
     /// entry rejects the call before anything is written.
+    #[graphql(guard = "RoleGuard(Role::Editor)")]
     async fn push_insights(
         &self,
         ctx: &Context<'_>,
@@ -151,6 +153,7 @@ impl MutationRoot {
     /// Silences an insight until `until` (for good when absent). When the
     /// silence ends it is open again if it was re-observed meanwhile, and
     /// resolved otherwise.
+    #[graphql(guard = "RoleGuard(Role::Editor)")]
     async fn silence_insight(
         &self,
         ctx: &Context<'_>,
@@ -164,6 +167,7 @@ impl MutationRoot {
     }
 
     /// Resolves an insight by hand; it reopens if it is observed again.
+    #[graphql(guard = "RoleGuard(Role::Editor)")]
     async fn resolve_insight(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Insight> {
         let id = parse_global_id("Insight", &id).map_err(gql)?;
         Ok(Insight(store(ctx)?.resolve_insight(id).await.map_err(gql)?))

@@ -1,0 +1,362 @@
+//! Bearer-token authentication over a real socket (SPEC §12, issue #6):
+//! every bad token is a 401 `UNAUTHENTICATED` with a generic message (close
+//! code 4401 on a WebSocket), good ones carry their role, a viewer cannot
+//! mutate, and anonymous access gives exactly its configured role.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use stratum_api::auth::{AuthSettings, Authenticator, Role};
+use stratum_api::graphql::SchemaOptions;
+use stratum_api::http::{AppState, router};
+use stratum_tests::ws::Client;
+use stratum_tests::{Backend, TestDb};
+
+const SECRET: &[u8] = b"a-test-secret-that-is-long-enough-1234";
+const ISSUER: &str = "https://issuer.test";
+const AUDIENCE: &str = "stratum";
+
+fn fixture(name: &str) -> PathBuf {
+    stratum_tests::repo_root()
+        .join("tests/fixtures/auth")
+        .join(name)
+}
+
+async fn serve(db: &TestDb, settings: AuthSettings) -> SocketAddr {
+    let mut state = AppState::new(db.store.clone(), SchemaOptions::default());
+    state.auth = Arc::new(Authenticator::from_settings(&settings).expect("auth settings"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(stratum_api::http::listener(listener), router(state)).await;
+    });
+    addr
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn claims(role: &str) -> Value {
+    json!({"sub": "ci", "stratum/role": role, "iss": ISSUER, "aud": AUDIENCE, "exp": now() + 600, "jti": "t-1"})
+}
+
+fn hs256(claims: &Value, secret: &[u8]) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret).expect("key"),
+    )
+    .expect("encode")
+}
+
+fn signed(alg: Algorithm, kid: Option<&str>, private: &str, claims: &Value) -> String {
+    let pem = std::fs::read(fixture(private)).expect("pem");
+    let key = match alg {
+        Algorithm::RS256 => EncodingKey::from_rsa_pem(&pem),
+        _ => EncodingKey::from_ec_pem(&pem),
+    }
+    .expect("key");
+    let mut header = Header::new(alg);
+    header.kid = kid.map(str::to_string);
+    jsonwebtoken::encode(&header, claims, &key).expect("encode")
+}
+
+fn b64(v: &Value) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+struct Reply {
+    status: u16,
+    www_authenticate: Option<String>,
+    body: Value,
+}
+
+async fn post(addr: SocketAddr, token: Option<&str>, query: &str) -> Reply {
+    let mut request = reqwest::Client::new()
+        .post(format!("http://{addr}/graphql"))
+        .header("content-type", "application/json")
+        .header("accept", "application/graphql-response+json")
+        .body(json!({"query": query}).to_string());
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let response = request.send().await.expect("post");
+    Reply {
+        status: response.status().as_u16(),
+        www_authenticate: response
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        body: response.json().await.expect("json"),
+    }
+}
+
+const QUERY: &str = "{ configItems(first: 1) { totalCount } }";
+const MUTATION: &str = "mutation { resolveInsight(id: \"SW5zaWdodDowMDAwMDAwMC0wMDAwLTQwMDAtODAwMC0wMDAwMDAwMDAwMDE\") { id } }";
+
+fn hs_settings(dir: &std::path::Path) -> AuthSettings {
+    let secret = dir.join("secret");
+    std::fs::write(&secret, SECRET).expect("secret");
+    AuthSettings {
+        hs256_secret_file: Some(secret),
+        issuer: Some(ISSUER.into()),
+        audience: Some(AUDIENCE.into()),
+        role_claim: "stratum/role".into(),
+        ..AuthSettings::default()
+    }
+}
+
+#[tokio::test]
+async fn every_bad_token_is_a_generic_401() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let addr = serve(&db, hs_settings(dir.path())).await;
+
+    let mut expired = claims("viewer");
+    expired["exp"] = json!(now() - 120);
+    let mut early = claims("viewer");
+    early["nbf"] = json!(now() + 600);
+    let mut string_exp = claims("viewer");
+    string_exp["exp"] = json!((now() + 600).to_string());
+    let mut wrong_iss = claims("viewer");
+    wrong_iss["iss"] = json!("https://elsewhere.test");
+    let mut wrong_aud = claims("viewer");
+    wrong_aud["aud"] = json!("someone-else");
+    let mut no_sub = claims("viewer");
+    no_sub.as_object_mut().expect("object").remove("sub");
+    let mut scoped = claims("viewer");
+    scoped["stratum/scope"] = json!({"namespaces": ["payments"]});
+    let alg_none = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "typ": "JWT"})),
+        b64(&claims("admin"))
+    );
+    let cases: Vec<(&str, Option<String>)> = vec![
+        ("no token", None),
+        ("garbage", Some("not-a-jwt".into())),
+        ("alg none", Some(alg_none)),
+        (
+            "wrong signature",
+            Some(hs256(
+                &claims("viewer"),
+                b"another-secret-that-is-long-enough-42",
+            )),
+        ),
+        (
+            "RS256 against the HS256 key",
+            Some(signed(
+                Algorithm::RS256,
+                None,
+                "rsa-private.pem",
+                &claims("viewer"),
+            )),
+        ),
+        ("expired", Some(hs256(&expired, SECRET))),
+        ("nbf in the future", Some(hs256(&early, SECRET))),
+        ("exp as a string", Some(hs256(&string_exp, SECRET))),
+        ("wrong issuer", Some(hs256(&wrong_iss, SECRET))),
+        ("wrong audience", Some(hs256(&wrong_aud, SECRET))),
+        ("no sub", Some(hs256(&no_sub, SECRET))),
+        ("no known role", Some(hs256(&claims("superuser"), SECRET))),
+        (
+            "scoped (scopes are not enforced yet)",
+            Some(hs256(&scoped, SECRET)),
+        ),
+    ];
+    for (what, token) in cases {
+        let reply = post(addr, token.as_deref(), QUERY).await;
+        assert_eq!(reply.status, 401, "{what}: {}", reply.body);
+        assert_eq!(reply.www_authenticate.as_deref(), Some("Bearer"), "{what}");
+        let error = &reply.body["errors"][0];
+        assert_eq!(error["extensions"]["code"], "UNAUTHENTICATED", "{what}");
+        assert!(reply.body.get("data").is_none(), "{what}: nothing ran");
+        let message = error["message"].as_str().unwrap_or_default();
+        assert!(
+            message == "invalid or expired token" || message.starts_with("authentication required"),
+            "{what}: the reason is not leaked: {message}"
+        );
+    }
+
+    // Within the 30 s leeway an expired token still works.
+    let mut just_expired = claims("viewer");
+    just_expired["exp"] = json!(now() - 5);
+    let reply = post(addr, Some(&hs256(&just_expired, SECRET)), QUERY).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+#[tokio::test]
+async fn roles_decide_what_a_token_may_do() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let addr = serve(&db, hs_settings(dir.path())).await;
+    let viewer = hs256(&claims("viewer"), SECRET);
+    let editor = hs256(&claims("editor"), SECRET);
+    let mut several = claims("viewer");
+    several["stratum/role"] = json!(["viewer", "admin"]);
+    let admin = hs256(&several, SECRET);
+
+    let reply = post(addr, Some(&viewer), QUERY).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body["data"]["configItems"]["totalCount"], 0);
+    // The cached verification answers the same.
+    assert_eq!(post(addr, Some(&viewer), QUERY).await.status, 200);
+
+    let reply = post(addr, Some(&viewer), MUTATION).await;
+    assert_eq!(
+        reply.body["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{}",
+        reply.body
+    );
+    assert!(
+        reply.body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("editor")),
+        "{}",
+        reply.body
+    );
+    for token in [&editor, &admin] {
+        let reply = post(addr, Some(token), MUTATION).await;
+        assert_eq!(
+            reply.body["errors"][0]["extensions"]["code"], "NOT_FOUND",
+            "{}",
+            reply.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn public_keys_need_their_exact_kid_and_algorithm() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let settings = AuthSettings {
+        public_keys: vec![
+            ("rsa-1".into(), fixture("rsa-public.pem")),
+            ("ec-1".into(), fixture("ec-public.pem")),
+        ],
+        role_claim: "stratum/role".into(),
+        ..AuthSettings::default()
+    };
+    let addr = serve(&db, settings).await;
+    let c = claims("viewer");
+    let ok = [
+        signed(Algorithm::RS256, Some("rsa-1"), "rsa-private.pem", &c),
+        signed(Algorithm::ES256, Some("ec-1"), "ec-private.pem", &c),
+    ];
+    for token in &ok {
+        let reply = post(addr, Some(token), QUERY).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    // HS256 "signed" with the RSA public key, the classic confusion attack.
+    let public_pem = std::fs::read(fixture("rsa-public.pem")).expect("pem");
+    let mut confused = Header::new(Algorithm::HS256);
+    confused.kid = Some("rsa-1".into());
+    let confused = jsonwebtoken::encode(
+        &confused,
+        &c,
+        &EncodingKey::from_secret(&public_pem).expect("key"),
+    )
+    .expect("encode");
+    let bad = [
+        (
+            "unknown kid",
+            signed(Algorithm::RS256, Some("rsa-2"), "rsa-private.pem", &c),
+        ),
+        (
+            "no kid with two keys",
+            signed(Algorithm::RS256, None, "rsa-private.pem", &c),
+        ),
+        (
+            "ES256 under the RSA kid",
+            signed(Algorithm::ES256, Some("rsa-1"), "ec-private.pem", &c),
+        ),
+        ("HS256 under the RSA kid", confused),
+    ];
+    for (what, token) in bad {
+        let reply = post(addr, Some(&token), QUERY).await;
+        assert_eq!(reply.status, 401, "{what}: {}", reply.body);
+        assert_eq!(
+            reply.body["errors"][0]["extensions"]["code"],
+            "UNAUTHENTICATED"
+        );
+    }
+}
+
+#[tokio::test]
+async fn websockets_authenticate_in_connection_init_and_close_4401() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let addr = serve(&db, hs_settings(dir.path())).await;
+    const T: &str = "graphql-transport-ws";
+    let good = hs256(&claims("viewer"), SECRET);
+
+    for protocol in [T, "graphql-ws"] {
+        for payload in [json!({}), json!({"Authorization": "Bearer nope"})] {
+            let mut c = Client::connect(addr, protocol).await;
+            c.send(json!({"type": "connection_init", "payload": payload}))
+                .await;
+            let (code, _) = c.expect_close().await;
+            assert_eq!(code, 4401, "{protocol}: {payload}");
+        }
+        for payload in [
+            json!({"Authorization": format!("Bearer {good}")}),
+            json!({"token": good}),
+        ] {
+            let mut c = Client::connect(addr, protocol).await;
+            c.send(json!({"type": "connection_init", "payload": payload}))
+                .await;
+            assert_eq!(c.recv_json().await["type"], "connection_ack", "{protocol}");
+        }
+    }
+
+    // A token on the upgrade request serves too.
+    let mut request = stratum_tests::ws::request(addr, T);
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {good}").parse().expect("header"),
+    );
+    let mut c = Client::connect_request(request).await;
+    c.init().await;
+
+    // When the token expires the connection closes with 4401 (the leeway
+    // applies to accepting a token, not to keeping a connection).
+    let mut short = claims("viewer");
+    short["exp"] = json!(now() + 2);
+    let mut c = Client::connect(addr, T).await;
+    c.send(json!({"type": "connection_init", "payload": {"token": hs256(&short, SECRET)}}))
+        .await;
+    assert_eq!(c.recv_json().await["type"], "connection_ack");
+    c.subscribe(
+        T,
+        "h",
+        "subscription { healthChanged { current } }",
+        json!({}),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let (code, reason) = c.expect_close().await;
+    assert_eq!((code, reason.as_str()), (4401, "the token expired"));
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn anonymous_access_gets_exactly_its_role() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut settings = hs_settings(dir.path());
+    settings.anonymous = Some(Role::Viewer);
+    let addr = serve(&db, settings).await;
+    let reply = post(addr, None, QUERY).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let reply = post(addr, None, MUTATION).await;
+    assert_eq!(reply.body["errors"][0]["extensions"]["code"], "FORBIDDEN");
+    // A bad token is still refused: anonymous access is for no token only.
+    assert_eq!(post(addr, Some("garbage"), QUERY).await.status, 401);
+}
