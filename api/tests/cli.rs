@@ -450,3 +450,46 @@ fn health_prints_a_verdict_per_object_and_reports_bad_input() {
         "{stderr}"
     );
 }
+
+/// `serve` refuses anonymous access off loopback and keys it cannot use,
+/// naming the problem (and never the key).
+#[test]
+fn serve_refuses_unsafe_or_broken_authentication() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let short = dir.path().join("short");
+    std::fs::write(&short, "too-short-a-secret").expect("write");
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "hello").expect("write");
+    let db = format!("sqlite://{}", dir.path().join("s.db").display());
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["--listen", "0.0.0.0:0", "--anonymous"],
+            "only allowed on a loopback address",
+        ),
+        (
+            &[
+                "--auth-hs256-secret-file",
+                short.to_str().unwrap_or_default(),
+            ],
+            "at least 32 are required",
+        ),
+        (
+            &["--auth-public-key", &format!("k1={}", not_pem.display())],
+            "neither an RSA nor a P-256 public key",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_stratum"))
+            .args(["serve", "--database-url", &db])
+            .args(args)
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("too-short-a-secret"),
+            "the secret is never printed"
+        );
+    }
+}
