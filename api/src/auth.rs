@@ -134,6 +134,8 @@ pub struct Authenticator {
     /// Off: no keys were configured and every caller is an admin.
     open: bool,
     cache: Mutex<LruCache<[u8; 32], (Principal, Instant)>>,
+    /// `jti`s of revoked tokens, reloaded from the store.
+    revoked: std::sync::RwLock<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -162,6 +164,7 @@ impl Authenticator {
             anonymous: None,
             open: true,
             cache: Mutex::new(LruCache::new(CACHE_ENTRIES)),
+            revoked: Default::default(),
         }
     }
 
@@ -173,8 +176,8 @@ impl Authenticator {
         }
         let mut keys = Vec::new();
         if let Some(path) = &settings.hs256_secret_file {
-            let secret = read(path, "HS256 secret")?;
-            let secret = secret.trim_ascii();
+            let secret = read_secret(path)?;
+            let secret = secret.as_slice();
             anyhow::ensure!(
                 secret.len() >= MIN_SECRET_BYTES,
                 "the HS256 secret in {} has {} bytes; at least {MIN_SECRET_BYTES} are required",
@@ -249,6 +252,23 @@ impl Authenticator {
             }),
             open: false,
             cache: Mutex::new(LruCache::new(CACHE_ENTRIES)),
+            revoked: Default::default(),
+        })
+    }
+
+    /// Replaces the set of revoked token ids.
+    pub fn set_revoked(&self, revoked: std::collections::HashSet<String>) {
+        if let Ok(mut current) = self.revoked.write() {
+            *current = revoked;
+        }
+    }
+
+    fn is_revoked(&self, principal: &Principal) -> bool {
+        principal.token_id.as_ref().is_some_and(|jti| {
+            self.revoked
+                .read()
+                .map(|set| set.contains(jti))
+                .unwrap_or(true)
         })
     }
 
@@ -272,17 +292,30 @@ impl Authenticator {
             return self.anonymous.clone().ok_or(AuthError::Missing);
         };
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Ok(mut cache) = self.cache.lock()
-            && let Some((principal, until)) = cache.get(&digest)
-        {
-            if Instant::now() < *until {
-                return Ok(principal.clone());
+        let cached = self.cache.lock().ok().and_then(|mut cache| {
+            let hit = cache.get(&digest).cloned();
+            match hit {
+                Some((principal, until)) if Instant::now() < until => Some(principal),
+                Some(_) => {
+                    cache.pop(&digest);
+                    None
+                }
+                None => None,
             }
-            cache.pop(&digest);
+        });
+        let principal = match cached {
+            Some(principal) => principal,
+            None => self.verify(token).inspect_err(|e| {
+                tracing::info!(reason = %e, "rejected a bearer token");
+            })?,
+        };
+        if self.is_revoked(&principal) {
+            tracing::info!(
+                jti = principal.token_id.as_deref(),
+                "rejected a revoked token"
+            );
+            return Err(AuthError::Invalid("revoked".into()));
         }
-        let principal = self.verify(token).inspect_err(|e| {
-            tracing::info!(reason = %e, "rejected a bearer token");
-        })?;
         let ttl = principal
             .expires_at
             .and_then(|exp| (exp - Utc::now()).to_std().ok())
@@ -366,6 +399,57 @@ impl Authenticator {
             .filter_map(|v| self.role_map.get(v).copied())
             .max()
     }
+}
+
+/// Longest TTL `stratum token` signs.
+pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Signs an HS256 token for `subject` with `role`, valid for `ttl`;
+/// returns the token and its `jti`.
+pub fn sign_hs256(
+    secret: &[u8],
+    subject: &str,
+    role: Role,
+    ttl: Duration,
+    role_claim: &str,
+    issuer: Option<&str>,
+    audience: Option<&str>,
+) -> anyhow::Result<(String, String, DateTime<Utc>)> {
+    anyhow::ensure!(
+        secret.len() >= MIN_SECRET_BYTES,
+        "the HS256 secret has {} bytes; at least {MIN_SECRET_BYTES} are required",
+        secret.len()
+    );
+    anyhow::ensure!(
+        !ttl.is_zero() && ttl <= MAX_TOKEN_TTL,
+        "--ttl must be between 1 s and 365 days"
+    );
+    let now = Utc::now();
+    let expires_at = now + chrono::TimeDelta::from_std(ttl)?;
+    let jti = uuid::Uuid::now_v7().to_string();
+    let mut claims = serde_json::Map::new();
+    claims.insert("sub".into(), subject.into());
+    claims.insert(role_claim.into(), role.as_str().into());
+    claims.insert("jti".into(), jti.clone().into());
+    claims.insert("iat".into(), now.timestamp().into());
+    claims.insert("exp".into(), expires_at.timestamp().into());
+    if let Some(iss) = issuer {
+        claims.insert("iss".into(), iss.into());
+    }
+    if let Some(aud) = audience {
+        claims.insert("aud".into(), aud.into());
+    }
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret)?,
+    )?;
+    Ok((token, jti, expires_at))
+}
+
+/// Reads an HS256 secret file (surrounding whitespace ignored).
+pub fn read_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
+    Ok(read(path, "HS256 secret")?.trim_ascii().to_vec())
 }
 
 /// The token of an `Authorization: Bearer …` value.

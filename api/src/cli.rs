@@ -27,6 +27,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the API server and the scrapers.
     Serve(Box<ServeArgs>),
+    /// Sign an API token with the HS256 secret and record it, or revoke one.
+    Token(Box<TokenArgs>),
     /// Apply or inspect database migrations.
     Migrate {
         /// Database URL.
@@ -221,6 +223,90 @@ impl AuthArgs {
             anonymous: self.anonymous.then_some(self.anonymous_role),
         }
     }
+}
+
+/// Flags of `token`.
+#[derive(Debug, clap::Args)]
+pub struct TokenArgs {
+    /// Who the token is for (its `sub`).
+    #[arg(long, required_unless_present = "revoke")]
+    pub subject: Option<String>,
+    /// Its role.
+    #[arg(long, value_enum, default_value = "viewer")]
+    pub role: crate::auth::Role,
+    /// How long it is valid (`24h`, `90d`; at most 365 days).
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    pub ttl: std::time::Duration,
+    /// A scope (`{"namespaces": […]}`); refused until scopes are enforced.
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// Revoke the token with this id instead (replicas notice within 30 s).
+    #[arg(long, conflicts_with_all = ["subject", "scope"])]
+    pub revoke: Option<String>,
+    /// Database URL (where tokens are recorded).
+    #[arg(long, env = "STRATUM_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+    /// File holding the HS256 secret the server verifies with.
+    #[arg(long, env = "STRATUM_AUTH_HS256_SECRET_FILE")]
+    pub auth_hs256_secret_file: Option<PathBuf>,
+    /// `iss` to set.
+    #[arg(long, env = "STRATUM_AUTH_ISSUER")]
+    pub auth_issuer: Option<String>,
+    /// `aud` to set.
+    #[arg(long, env = "STRATUM_AUTH_AUDIENCE")]
+    pub auth_audience: Option<String>,
+    /// The claim the role goes in.
+    #[arg(long, env = "STRATUM_AUTH_ROLE_CLAIM", default_value = "stratum/role")]
+    pub auth_role_claim: String,
+}
+
+/// Runs `stratum token`: prints the token on stdout and its id on stderr.
+pub async fn token(args: TokenArgs) -> anyhow::Result<()> {
+    let store = open_store(&args.database_url).await?;
+    if let Some(jti) = &args.revoke {
+        store
+            .revoke_token(jti)
+            .await
+            .with_context(|| format!("revoking token {jti}"))?;
+        eprintln!("revoked {jti}; servers stop accepting it within 30 s");
+        return Ok(());
+    }
+    anyhow::ensure!(
+        args.scope.is_none(),
+        "--scope: scoped tokens are not supported yet (scopes are not enforced in the store)"
+    );
+    let secret_file = args.auth_hs256_secret_file.as_ref().ok_or_else(|| {
+        anyhow::anyhow!(
+            "--auth-hs256-secret-file (or STRATUM_AUTH_HS256_SECRET_FILE) is required to sign"
+        )
+    })?;
+    let secret = crate::auth::read_secret(secret_file)?;
+    let subject = args.subject.clone().unwrap_or_default();
+    let (token, jti, expires_at) = crate::auth::sign_hs256(
+        &secret,
+        &subject,
+        args.role,
+        args.ttl,
+        &args.auth_role_claim,
+        args.auth_issuer.as_deref(),
+        args.auth_audience.as_deref(),
+    )?;
+    store
+        .record_token(&stratum_domain::store::TokenRecord {
+            jti: jti.clone(),
+            subject,
+            role: args.role.as_str().into(),
+            expires_at,
+        })
+        .await
+        .context("recording the token")?;
+    println!("{token}");
+    eprintln!(
+        "token {jti} ({}) expires {}",
+        args.role.as_str(),
+        expires_at.to_rfc3339()
+    );
+    Ok(())
 }
 
 /// An on/off switch.

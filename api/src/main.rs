@@ -30,6 +30,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             stratum_api::serve::serve(*args).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Token(args) => {
+            stratum_api::cli::token(*args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Migrate {
             database_url,
             action,

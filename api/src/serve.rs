@@ -89,9 +89,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
 
     let options = args.schema_options();
+    let auth = Arc::new(auth);
+    if !auth.is_open() {
+        spawn_revocation_reload(store.clone(), auth.clone(), &tracker, cancel.clone()).await;
+    }
     let mut state = AppState::new(store, options);
     state.shutdown = cancel.clone();
-    state.auth = Arc::new(auth);
+    state.auth = auth;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
@@ -110,6 +114,37 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracker.close();
     tracker.wait().await;
     Ok(())
+}
+
+/// How often revoked tokens are reloaded.
+const REVOCATION_RELOAD: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Loads the revoked tokens now and every 30 s.
+async fn spawn_revocation_reload(
+    store: stratum_domain::Store,
+    auth: Arc<crate::auth::Authenticator>,
+    tracker: &TaskTracker,
+    cancel: CancellationToken,
+) {
+    async fn reload(store: &stratum_domain::Store, auth: &crate::auth::Authenticator) {
+        match store.revoked_tokens().await {
+            Ok(ids) => auth.set_revoked(ids.into_iter().collect()),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reload revoked tokens; keeping the last set")
+            }
+        }
+    }
+    reload(&store, &auth).await;
+    tracker.spawn(async move {
+        let mut tick = tokio::time::interval(REVOCATION_RELOAD);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tick.tick() => reload(&store, &auth).await,
+            }
+        }
+    });
 }
 
 async fn wait_for_signal() {

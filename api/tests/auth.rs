@@ -360,3 +360,114 @@ async fn anonymous_access_gets_exactly_its_role() {
     // A bad token is still refused: anonymous access is for no token only.
     assert_eq!(post(addr, Some("garbage"), QUERY).await.status, 401);
 }
+
+stratum_tests::on_both_backends!(minted_tokens_work_until_revoked);
+
+fn stratum(db: &TestDb, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(args)
+        .env("STRATUM_DATABASE_URL", &db.url)
+        .output()
+        .expect("run stratum")
+}
+
+/// `stratum token` signs with the server's secret and records the token;
+/// `--revoke` turns it away once the server reloads the revoked set.
+async fn minted_tokens_work_until_revoked(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let settings = hs_settings(dir.path());
+    let secret = settings
+        .hs256_secret_file
+        .clone()
+        .expect("secret file")
+        .display()
+        .to_string();
+    let mut state = AppState::new(db.store.clone(), SchemaOptions::default());
+    let auth = Arc::new(Authenticator::from_settings(&settings).expect("auth"));
+    state.auth = auth.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(stratum_api::http::listener(listener), router(state)).await;
+    });
+
+    let base = [
+        "token",
+        "--auth-hs256-secret-file",
+        &secret,
+        "--auth-issuer",
+        ISSUER,
+        "--auth-audience",
+        AUDIENCE,
+    ];
+    let out = stratum(
+        &db,
+        &[
+            &base[..],
+            &["--subject", "ci", "--role", "editor", "--ttl", "1h"],
+        ]
+        .concat(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let jti = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("token "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the token id on stderr")
+        .to_string();
+    assert!(
+        !stderr.contains(&token),
+        "the token is printed once, on stdout"
+    );
+    let reply = post(addr, Some(&token), MUTATION).await;
+    assert_eq!(
+        reply.body["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "an editor: {}",
+        reply.body
+    );
+
+    let out = stratum(&db, &["token", "--revoke", &jti]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // What the server's 30 s reload does.
+    auth.set_revoked(
+        db.store
+            .revoked_tokens()
+            .await
+            .expect("revoked")
+            .into_iter()
+            .collect(),
+    );
+    assert_eq!(
+        post(addr, Some(&token), QUERY).await.status,
+        401,
+        "revoked, even though cached"
+    );
+
+    for (args, expected) in [
+        (vec!["--subject", "ci", "--ttl", "400d"], "365 days"),
+        (
+            vec!["--subject", "ci", "--scope", "{\"namespaces\": [\"a\"]}"],
+            "not supported yet",
+        ),
+    ] {
+        let out = stratum(&db, &[&base[..], &args[..]].concat());
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(expected),
+            "{args:?}"
+        );
+    }
+    let out = stratum(&db, &["token", "--subject", "ci"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--auth-hs256-secret-file"));
+    let out = stratum(&db, &["token", "--revoke", "no-such-token"]);
+    assert_eq!(out.status.code(), Some(1));
+}

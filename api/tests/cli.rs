@@ -306,7 +306,8 @@ async fn migrate_applies_lists_and_rolls_back(backend: Backend) {
         [
             "applied m20261124_000001_catalog",
             "applied m20261201_000001_read_indexes",
-            "applied m20261202_000001_insight_lifecycle_costs"
+            "applied m20261202_000001_insight_lifecycle_costs",
+            "applied m20261203_000001_api_tokens"
         ]
     );
     let out = stratum(&db, dir.path(), &["migrate", "down", "1"]);
@@ -320,10 +321,11 @@ async fn migrate_applies_lists_and_rolls_back(backend: Backend) {
         [
             "applied m20261124_000001_catalog",
             "applied m20261201_000001_read_indexes",
-            "pending m20261202_000001_insight_lifecycle_costs"
+            "applied m20261202_000001_insight_lifecycle_costs",
+            "pending m20261203_000001_api_tokens"
         ]
     );
-    let out = stratum(&db, dir.path(), &["migrate", "down", "2"]);
+    let out = stratum(&db, dir.path(), &["migrate", "down", "3"]);
     assert!(out.status.success());
     assert!(
         lines(&db).iter().all(|l| l.starts_with("pending")),

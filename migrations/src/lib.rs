@@ -10,6 +10,7 @@ use sea_orm_migration::prelude::*;
 mod m20261124_000001_catalog;
 mod m20261201_000001_read_indexes;
 mod m20261202_000001_insight_lifecycle_costs;
+mod m20261203_000001_api_tokens;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_catalog::Migration),
             Box::new(m20261201_000001_read_indexes::Migration),
             Box::new(m20261202_000001_insight_lifecycle_costs::Migration),
+            Box::new(m20261203_000001_api_tokens::Migration),
         ]
     }
 }

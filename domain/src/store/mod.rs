@@ -34,6 +34,7 @@ pub mod search;
 pub mod selectors;
 pub mod subscriptions;
 pub mod summary;
+pub mod tokens;
 pub mod topology;
 
 pub use batch::InsightCounts;
@@ -48,6 +49,7 @@ pub use page::{MAX_PAGE, Page, PageRequest};
 pub use rollup::{RollupDrift, RollupTransition};
 pub use scrapers::{RunSummary, ScraperRecord};
 pub use summary::{Facet, GroupKey, HealthTally, SummaryGroup, ValueCount};
+pub use tokens::TokenRecord;
 
 /// Largest number of bound parameters per statement (below SQLite's and
 /// Postgres's limits).
