@@ -2,7 +2,8 @@
 //! one PostgreSQL database, a subscriber on the replica that does not
 //! scrape receives the health change the other one ingested, and keeps
 //! receiving after every database connection of both processes is
-//! terminated mid-test; on SIGTERM, WebSocket clients get close 1001 and
+//! terminated and after the database is unreachable for a while (through a
+//! proxy the test takes down); on SIGTERM, WebSocket clients get close 1001 and
 //! the process exits.
 
 use std::io::{BufRead, BufReader};
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::json;
+use stratum_tests::proxy::TcpProxy;
 use stratum_tests::ws::Client;
 use stratum_tests::{Backend, TestDb, postgres_admin_url};
 
@@ -52,7 +54,9 @@ fn start(database_url: &str, configs: Option<&Path>, log: &Path) -> Server {
 
 const HEALTH: &str = "subscription { healthChanged(filter: {types: [\"Kubernetes::Pod\"]}) { previous current item { name } } }";
 
-#[tokio::test]
+// Multi-threaded: `start` blocks on the server's first line while the
+// proxy, on this runtime, carries the server's database connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_ingested_on_one_replica_reaches_a_subscriber_on_the_other() {
     let db = TestDb::new(Backend::Postgres).await;
     let dir = tempfile::tempdir().expect("tmp");
@@ -66,8 +70,24 @@ async fn a_change_ingested_on_one_replica_reaches_a_subscriber_on_the_other() {
     let manifest = configs.join("manifests/pod.yaml");
     std::fs::write(&manifest, stratum_tests::pod_manifest(true)).expect("pod");
 
-    let _scraper = start(&db.url, Some(&configs), &dir.path().join("a.log"));
-    let listener = start(&db.url, None, &dir.path().join("b.log"));
+    // Both servers reach the database through a proxy the test can take
+    // down, as a database restart would.
+    let upstream: SocketAddr = tokio::net::lookup_host(
+        db.url
+            .split_once('@')
+            .map_or(db.url.as_str(), |(_, rest)| rest)
+            .split('/')
+            .next()
+            .unwrap_or_default(),
+    )
+    .await
+    .expect("resolve the database host")
+    .next()
+    .expect("an address");
+    let proxy = TcpProxy::start(upstream).await.expect("proxy");
+    let proxied = proxy.url_for(&db.url);
+    let _scraper = start(&proxied, Some(&configs), &dir.path().join("a.log"));
+    let listener = start(&proxied, None, &dir.path().join("b.log"));
     let mut client = Client::connect(listener.1, "graphql-transport-ws").await;
     client.init().await;
     client
@@ -105,6 +125,21 @@ async fn a_change_ingested_on_one_replica_reaches_a_subscriber_on_the_other() {
     assert_eq!(
         (health["previous"].as_str(), health["current"].as_str()),
         (Some("UNHEALTHY"), Some("HEALTHY")),
+        "{event}"
+    );
+
+    // The database is unreachable for three seconds (connections dropped,
+    // new ones refused) while the pod breaks again: the scraper retries,
+    // the listener reconnects and replays, and the subscriber hears of it.
+    proxy.down();
+    std::fs::write(&manifest, stratum_tests::pod_manifest(false)).expect("pod");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.up();
+    let event = client.recv_for("h").await;
+    let health = &event["payload"]["data"]["healthChanged"];
+    assert_eq!(
+        (health["previous"].as_str(), health["current"].as_str()),
+        (Some("HEALTHY"), Some("UNHEALTHY")),
         "{event}"
     );
     let b_log = std::fs::read_to_string(dir.path().join("b.log")).unwrap_or_default();

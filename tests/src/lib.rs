@@ -7,6 +7,7 @@
 //! it fails rather than skips.
 
 pub mod fake_kube;
+pub mod proxy;
 pub mod ws;
 
 use std::collections::BTreeMap;
