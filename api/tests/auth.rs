@@ -471,3 +471,106 @@ async fn minted_tokens_work_until_revoked(backend: Backend) {
     let out = stratum(&db, &["token", "--revoke", "no-such-token"]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// Every mutation leaves one audit line (who, what, when, outcome) in the
+/// server's JSON log, and no token ever appears in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_names_who_did_what_and_never_the_token() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("tmp");
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, SECRET).expect("secret");
+    let secret = secret.display().to_string();
+    let url = format!("sqlite://{}", dir.path().join("a.db").display());
+    let mint = |role: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_stratum"))
+            .args(["token", "--subject", &format!("ci-{role}"), "--role", role])
+            .args(["--auth-hs256-secret-file", &secret, "--database-url", &url])
+            .output()
+            .expect("token");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let (editor, viewer) = (mint("editor"), mint("viewer"));
+    let log = dir.path().join("serve.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &url])
+        .args(["--auth-hs256-secret-file", &secret])
+        .env("STRATUM_LOG", "stratum::audit=info,warn")
+        .env("STRATUM_LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("serve");
+    let mut line = String::new();
+    let _ = std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line);
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("stratum listening on http://")
+        .and_then(|r| r.strip_suffix("/graphql"))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("{line:?}"));
+    let silence = "mutation($id: ID!) { silenceInsight(id: $id) { id } }";
+    let body = json!({"query": silence, "variables": {"id": "SW5zaWdodDowMDAwMDAwMC0wMDAwLTQwMDAtODAwMC0wMDAwMDAwMDAwMDE"}});
+    for token in [&editor, &viewer] {
+        let status = reqwest::Client::new()
+            .post(format!("http://{addr}/graphql"))
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("post")
+            .status();
+        assert_eq!(status, 200);
+    }
+    assert_eq!(
+        post(addr, Some(&editor), QUERY).await.status,
+        200,
+        "queries are not audited"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).expect("log");
+    let audit: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["target"] == "stratum::audit")
+        .collect();
+    assert_eq!(audit.len(), 2, "{text}");
+    let fields: Vec<(&str, &str, &str)> = audit
+        .iter()
+        .map(|v| {
+            (
+                v["fields"]["subject"].as_str().unwrap_or_default(),
+                v["fields"]["mutation"].as_str().unwrap_or_default(),
+                v["fields"]["outcome"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            ("ci-editor", "silenceInsight", "NOT_FOUND"),
+            ("ci-viewer", "silenceInsight", "FORBIDDEN")
+        ]
+    );
+    assert!(
+        audit[0]["fields"]["arguments"]
+            .as_str()
+            .is_some_and(|a| a.contains("SW5zaWdodDow")),
+        "the target id is logged: {}",
+        audit[0]
+    );
+    assert!(audit.iter().all(|v| v["timestamp"].is_string()));
+    assert!(
+        !text.contains(&editor) && !text.contains(&viewer),
+        "no token in the log"
+    );
+    assert!(!text.contains("a-test-secret"), "no secret in the log");
+}

@@ -7,6 +7,7 @@ use async_graphql::dataloader::DataLoader;
 use async_graphql::{SDLExportOptions, Schema};
 use stratum_domain::Store;
 
+mod audit;
 mod connection;
 mod documents;
 mod filters;
@@ -61,6 +62,7 @@ pub fn build_schema_with(store: Option<Store>, options: SchemaOptions) -> Stratu
         mutations::MutationRoot,
         subscriptions::SubscriptionRoot,
     )
+    .extension(audit::AuditLog)
     .extension(guard::RequestGuard::new(
         options.limits,
         options.introspection,
