@@ -120,6 +120,14 @@ pub struct ServeArgs {
     /// Authentication.
     #[command(flatten)]
     pub auth: AuthArgs,
+    /// An origin allowed to call the API from a browser
+    /// (`https://portal.example.com`; repeatable, exact matches).
+    #[arg(
+        long = "cors-origin",
+        env = "STRATUM_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
     /// Deepest query accepted.
     #[arg(long, env = "STRATUM_MAX_DEPTH", default_value_t = 10)]
     pub max_depth: usize,

@@ -47,6 +47,9 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Verifies bearer tokens.
     pub auth: Arc<Authenticator>,
+    /// Origins allowed to call the API from a browser (exact matches);
+    /// none means same-origin only.
+    pub cors_origins: Vec<HeaderValue>,
 }
 
 impl AppState {
@@ -59,6 +62,7 @@ impl AppState {
             introspection: options.introspection,
             shutdown: CancellationToken::new(),
             auth: Arc::new(Authenticator::open()),
+            cors_origins: Vec::new(),
         }
     }
 
@@ -115,12 +119,60 @@ pub fn listener(
 
 /// Builds the router.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let cors = cors_layer(&state.cors_origins);
+    let router = Router::new()
         .route("/graphql", get(graphql_get_or_upgrade).post(graphql_post))
         .route("/schema.graphql", get(schema_sdl))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .with_state(state)
+        .with_state(state);
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+/// CORS for third-party portals (SPEC §12): an exact allow-list of
+/// origins, never credentials (the API needs no cookies; tokens travel in
+/// `Authorization`).
+fn cors_layer(origins: &[HeaderValue]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{HeaderName, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let request_id = HeaderName::from_static("x-request-id");
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins.iter().cloned()))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT,
+                request_id.clone(),
+            ])
+            .expose_headers([request_id])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
+}
+
+/// Parses `--cors-origin` values: `scheme://host[:port]`, nothing else.
+pub fn parse_origins(values: &[String]) -> anyhow::Result<Vec<HeaderValue>> {
+    values
+        .iter()
+        .map(|v| {
+            let v = v.trim();
+            let (scheme, rest) = v
+                .split_once("://")
+                .ok_or_else(|| anyhow::anyhow!("--cors-origin {v:?} is not an origin like https://portal.example.com"))?;
+            anyhow::ensure!(
+                matches!(scheme, "http" | "https") && !rest.is_empty() && !rest.contains('/') && v != "*",
+                "--cors-origin {v:?} is not an origin like https://portal.example.com (no path, no wildcard)"
+            );
+            HeaderValue::from_str(v).map_err(|_| anyhow::anyhow!("--cors-origin {v:?} is not a valid header value"))
+        })
+        .collect()
 }
 
 /// Which media type a response is sent as.

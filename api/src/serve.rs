@@ -27,6 +27,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let auth = crate::auth::Authenticator::from_settings(&auth_settings)
         .context("loading the authentication keys")?;
+    let cors_origins = crate::http::parse_origins(&args.cors_origins)?;
     if auth.is_open() {
         tracing::warn!(
             "authentication is off: no --auth-* key is configured, every caller is an admin"
@@ -96,6 +97,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut state = AppState::new(store, options);
     state.shutdown = cancel.clone();
     state.auth = auth;
+    state.cors_origins = cors_origins;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;

@@ -574,3 +574,80 @@ async fn the_audit_log_names_who_did_what_and_never_the_token() {
     );
     assert!(!text.contains("a-test-secret"), "no secret in the log");
 }
+
+/// CORS (SPEC §12): an exact allow-list, preflights answered for it only,
+/// and never `Access-Control-Allow-Credentials`.
+#[tokio::test]
+async fn cors_allows_exactly_the_listed_origins_without_credentials() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut state = AppState::new(db.store.clone(), SchemaOptions::default());
+    state.cors_origins =
+        stratum_api::http::parse_origins(&["https://portal.example.com".into()]).expect("origins");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(stratum_api::http::listener(listener), router(state)).await;
+    });
+    let client = reqwest::Client::new();
+    let preflight = |origin: &'static str| {
+        client
+            .request(reqwest::Method::OPTIONS, format!("http://{addr}/graphql"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+    let allowed = preflight("https://portal.example.com")
+        .await
+        .expect("preflight");
+    let headers = allowed.headers();
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://portal.example.com"
+    );
+    let allowed_headers = headers["access-control-allow-headers"]
+        .to_str()
+        .expect("ascii");
+    assert!(allowed_headers.contains("authorization") && allowed_headers.contains("content-type"));
+    assert!(headers.get("access-control-allow-credentials").is_none());
+    let other = preflight("https://evil.example.com")
+        .await
+        .expect("preflight");
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+
+    let reply = client
+        .post(format!("http://{addr}/graphql"))
+        .header("origin", "https://portal.example.com")
+        .header("content-type", "application/json")
+        .body(json!({"query": QUERY}).to_string())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(
+        reply.headers()["access-control-allow-origin"],
+        "https://portal.example.com"
+    );
+    assert!(
+        reply.headers()["access-control-expose-headers"]
+            .to_str()
+            .expect("ascii")
+            .contains("x-request-id")
+    );
+
+    for bad in [
+        "*",
+        "portal.example.com",
+        "https://portal.example.com/path",
+        "ftp://x",
+    ] {
+        assert!(
+            stratum_api::http::parse_origins(&[bad.to_string()]).is_err(),
+            "{bad}"
+        );
+    }
+}
