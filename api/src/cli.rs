@@ -120,6 +120,16 @@ pub struct ServeArgs {
     /// Authentication.
     #[command(flatten)]
     pub auth: AuthArgs,
+    /// Requests per second per token (per IP when anonymous); applies
+    /// when authentication is on.
+    #[arg(long, env = "STRATUM_RATE_PER_SECOND", default_value_t = 20)]
+    pub rate_per_second: u32,
+    /// Requests a caller may send in a burst.
+    #[arg(long, env = "STRATUM_RATE_BURST", default_value_t = 100)]
+    pub rate_burst: u32,
+    /// Complexity points per minute per caller (`extensions.cost`).
+    #[arg(long, env = "STRATUM_POINTS_PER_MINUTE", default_value_t = 100_000)]
+    pub points_per_minute: u32,
     /// An origin allowed to call the API from a browser
     /// (`https://portal.example.com`; repeatable, exact matches).
     #[arg(

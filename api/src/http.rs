@@ -12,10 +12,11 @@ use async_graphql::http::GraphiQLSource;
 use async_graphql::{BatchRequest, ServerError};
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{FromRequestParts, Query, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -24,6 +25,7 @@ use stratum_domain::Store;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{AuthError, Authenticator, Principal};
+use crate::ratelimit::{Budget, RateLimits};
 
 use crate::graphql::guard::{code_of, codes, with_code};
 use crate::graphql::{Limits, SchemaOptions, StratumSchema, build_schema_with, sdl};
@@ -50,6 +52,9 @@ pub struct AppState {
     /// Origins allowed to call the API from a browser (exact matches);
     /// none means same-origin only.
     pub cors_origins: Vec<HeaderValue>,
+    /// Per-caller request rate and complexity budget; none when
+    /// authentication is off.
+    pub rate_limits: Option<Arc<RateLimits>>,
 }
 
 impl AppState {
@@ -63,12 +68,90 @@ impl AppState {
             shutdown: CancellationToken::new(),
             auth: Arc::new(Authenticator::open()),
             cors_origins: Vec::new(),
+            rate_limits: None,
         }
     }
 
-    /// The caller of a request with these headers.
-    fn principal(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
-        self.auth.authenticate(bearer_of(headers))
+    /// The caller of a request with these headers from `peer`, its
+    /// request counted against its rate; a ready response when refused.
+    fn caller(
+        &self,
+        media: MediaType,
+        id: &str,
+        headers: &HeaderMap,
+        peer: Option<std::net::IpAddr>,
+    ) -> Result<Caller, Box<Response>> {
+        let principal = self
+            .auth
+            .authenticate(bearer_of(headers))
+            .map_err(|e| Box::new(unauthenticated(media, id, &e)))?;
+        let budget = match &self.rate_limits {
+            Some(limits) => {
+                let key = crate::ratelimit::caller_key(&principal, peer);
+                limits.check_request(&key).map_err(|refusal| {
+                    rate_limited(media, id, &refusal.message, refusal.retry_after)
+                })?;
+                Some(Budget {
+                    limits: limits.clone(),
+                    key,
+                })
+            }
+            None => None,
+        };
+        Ok(Caller { principal, budget })
+    }
+}
+
+/// Who a request runs as, and the budget it is charged to.
+pub(crate) struct Caller {
+    principal: Principal,
+    budget: Option<Budget>,
+}
+
+impl Caller {
+    /// `request` with the caller's data attached.
+    fn attach(&self, request: async_graphql::Request) -> async_graphql::Request {
+        let request = request.data(self.principal.clone());
+        match &self.budget {
+            Some(budget) => request.data(budget.clone()),
+            None => request,
+        }
+    }
+}
+
+/// 429 with `Retry-After` (whole seconds, at least 1).
+fn rate_limited(
+    media: MediaType,
+    id: &str,
+    message: &str,
+    retry_after: std::time::Duration,
+) -> Response {
+    let mut response = request_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        media,
+        id,
+        codes::RATE_LIMITED,
+        message,
+    );
+    let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// The `Retry-After` of a response refused by the complexity budget.
+fn budget_refusal(response: &async_graphql::Response) -> Option<u64> {
+    if response.data != async_graphql::Value::Null {
+        return None;
+    }
+    let error = response
+        .errors
+        .iter()
+        .find(|e| code_of(e).as_deref() == Some(codes::RATE_LIMITED))?;
+    match error.extensions.as_ref()?.get("retryAfter")? {
+        async_graphql::Value::Number(n) => n.as_u64(),
+        _ => Some(60),
     }
 }
 
@@ -105,16 +188,18 @@ const SEND_BUFFER_BYTES: usize = 128 * 1024;
 /// (subscription events are small writes) and a bounded send buffer.
 pub fn listener(
     listener: tokio::net::TcpListener,
-) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = std::net::SocketAddr> {
+) -> axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)> {
     use axum::serve::ListenerExt;
-    listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-        if let Err(e) = socket2::SockRef::from(&*tcp).set_send_buffer_size(SEND_BUFFER_BYTES) {
-            tracing::debug!(error = %e, "cannot set the send buffer size");
-        }
-    })
+    listener.tap_io(tune_socket as fn(&mut tokio::net::TcpStream))
+}
+
+fn tune_socket(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+    }
+    if let Err(e) = socket2::SockRef::from(&*tcp).set_send_buffer_size(SEND_BUFFER_BYTES) {
+        tracing::debug!(error = %e, "cannot set the send buffer size");
+    }
 }
 
 /// Builds the router.
@@ -287,10 +372,10 @@ fn is_request_error(code: Option<&str>) -> bool {
 async fn execute_one(
     state: &AppState,
     id: &str,
-    principal: &Principal,
+    caller: &Caller,
     request: async_graphql::Request,
 ) -> async_graphql::Response {
-    let request = request.data(principal.clone());
+    let request = caller.attach(request);
     let mut response =
         match tokio::time::timeout(state.limits.timeout, state.schema.execute(request)).await {
             Ok(response) => response,
@@ -351,19 +436,26 @@ async fn execute(
     state: &AppState,
     media: MediaType,
     id: &str,
-    principal: &Principal,
+    caller: &Caller,
     batch: BatchRequest,
 ) -> Response {
     match batch {
         BatchRequest::Single(request) => {
-            let response = execute_one(state, id, principal, request).await;
+            let response = execute_one(state, id, caller, request).await;
             let (status, body) = body_of(media, &response);
-            respond(status, media, id, &body)
+            let mut reply = respond(status, media, id, &body);
+            if let Some(seconds) = budget_refusal(&response) {
+                *reply.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+                if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
+                    reply.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+            }
+            reply
         }
         BatchRequest::Batch(requests) => {
             let mut bodies = Vec::with_capacity(requests.len());
             for request in requests {
-                let response = execute_one(state, id, principal, request).await;
+                let response = execute_one(state, id, caller, request).await;
                 bodies.push(body_of(media, &response).1);
             }
             respond(StatusCode::OK, media, id, &bodies)
@@ -371,15 +463,20 @@ async fn execute(
     }
 }
 
-async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+async fn graphql_post(
+    State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<std::net::SocketAddr>>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let id = request_id(&headers);
     let event_stream = wants_event_stream(&headers);
     let Some(media) = negotiate(&headers).or(event_stream.then_some(MediaType::Json)) else {
         return not_acceptable(&id);
     };
-    let principal = match state.principal(&headers) {
-        Ok(principal) => principal,
-        Err(e) => return unauthenticated(media, &id, &e),
+    let caller = match state.caller(media, &id, &headers, peer.map(|p| p.0.0.ip())) {
+        Ok(caller) => caller,
+        Err(refused) => return *refused,
     };
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -454,7 +551,8 @@ async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: B
     if event_stream {
         return match batch {
             BatchRequest::Single(request) => {
-                event_stream_response(state, id, request.data(principal))
+                let request = caller.attach(request);
+                event_stream_response(state, id, request)
             }
             BatchRequest::Batch(_) => request_error(
                 StatusCode::BAD_REQUEST,
@@ -465,7 +563,7 @@ async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: B
             ),
         };
     }
-    execute(&state, media, &id, &principal, batch).await
+    execute(&state, media, &id, &caller, batch).await
 }
 
 /// True when the client asks for `text/event-stream` (GraphQL over SSE).
@@ -544,8 +642,12 @@ async fn graphql_get_or_upgrade(State(state): State<AppState>, request: Request)
             Err(rejection) => rejection.into_response(),
         };
     }
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
     match Query::<GetParams>::from_request_parts(&mut parts, &state).await {
-        Ok(Query(params)) => graphql_get(state, parts.headers, params).await,
+        Ok(Query(params)) => graphql_get(state, parts.headers, peer, params).await,
         Err(rejection) => {
             let id = request_id(&parts.headers);
             request_error(
@@ -559,7 +661,12 @@ async fn graphql_get_or_upgrade(State(state): State<AppState>, request: Request)
     }
 }
 
-async fn graphql_get(state: AppState, headers: HeaderMap, params: GetParams) -> Response {
+async fn graphql_get(
+    state: AppState,
+    headers: HeaderMap,
+    peer: Option<std::net::IpAddr>,
+    params: GetParams,
+) -> Response {
     let id = request_id(&headers);
     let wants_html = headers
         .get(header::ACCEPT)
@@ -571,9 +678,9 @@ async fn graphql_get(state: AppState, headers: HeaderMap, params: GetParams) -> 
     let Some(media) = negotiate(&headers) else {
         return not_acceptable(&id);
     };
-    let principal = match state.principal(&headers) {
-        Ok(principal) => principal,
-        Err(e) => return unauthenticated(media, &id, &e),
+    let caller = match state.caller(media, &id, &headers, peer) {
+        Ok(caller) => caller,
+        Err(refused) => return *refused,
     };
     let mut request = async_graphql::Request::new(params.query.clone().unwrap_or_default());
     if let Some(name) = params.operation_name {
@@ -639,14 +746,7 @@ async fn graphql_get(state: AppState, headers: HeaderMap, params: GetParams) -> 
             return response;
         }
     }
-    execute(
-        &state,
-        media,
-        &id,
-        &principal,
-        BatchRequest::Single(request),
-    )
-    .await
+    execute(&state, media, &id, &caller, BatchRequest::Single(request)).await
 }
 
 async fn schema_sdl(State(state): State<AppState>) -> Response {

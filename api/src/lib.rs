@@ -8,5 +8,6 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod maintenance;
+pub mod ratelimit;
 pub mod serve;
 pub mod ws;

@@ -91,11 +91,21 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let options = args.schema_options();
     let auth = Arc::new(auth);
+    let state_auth_open = auth.is_open();
     if !auth.is_open() {
         spawn_revocation_reload(store.clone(), auth.clone(), &tracker, cancel.clone()).await;
     }
     let mut state = AppState::new(store, options);
     state.shutdown = cancel.clone();
+    state.rate_limits = (!state_auth_open).then(|| {
+        Arc::new(crate::ratelimit::RateLimits::new(
+            crate::ratelimit::RateSettings {
+                per_second: args.rate_per_second,
+                burst: args.rate_burst,
+                points_per_minute: args.points_per_minute,
+            },
+        ))
+    });
     state.auth = auth;
     state.cors_origins = cors_origins;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -106,13 +116,29 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("stratum listening on http://{local}/graphql");
 
     let shutdown = cancel.clone();
-    axum::serve(crate::http::listener(listener), router(state))
-        .with_graceful_shutdown(async move {
-            wait_for_signal().await;
-            shutdown.cancel();
-        })
-        .await
-        .context("serving HTTP")?;
+    let rate_limits = state.rate_limits.clone();
+    if let Some(limits) = rate_limits {
+        let cancel = cancel.clone();
+        tracker.spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tick.tick() => limits.forget_idle(),
+                }
+            }
+        });
+    }
+    axum::serve(
+        crate::http::listener(listener),
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        wait_for_signal().await;
+        shutdown.cancel();
+    })
+    .await
+    .context("serving HTTP")?;
     tracker.close();
     tracker.wait().await;
     Ok(())

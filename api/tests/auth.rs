@@ -651,3 +651,92 @@ async fn cors_allows_exactly_the_listed_origins_without_credentials() {
         );
     }
 }
+
+/// Per-token request rates and complexity budgets (SPEC §12): `429`
+/// `RATE_LIMITED` with `Retry-After`, and `extensions.cost` on every answer.
+#[tokio::test]
+async fn rates_and_budgets_refuse_with_retry_after() {
+    use stratum_api::ratelimit::{RateLimits, RateSettings};
+    let db = TestDb::new(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut state = AppState::new(db.store.clone(), SchemaOptions::default());
+    state.auth = Arc::new(Authenticator::from_settings(&hs_settings(dir.path())).expect("auth"));
+    state.rate_limits = Some(Arc::new(RateLimits::new(RateSettings {
+        per_second: 1,
+        burst: 3,
+        points_per_minute: 1_000,
+    })));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            stratum_api::http::listener(listener),
+            router(state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    });
+    let token = |jti: &str| {
+        let mut c = claims("viewer");
+        c["jti"] = json!(jti);
+        hs256(&c, SECRET)
+    };
+
+    // The request rate: a burst of 3, then a wait.
+    let fast = token("rate");
+    for _ in 0..3 {
+        assert_eq!(post(addr, Some(&fast), QUERY).await.status, 200);
+    }
+    let response = reqwest::Client::new()
+        .post(format!("http://{addr}/graphql"))
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {fast}"))
+        .body(json!({"query": QUERY}).to_string())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 429);
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=2).contains(&retry), "{retry}");
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "RATE_LIMITED");
+    // Another token is not affected.
+    assert_eq!(post(addr, Some(&token("other")), QUERY).await.status, 200);
+
+    // The complexity budget: every answer reports it; once spent, 429.
+    let heavy = "{ configItems(first: 100) { nodes { name type health } } }";
+    let spender = token("budget");
+    let mut last_remaining = u64::MAX;
+    let mut refused = None;
+    for _ in 0..3 {
+        let reply = post(addr, Some(&spender), heavy).await;
+        if reply.status == 429 {
+            refused = Some(reply);
+            break;
+        }
+        let cost = &reply.body["extensions"]["cost"];
+        let requested = cost["requested"].as_u64().expect("requested");
+        let remaining = cost["remaining"].as_u64().expect("remaining");
+        assert!(requested >= 300, "a page of 100 costs its size: {cost}");
+        assert!(remaining < last_remaining, "{cost}");
+        last_remaining = remaining;
+    }
+    let refused = refused.expect("the budget runs out within three heavy queries");
+    assert_eq!(
+        refused.body["errors"][0]["extensions"]["code"], "RATE_LIMITED",
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("points")),
+        "{}",
+        refused.body
+    );
+}

@@ -78,6 +78,8 @@ pub mod codes {
     pub const INTERNAL: &str = "INTERNAL";
     /// A malformed request outside GraphQL (a protocol message, say).
     pub const BAD_REQUEST: &str = "BAD_REQUEST";
+    /// A caller's request rate or complexity budget is exhausted.
+    pub const RATE_LIMITED: &str = "RATE_LIMITED";
     /// An operation the transport does not carry (a mutation over GET or
     /// a WebSocket).
     pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
@@ -243,6 +245,8 @@ struct RequestState {
     operation: Option<String>,
     key: Option<ValidationKey>,
     validated: Option<ValidationResult>,
+    /// `(requested, remaining)` points, when a budget was charged.
+    cost: Option<(usize, u32)>,
 }
 
 struct GuardExtension {
@@ -263,6 +267,12 @@ impl GuardExtension {
 impl Extension for GuardExtension {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let mut response = next.run(ctx).await;
+        if let Some((requested, remaining)) = self.state().cost.take() {
+            response.extensions.insert(
+                "cost".into(),
+                async_graphql::value!({"requested": requested, "remaining": remaining}),
+            );
+        }
         let request_error = response.data == async_graphql::Value::Null;
         for error in &mut response.errors {
             if code_of(error).is_some() {
@@ -373,6 +383,21 @@ impl Extension for GuardExtension {
                 "the query's complexity is {}; the limit is {}",
                 result.complexity, self.limits.complexity
             ))]);
+        }
+        if let Some(budget) = ctx.data_opt::<crate::ratelimit::Budget>() {
+            match budget.limits.charge(&budget.key, result.complexity) {
+                Ok(remaining) => self.state().cost = Some((result.complexity, remaining)),
+                Err(refusal) => {
+                    let seconds = refusal.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+                    let mut error =
+                        with_code(ServerError::new(refusal.message, None), codes::RATE_LIMITED);
+                    error
+                        .extensions
+                        .get_or_insert_with(Default::default)
+                        .set("retryAfter", seconds);
+                    return Err(vec![error]);
+                }
+            }
         }
         Ok(result)
     }
