@@ -26,17 +26,26 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-async fn serve(db: &TestDb, settings: AuthSettings) -> SocketAddr {
-    let mut state = AppState::new(db.store.clone(), SchemaOptions::default());
-    state.auth = Arc::new(Authenticator::from_settings(&settings).expect("auth settings"));
+/// Serves `state` on a fresh loopback port, with peer addresses.
+async fn spawn(state: AppState) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
-        let _ = axum::serve(stratum_api::http::listener(listener), router(state)).await;
+        let _ = axum::serve(
+            stratum_api::http::listener(listener),
+            router(state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
     });
     addr
+}
+
+async fn serve(db: &TestDb, settings: AuthSettings) -> SocketAddr {
+    let mut state = AppState::new(db.store.clone(), SchemaOptions::default());
+    state.auth = Arc::new(Authenticator::from_settings(&settings).expect("auth settings"));
+    spawn(state).await
 }
 
 fn now() -> i64 {
@@ -386,13 +395,7 @@ async fn minted_tokens_work_until_revoked(backend: Backend) {
     let mut state = AppState::new(db.store.clone(), SchemaOptions::default());
     let auth = Arc::new(Authenticator::from_settings(&settings).expect("auth"));
     state.auth = auth.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(stratum_api::http::listener(listener), router(state)).await;
-    });
+    let addr = spawn(state).await;
 
     let base = [
         "token",
@@ -583,13 +586,7 @@ async fn cors_allows_exactly_the_listed_origins_without_credentials() {
     let mut state = AppState::new(db.store.clone(), SchemaOptions::default());
     state.cors_origins =
         stratum_api::http::parse_origins(&["https://portal.example.com".into()]).expect("origins");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(stratum_api::http::listener(listener), router(state)).await;
-    });
+    let addr = spawn(state).await;
     let client = reqwest::Client::new();
     let preflight = |origin: &'static str| {
         client
@@ -666,17 +663,7 @@ async fn rates_and_budgets_refuse_with_retry_after() {
         burst: 3,
         points_per_minute: 1_000,
     })));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(
-            stratum_api::http::listener(listener),
-            router(state).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
-    });
+    let addr = spawn(state).await;
     let token = |jti: &str| {
         let mut c = claims("viewer");
         c["jti"] = json!(jti);
