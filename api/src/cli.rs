@@ -173,24 +173,15 @@ pub struct ServeArgs {
 /// authentication is off and every caller is an admin.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AuthArgs {
-    /// File holding the HS256 secret (at least 32 bytes).
-    #[arg(long, env = "STRATUM_AUTH_HS256_SECRET_FILE")]
-    pub auth_hs256_secret_file: Option<PathBuf>,
+    /// The HS256 secret and the claims `serve` checks and `token` sets.
+    #[command(flatten)]
+    pub token: TokenClaimArgs,
     /// An RS256 or ES256 public key as `KID=PEM_FILE` (repeatable).
     #[arg(long = "auth-public-key", env = "STRATUM_AUTH_PUBLIC_KEYS", value_delimiter = ',', value_parser = parse_public_key)]
     pub auth_public_keys: Vec<(String, PathBuf)>,
     /// A static JWKS file of RS256/ES256 keys.
     #[arg(long, env = "STRATUM_AUTH_JWKS_FILE")]
     pub auth_jwks_file: Option<PathBuf>,
-    /// Required `iss` claim.
-    #[arg(long, env = "STRATUM_AUTH_ISSUER")]
-    pub auth_issuer: Option<String>,
-    /// Required `aud` claim.
-    #[arg(long, env = "STRATUM_AUTH_AUDIENCE")]
-    pub auth_audience: Option<String>,
-    /// The claim holding the caller's role.
-    #[arg(long, env = "STRATUM_AUTH_ROLE_CLAIM", default_value = "stratum/role")]
-    pub auth_role_claim: String,
     /// Extra claim values mapped to roles, as `VALUE=ROLE` (repeatable).
     #[arg(long = "auth-role-map", env = "STRATUM_AUTH_ROLE_MAP", value_delimiter = ',', value_parser = parse_role_mapping)]
     pub auth_role_map: Vec<(String, crate::auth::Role)>,
@@ -231,12 +222,12 @@ impl AuthArgs {
     /// The settings these flags describe.
     pub fn settings(&self) -> crate::auth::AuthSettings {
         crate::auth::AuthSettings {
-            hs256_secret_file: self.auth_hs256_secret_file.clone(),
+            hs256_secret_file: self.token.auth_hs256_secret_file.clone(),
             public_keys: self.auth_public_keys.clone(),
             jwks_file: self.auth_jwks_file.clone(),
-            issuer: self.auth_issuer.clone(),
-            audience: self.auth_audience.clone(),
-            role_claim: self.auth_role_claim.clone(),
+            issuer: self.token.auth_issuer.clone(),
+            audience: self.token.auth_audience.clone(),
+            role_claim: self.token.auth_role_claim.clone(),
             role_map: self.auth_role_map.iter().cloned().collect(),
             anonymous: self.anonymous.then_some(self.anonymous_role),
         }
@@ -264,16 +255,25 @@ pub struct TokenArgs {
     /// Database URL (where tokens are recorded).
     #[arg(long, env = "STRATUM_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     pub database_url: String,
-    /// File holding the HS256 secret the server verifies with.
+    /// The HS256 secret and the claims to set.
+    #[command(flatten)]
+    pub claims: TokenClaimArgs,
+}
+
+/// The HS256 secret and the claims `serve` verifies and `token` signs, one
+/// set of flags for both so they cannot drift apart.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TokenClaimArgs {
+    /// File holding the HS256 secret (at least 32 bytes).
     #[arg(long, env = "STRATUM_AUTH_HS256_SECRET_FILE")]
     pub auth_hs256_secret_file: Option<PathBuf>,
-    /// `iss` to set.
+    /// The `iss` claim (required by `serve` when set).
     #[arg(long, env = "STRATUM_AUTH_ISSUER")]
     pub auth_issuer: Option<String>,
-    /// `aud` to set.
+    /// The `aud` claim (required by `serve` when set).
     #[arg(long, env = "STRATUM_AUTH_AUDIENCE")]
     pub auth_audience: Option<String>,
-    /// The claim the role goes in.
+    /// The claim holding the caller's role.
     #[arg(long, env = "STRATUM_AUTH_ROLE_CLAIM", default_value = "stratum/role")]
     pub auth_role_claim: String,
 }
@@ -293,7 +293,7 @@ pub async fn token(args: TokenArgs) -> anyhow::Result<()> {
         args.scope.is_none(),
         "--scope: scoped tokens are not supported yet (scopes are not enforced in the store)"
     );
-    let secret_file = args.auth_hs256_secret_file.as_ref().ok_or_else(|| {
+    let secret_file = args.claims.auth_hs256_secret_file.as_ref().ok_or_else(|| {
         anyhow::anyhow!(
             "--auth-hs256-secret-file (or STRATUM_AUTH_HS256_SECRET_FILE) is required to sign"
         )
@@ -305,9 +305,9 @@ pub async fn token(args: TokenArgs) -> anyhow::Result<()> {
         &subject,
         args.role,
         args.ttl,
-        &args.auth_role_claim,
-        args.auth_issuer.as_deref(),
-        args.auth_audience.as_deref(),
+        &args.claims.auth_role_claim,
+        args.claims.auth_issuer.as_deref(),
+        args.claims.auth_audience.as_deref(),
     )?;
     store
         .record_token(&stratum_domain::store::TokenRecord {

@@ -89,7 +89,7 @@ impl AppState {
             Some(limits) => {
                 let key = crate::ratelimit::caller_key(&principal, peer);
                 limits.check_request(&key).map_err(|refusal| {
-                    rate_limited(media, id, &refusal.message, refusal.retry_after)
+                    rate_limited(media, id, &refusal.message, refusal.retry_after_secs())
                 })?;
                 Some(Budget {
                     limits: limits.clone(),
@@ -119,22 +119,22 @@ impl Caller {
     }
 }
 
-/// 429 with `Retry-After` (whole seconds, at least 1).
-fn rate_limited(
-    media: MediaType,
-    id: &str,
-    message: &str,
-    retry_after: std::time::Duration,
-) -> Response {
-    let mut response = request_error(
+/// 429 with `Retry-After`.
+fn rate_limited(media: MediaType, id: &str, message: &str, retry_after_secs: u64) -> Response {
+    let response = request_error(
         StatusCode::TOO_MANY_REQUESTS,
         media,
         id,
         codes::RATE_LIMITED,
         message,
     );
-    let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
-    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+    with_retry_after(response, retry_after_secs)
+}
+
+/// `response` as a 429 asking the client to wait `seconds` (at least 1).
+fn with_retry_after(mut response: Response, seconds: u64) -> Response {
+    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
     response
@@ -443,14 +443,11 @@ async fn execute(
         BatchRequest::Single(request) => {
             let response = execute_one(state, id, caller, request).await;
             let (status, body) = body_of(media, &response);
-            let mut reply = respond(status, media, id, &body);
-            if let Some(seconds) = budget_refusal(&response) {
-                *reply.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-                if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
-                    reply.headers_mut().insert(header::RETRY_AFTER, value);
-                }
+            let reply = respond(status, media, id, &body);
+            match budget_refusal(&response) {
+                Some(seconds) => with_retry_after(reply, seconds),
+                None => reply,
             }
-            reply
         }
         BatchRequest::Batch(requests) => {
             let mut bodies = Vec::with_capacity(requests.len());

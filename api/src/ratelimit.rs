@@ -42,6 +42,13 @@ pub struct Refusal {
     pub retry_after: Duration,
 }
 
+impl Refusal {
+    /// The `Retry-After` value: whole seconds, rounded up, at least 1.
+    pub fn retry_after_secs(&self) -> u64 {
+        self.retry_after.as_secs_f64().ceil().max(1.0) as u64
+    }
+}
+
 /// The limiters of one server.
 pub struct RateLimits {
     settings: RateSettings,

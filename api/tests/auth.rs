@@ -479,7 +479,6 @@ async fn minted_tokens_work_until_revoked(backend: Backend) {
 /// server's JSON log, and no token ever appears in the log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_log_names_who_did_what_and_never_the_token() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().expect("tmp");
     let secret = dir.path().join("secret");
     std::fs::write(&secret, SECRET).expect("secret");
@@ -509,14 +508,7 @@ async fn the_audit_log_names_who_did_what_and_never_the_token() {
         .stderr(std::fs::File::create(&log).expect("log"))
         .spawn()
         .expect("serve");
-    let mut line = String::new();
-    let _ = std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line);
-    let addr: SocketAddr = line
-        .trim()
-        .strip_prefix("stratum listening on http://")
-        .and_then(|r| r.strip_suffix("/graphql"))
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("{line:?}"));
+    let addr = stratum_tests::listening_addr(&mut child).expect("serve starts");
     let silence = "mutation($id: ID!) { silenceInsight(id: $id) { id } }";
     let body = json!({"query": silence, "variables": {"id": "SW5zaWdodDowMDAwMDAwMC0wMDAwLTQwMDAtODAwMC0wMDAwMDAwMDAwMDE"}});
     for token in [&editor, &viewer] {

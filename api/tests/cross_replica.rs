@@ -6,7 +6,6 @@
 //! proxy the test takes down); on SIGTERM, WebSocket clients get close 1001 and
 //! the process exits.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -40,16 +39,20 @@ fn start(database_url: &str, configs: Option<&Path>, log: &Path) -> Server {
         .stderr(std::fs::File::create(log).expect("log file"))
         .spawn()
         .expect("start stratum serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    let _ = BufReader::new(stdout).read_line(&mut line);
-    let addr = line
-        .trim()
-        .strip_prefix("stratum listening on http://")
-        .and_then(|rest| rest.strip_suffix("/graphql"))
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+    let addr = stratum_tests::listening_addr(&mut child).expect("serve starts");
     Server(child, addr)
+}
+
+/// The next health event of operation `h`, checked to go `from` → `to`.
+async fn expect_transition(client: &mut Client, from: &str, to: &str) -> serde_json::Value {
+    let event = client.recv_for("h").await;
+    let health = &event["payload"]["data"]["healthChanged"];
+    assert_eq!(
+        (health["previous"].as_str(), health["current"].as_str()),
+        (Some(from), Some(to)),
+        "{event}"
+    );
+    event
 }
 
 const HEALTH: &str = "subscription { healthChanged(filter: {types: [\"Kubernetes::Pod\"]}) { previous current item { name } } }";
@@ -96,14 +99,11 @@ async fn a_change_ingested_on_one_replica_reaches_a_subscriber_on_the_other() {
     // Let the first scrape create the pod healthy before it turns bad.
     tokio::time::sleep(Duration::from_secs(2)).await;
     std::fs::write(&manifest, stratum_tests::pod_manifest(false)).expect("pod");
-    let event = client.recv_for("h").await;
-    let health = &event["payload"]["data"]["healthChanged"];
+    let event = expect_transition(&mut client, "HEALTHY", "UNHEALTHY").await;
     assert_eq!(
-        (health["previous"].as_str(), health["current"].as_str()),
-        (Some("HEALTHY"), Some("UNHEALTHY")),
-        "{event}"
+        event["payload"]["data"]["healthChanged"]["item"]["name"],
+        "web-1"
     );
-    assert_eq!(health["item"]["name"], "web-1");
 
     // Every connection to the database goes away, as in a restart: the
     // scraper's batches retry, the listener reconnects (replaying what it
@@ -120,13 +120,7 @@ async fn a_change_ingested_on_one_replica_reaches_a_subscriber_on_the_other() {
         .expect("terminate");
     assert!(killed.rows_affected() >= 2, "both servers were connected");
     std::fs::write(&manifest, stratum_tests::pod_manifest(true)).expect("pod");
-    let event = client.recv_for("h").await;
-    let health = &event["payload"]["data"]["healthChanged"];
-    assert_eq!(
-        (health["previous"].as_str(), health["current"].as_str()),
-        (Some("UNHEALTHY"), Some("HEALTHY")),
-        "{event}"
-    );
+    expect_transition(&mut client, "UNHEALTHY", "HEALTHY").await;
 
     // The database is unreachable for three seconds (connections dropped,
     // new ones refused) while the pod breaks again: the scraper retries,
@@ -135,13 +129,7 @@ async fn a_change_ingested_on_one_replica_reaches_a_subscriber_on_the_other() {
     std::fs::write(&manifest, stratum_tests::pod_manifest(false)).expect("pod");
     tokio::time::sleep(Duration::from_secs(3)).await;
     proxy.up();
-    let event = client.recv_for("h").await;
-    let health = &event["payload"]["data"]["healthChanged"];
-    assert_eq!(
-        (health["previous"].as_str(), health["current"].as_str()),
-        (Some("HEALTHY"), Some("UNHEALTHY")),
-        "{event}"
-    );
+    expect_transition(&mut client, "HEALTHY", "UNHEALTHY").await;
     let b_log = std::fs::read_to_string(dir.path().join("b.log")).unwrap_or_default();
     assert!(
         b_log.contains("event listener"),

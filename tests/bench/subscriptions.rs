@@ -13,7 +13,6 @@
 //! `STRATUM_BENCH_ROUNDS`, `STRATUM_BENCH_ROUND_MS` override it). Under
 //! `cargo test` a 50-subscriber smoke pass keeps the harness tested.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -76,18 +75,7 @@ fn start(dir: &std::path::Path) -> anyhow::Result<Server> {
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(dir.join("server.log"))?)
         .spawn()?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line)?;
-    let addr = line
-        .trim()
-        .strip_prefix("stratum listening on http://")
-        .and_then(|rest| rest.strip_suffix("/graphql"))
-        .and_then(|a| a.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("unexpected first line: {line:?}"))?;
+    let addr = stratum_tests::listening_addr(&mut child)?;
     Ok(Server { child, addr })
 }
 

@@ -287,3 +287,20 @@ pub fn pod_manifest(healthy: bool) -> String {
          containerStatuses: [{{name: web, ready: {healthy}, state: {state}}}]\n"
     )
 }
+
+/// The address a `stratum serve` child announces on its first stdout line
+/// (`stratum listening on http://ADDR/graphql`); takes the child's stdout.
+pub fn listening_addr(child: &mut std::process::Child) -> anyhow::Result<std::net::SocketAddr> {
+    use std::io::BufRead;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("the child's stdout is not piped"))?;
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line)?;
+    line.trim()
+        .strip_prefix("stratum listening on http://")
+        .and_then(|rest| rest.strip_suffix("/graphql"))
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("unexpected first line: {line:?}"))
+}

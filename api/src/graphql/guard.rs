@@ -388,7 +388,7 @@ impl Extension for GuardExtension {
             match budget.limits.charge(&budget.key, result.complexity) {
                 Ok(remaining) => self.state().cost = Some((result.complexity, remaining)),
                 Err(refusal) => {
-                    let seconds = refusal.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+                    let seconds = refusal.retry_after_secs();
                     let mut error =
                         with_code(ServerError::new(refusal.message, None), codes::RATE_LIMITED);
                     error

@@ -77,7 +77,8 @@ async fn listen(weak: WeakEventBus, replica: Uuid, url: String, db: DatabaseConn
                         replay(&bus, &db).await;
                         lost = false;
                     } else {
-                        bus.note_seq(current_seq(&db).await);
+                        // Where a new listener starts; nothing before it is replayed.
+                        bus.note_seq(crate::store::current_seq(&db).await.unwrap_or(0));
                     }
                 }
                 Err(e) => {
@@ -124,18 +125,6 @@ async fn listen(weak: WeakEventBus, replica: Uuid, url: String, db: DatabaseConn
                 tokio::time::sleep(backoff).await;
             }
         }
-    }
-}
-
-/// The sequence's current value: where a new listener starts.
-async fn current_seq(db: &DatabaseConnection) -> i64 {
-    let stmt = Statement::from_string(
-        DbBackend::Postgres,
-        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS seq FROM stratum_event_seq",
-    );
-    match db.query_one_raw(stmt).await {
-        Ok(Some(row)) => row.try_get::<i64>("", "seq").unwrap_or(0),
-        _ => 0,
     }
 }
 

@@ -296,6 +296,20 @@ impl Store {
     }
 }
 
+/// The event sequence's current value: the newest `seq` handed out.
+pub(crate) async fn current_seq(db: &impl ConnectionTrait) -> Result<i64> {
+    let backend = db.get_database_backend();
+    let sql = if backend == DbBackend::Postgres {
+        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS seq FROM stratum_event_seq"
+    } else {
+        "SELECT COALESCE((SELECT value FROM sequences WHERE name = 'events'), 0) AS seq"
+    };
+    match db.query_one_raw(stmt(backend, sql, vec![])).await? {
+        Some(row) => Ok(row.try_get::<i64>("", "seq")?),
+        None => Ok(0),
+    }
+}
+
 /// A write transaction that announces the event rows it wrote once, and
 /// only if, it commits. Dereferences to the SeaORM transaction.
 pub struct WriteTxn {

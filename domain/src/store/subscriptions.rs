@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use sea_orm::{ConnectionTrait, DbBackend, Value};
+use sea_orm::{ConnectionTrait, Value};
 
 use super::{Store, now, stmt};
 use crate::error::{DomainError, Result};
@@ -79,20 +79,7 @@ impl Store {
     /// A cursor at the newest event: where a subscriber without `since`
     /// resumes if it lags before its first event.
     async fn current_cursor(&self) -> Result<EventCursor> {
-        let backend = self.backend();
-        let sql = if backend == DbBackend::Postgres {
-            "SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS seq FROM stratum_event_seq"
-        } else {
-            "SELECT COALESCE((SELECT value FROM sequences WHERE name = 'events'), 0) AS seq"
-        };
-        let seq = match self
-            .reads()
-            .query_one_raw(stmt(backend, sql, vec![]))
-            .await?
-        {
-            Some(row) => row.try_get::<i64>("", "seq")?,
-            None => 0,
-        };
+        let seq = super::current_seq(self.reads()).await?;
         Ok(EventCursor::new(seq.max(self.events().last_seq()), now()))
     }
 
