@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_graphql::{Context, Guard};
@@ -19,9 +19,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use lru::LruCache;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use stratum_domain::scope::Scope;
 
-/// The claim carrying a token's scope; scoped tokens are refused until
-/// scopes are enforced in the store.
+/// The claim carrying a token's scope (SPEC §12).
 pub const SCOPE_CLAIM: &str = "stratum/scope";
 /// Clock leeway for `exp` and `nbf`.
 pub const LEEWAY_SECS: u64 = 30;
@@ -65,6 +65,8 @@ pub struct Principal {
     pub token_id: Option<String>,
     /// When the token expires (`None` for anonymous access).
     pub expires_at: Option<DateTime<Utc>>,
+    /// The items it may see; everything when `None`.
+    pub scope: Option<Arc<Scope>>,
 }
 
 /// Why a request is not authenticated. Shown to clients only as a generic
@@ -108,6 +110,8 @@ pub struct AuthSettings {
     pub role_map: BTreeMap<String, Role>,
     /// The role of requests without a token, when anonymous access is on.
     pub anonymous: Option<Role>,
+    /// The scope of anonymous requests.
+    pub anonymous_scope: Option<Scope>,
 }
 
 impl AuthSettings {
@@ -249,6 +253,7 @@ impl Authenticator {
                 role,
                 token_id: None,
                 expires_at: None,
+                scope: settings.anonymous_scope.clone().map(Arc::new),
             }),
             open: false,
             cache: Mutex::new(LruCache::new(CACHE_ENTRIES)),
@@ -286,6 +291,7 @@ impl Authenticator {
                 role: Role::Admin,
                 token_id: None,
                 expires_at: None,
+                scope: None,
             });
         }
         let Some(token) = bearer.map(str::trim).filter(|t| !t.is_empty()) else {
@@ -359,11 +365,12 @@ impl Authenticator {
             jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &key.key, &validation)
                 .map_err(|e| invalid(e.to_string()))?;
         let claims = data.claims;
-        if claims.contains_key(SCOPE_CLAIM) {
-            return Err(invalid(format!(
-                "{SCOPE_CLAIM} is not supported by this server yet; scoped tokens are refused"
-            )));
-        }
+        let scope = match claims.get(SCOPE_CLAIM) {
+            None => None,
+            Some(value) => Some(Arc::new(
+                Scope::parse(value).map_err(|e| invalid(format!("{SCOPE_CLAIM}: {e}")))?,
+            )),
+        };
         let subject = claims
             .get("sub")
             .and_then(Value::as_str)
@@ -384,6 +391,7 @@ impl Authenticator {
                 .and_then(Value::as_str)
                 .map(str::to_string),
             expires_at,
+            scope,
         })
     }
 
@@ -404,17 +412,38 @@ impl Authenticator {
 /// Longest TTL `stratum token` signs.
 pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 
+/// What a signed token says about its holder.
+#[derive(Debug, Clone)]
+pub struct TokenSpec {
+    /// `sub`.
+    pub subject: String,
+    /// The role.
+    pub role: Role,
+    /// How long it is valid.
+    pub ttl: Duration,
+    /// The `stratum/scope` claim, if any.
+    pub scope: Option<Scope>,
+}
+
+/// Names and values of the claims a server checks.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimNames<'a> {
+    /// The claim holding the role.
+    pub role_claim: &'a str,
+    /// `iss`, when servers require one.
+    pub issuer: Option<&'a str>,
+    /// `aud`, when servers require one.
+    pub audience: Option<&'a str>,
+}
+
 /// Signs an HS256 token for `subject` with `role`, valid for `ttl`;
 /// returns the token and its `jti`.
 pub fn sign_hs256(
     secret: &[u8],
-    subject: &str,
-    role: Role,
-    ttl: Duration,
-    role_claim: &str,
-    issuer: Option<&str>,
-    audience: Option<&str>,
+    token: &TokenSpec,
+    claims: &ClaimNames<'_>,
 ) -> anyhow::Result<(String, String, DateTime<Utc>)> {
+    let ttl = token.ttl;
     anyhow::ensure!(
         secret.len() >= MIN_SECRET_BYTES,
         "the HS256 secret has {} bytes; at least {MIN_SECRET_BYTES} are required",
@@ -427,21 +456,24 @@ pub fn sign_hs256(
     let now = Utc::now();
     let expires_at = now + chrono::TimeDelta::from_std(ttl)?;
     let jti = uuid::Uuid::now_v7().to_string();
-    let mut claims = serde_json::Map::new();
-    claims.insert("sub".into(), subject.into());
-    claims.insert(role_claim.into(), role.as_str().into());
-    claims.insert("jti".into(), jti.clone().into());
-    claims.insert("iat".into(), now.timestamp().into());
-    claims.insert("exp".into(), expires_at.timestamp().into());
-    if let Some(iss) = issuer {
-        claims.insert("iss".into(), iss.into());
+    let mut body = serde_json::Map::new();
+    body.insert("sub".into(), token.subject.clone().into());
+    body.insert(claims.role_claim.into(), token.role.as_str().into());
+    body.insert("jti".into(), jti.clone().into());
+    body.insert("iat".into(), now.timestamp().into());
+    body.insert("exp".into(), expires_at.timestamp().into());
+    if let Some(scope) = &token.scope {
+        body.insert(SCOPE_CLAIM.into(), serde_json::to_value(scope)?);
     }
-    if let Some(aud) = audience {
-        claims.insert("aud".into(), aud.into());
+    if let Some(iss) = claims.issuer {
+        body.insert("iss".into(), iss.into());
+    }
+    if let Some(aud) = claims.audience {
+        body.insert("aud".into(), aud.into());
     }
     let token = jsonwebtoken::encode(
         &jsonwebtoken::Header::new(Algorithm::HS256),
-        &claims,
+        &body,
         &jsonwebtoken::EncodingKey::from_secret(secret)?,
     )?;
     Ok((token, jti, expires_at))
@@ -477,6 +509,22 @@ impl Guard for RoleGuard {
             ))),
             // Executions without a principal are the server's own.
             None => Ok(()),
+        }
+    }
+}
+
+/// Refuses scoped callers (`FORBIDDEN`): for writes that reach items by
+/// reference, where even "unknown target" would tell a scoped token that
+/// an item outside its scope exists.
+pub struct UnscopedGuard;
+
+impl Guard for UnscopedGuard {
+    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        match ctx.data_opt::<Principal>() {
+            Some(p) if p.scope.is_some() => Err(crate::error::gql(
+                crate::error::ApiError::Forbidden("this needs a token without a scope".into()),
+            )),
+            _ => Ok(()),
         }
     }
 }

@@ -197,6 +197,16 @@ pub struct AuthArgs {
         default_value = "viewer"
     )]
     pub anonymous_role: crate::auth::Role,
+    /// The scope of anonymous requests (`{"namespaces": ["demo-*"]}`).
+    #[arg(long, env = "STRATUM_ANONYMOUS_SCOPE", value_parser = parse_scope)]
+    pub anonymous_scope: Option<stratum_domain::scope::Scope>,
+}
+
+/// Parses a `--scope`-style JSON scope (SPEC §12).
+pub fn parse_scope(text: &str) -> Result<stratum_domain::scope::Scope, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    stratum_domain::scope::Scope::parse(&value).map_err(|e| e.to_string())
 }
 
 fn parse_public_key(text: &str) -> Result<(String, PathBuf), String> {
@@ -230,6 +240,7 @@ impl AuthArgs {
             role_claim: self.token.auth_role_claim.clone(),
             role_map: self.auth_role_map.iter().cloned().collect(),
             anonymous: self.anonymous.then_some(self.anonymous_role),
+            anonymous_scope: self.anonymous_scope.clone(),
         }
     }
 }
@@ -246,9 +257,9 @@ pub struct TokenArgs {
     /// How long it is valid (`24h`, `90d`; at most 365 days).
     #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
     pub ttl: std::time::Duration,
-    /// A scope (`{"namespaces": […]}`); refused until scopes are enforced.
-    #[arg(long)]
-    pub scope: Option<String>,
+    /// The items it may see (`{"namespaces": ["payments"]}`; SPEC §12).
+    #[arg(long, value_parser = parse_scope)]
+    pub scope: Option<stratum_domain::scope::Scope>,
     /// Revoke the token with this id instead (replicas notice within 30 s).
     #[arg(long, conflicts_with_all = ["subject", "scope"])]
     pub revoke: Option<String>,
@@ -289,10 +300,6 @@ pub async fn token(args: TokenArgs) -> anyhow::Result<()> {
         eprintln!("revoked {jti}; servers stop accepting it within 30 s");
         return Ok(());
     }
-    anyhow::ensure!(
-        args.scope.is_none(),
-        "--scope: scoped tokens are not supported yet (scopes are not enforced in the store)"
-    );
     let secret_file = args.claims.auth_hs256_secret_file.as_ref().ok_or_else(|| {
         anyhow::anyhow!(
             "--auth-hs256-secret-file (or STRATUM_AUTH_HS256_SECRET_FILE) is required to sign"
@@ -302,12 +309,17 @@ pub async fn token(args: TokenArgs) -> anyhow::Result<()> {
     let subject = args.subject.clone().unwrap_or_default();
     let (token, jti, expires_at) = crate::auth::sign_hs256(
         &secret,
-        &subject,
-        args.role,
-        args.ttl,
-        &args.claims.auth_role_claim,
-        args.claims.auth_issuer.as_deref(),
-        args.claims.auth_audience.as_deref(),
+        &crate::auth::TokenSpec {
+            subject: subject.clone(),
+            role: args.role,
+            ttl: args.ttl,
+            scope: args.scope.clone(),
+        },
+        &crate::auth::ClaimNames {
+            role_claim: &args.claims.auth_role_claim,
+            issuer: args.claims.auth_issuer.as_deref(),
+            audience: args.claims.auth_audience.as_deref(),
+        },
     )?;
     store
         .record_token(&stratum_domain::store::TokenRecord {

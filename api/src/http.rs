@@ -98,7 +98,11 @@ impl AppState {
             }
             None => None,
         };
-        Ok(Caller { principal, budget })
+        Ok(Caller {
+            scoped: crate::graphql::scoped_store(&self.store, &principal),
+            principal,
+            budget,
+        })
     }
 }
 
@@ -106,12 +110,14 @@ impl AppState {
 pub(crate) struct Caller {
     principal: Principal,
     budget: Option<Budget>,
+    /// The store restricted to the caller's scope, if it has one.
+    scoped: Option<Store>,
 }
 
 impl Caller {
     /// `request` with the caller's data attached.
     fn attach(&self, request: async_graphql::Request) -> async_graphql::Request {
-        let request = request.data(self.principal.clone());
+        let request = crate::graphql::as_caller(request, &self.principal, self.scoped.as_ref());
         match &self.budget {
             Some(budget) => request.data(budget.clone()),
             None => request,

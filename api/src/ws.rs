@@ -102,6 +102,8 @@ struct Connection {
     header_token: Option<String>,
     /// Who the connection acts for, once initialised.
     principal: Option<Principal>,
+    /// The store restricted to the principal's scope, if it has one.
+    scoped: Option<stratum_domain::Store>,
 }
 
 fn text(value: Value) -> Message {
@@ -151,6 +153,7 @@ async fn run(
         initialised: false,
         header_token,
         principal: None,
+        scoped: None,
     };
     let init_deadline = tokio::time::sleep(conn.state.limits.connection_init_timeout);
     tokio::pin!(init_deadline);
@@ -314,7 +317,10 @@ impl Connection {
             .and_then(init_token)
             .or(self.header_token.clone());
         match self.state.auth.authenticate(token.as_deref()) {
-            Ok(principal) => self.principal = Some(principal),
+            Ok(principal) => {
+                self.scoped = crate::graphql::scoped_store(&self.state.store, &principal);
+                self.principal = Some(principal);
+            }
             Err(e) => {
                 if self.protocol == Protocol::Legacy {
                     self.send(json!({"type": "connection_error", "payload": {"message": e.public_message()}}))
@@ -394,7 +400,7 @@ impl Connection {
         self.next_task += 1;
         let task = self.next_task;
         let request = match &self.principal {
-            Some(principal) => request.data(principal.clone()),
+            Some(principal) => crate::graphql::as_caller(request, principal, self.scoped.as_ref()),
             None => request,
         };
         let handle = tokio::spawn(operation(

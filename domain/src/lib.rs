@@ -17,6 +17,7 @@ pub mod health;
 pub mod ids;
 pub mod model;
 pub mod normalize;
+pub mod scope;
 pub mod search;
 pub mod store;
 

@@ -80,6 +80,31 @@ pub fn build_schema_with(store: Option<Store>, options: SchemaOptions) -> Stratu
     builder.finish()
 }
 
+/// `request` running as `principal`: its identity for the guards, and,
+/// for a scoped caller, `scoped` (the store restricted to its scope, see
+/// [`scoped_store`]) with a loader of its own; request data takes
+/// precedence over the schema's shared store and loader.
+pub fn as_caller(
+    request: async_graphql::Request,
+    principal: &crate::auth::Principal,
+    scoped: Option<&Store>,
+) -> async_graphql::Request {
+    let request = request.data(principal.clone());
+    match scoped {
+        Some(scoped) => {
+            let loader =
+                DataLoader::new(loaders::CatalogLoader::new(scoped.clone()), tokio::spawn);
+            request.data(scoped.clone()).data(loader)
+        }
+        None => request,
+    }
+}
+
+/// `store` restricted to the scope of `principal`, when it has one.
+pub fn scoped_store(store: &Store, principal: &crate::auth::Principal) -> Option<Store> {
+    principal.scope.as_ref().map(|scope| store.scoped(scope.clone()))
+}
+
 /// The SDL committed as `schema.graphql` (sorted, so diffs stay small).
 pub fn sdl() -> String {
     build_schema(None).sdl_with_options(

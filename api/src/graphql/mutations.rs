@@ -8,7 +8,7 @@ use stratum_domain::{InsightObservation, ItemRef, ScrapedInsight, ScraperSource,
 
 use super::filters::{Severity, item_uuid};
 use super::types::{Insight, parse_global_id};
-use crate::auth::{Role, RoleGuard};
+use crate::auth::{Role, RoleGuard, UnscopedGuard};
 use crate::error::{ApiError, ApiResult, gql};
 
 /// Most insights one `pushInsights` call may carry.
@@ -88,8 +88,9 @@ impl MutationRoot {
     /// Records findings of an external analyzer (at most 1,000 per call).
     /// A finding re-pushed updates its insight (ids are deterministic); a
     /// resolved one reopens; a silenced one stays silenced. One invalid
-    /// entry rejects the call before anything is written.
-    #[graphql(guard = "RoleGuard(Role::Editor)")]
+    /// entry rejects the call before anything is written. Needs a token
+    /// without a scope.
+    #[graphql(guard = "RoleGuard(Role::Editor).and(UnscopedGuard)")]
     async fn push_insights(
         &self,
         ctx: &Context<'_>,

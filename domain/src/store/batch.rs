@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use sea_orm::sea_query::Condition;
 use sea_orm::{ConnectionTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
@@ -38,17 +39,8 @@ impl InsightCounts {
 const CHUNK: usize = 1000;
 
 impl Store {
-    /// Rows of `E` whose `id` column is in `ids`, keyed by id.
-    pub(crate) async fn rows_by_id<E: EntityTrait>(
-        &self,
-        ids: &[Uuid],
-        id_of: fn(&E::Model) -> Uuid,
-    ) -> Result<HashMap<Uuid, E::Model>> {
-        self.rows_by_id_from(E::find(), ids, id_of).await
-    }
-
     /// Rows of `base` whose `id` column is in `ids`, keyed by id.
-    async fn rows_by_id_from<E: EntityTrait>(
+    pub(crate) async fn rows_by_id<E: EntityTrait>(
         &self,
         base: sea_orm::Select<E>,
         ids: &[Uuid],
@@ -75,6 +67,7 @@ impl Store {
         for chunk in ids.chunks(CHUNK) {
             let rows = super::items::slim_items(self.backend())
                 .filter(super::id_in(self.backend(), "id", chunk))
+                .filter(self.with_item_scope(Condition::all()))
                 .into_model::<super::items::SlimItem>()
                 .all(self.reads())
                 .await?;
@@ -85,18 +78,27 @@ impl Store {
 
     /// Scrapers by id.
     pub async fn get_scrapers(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, scraper::Model>> {
-        self.rows_by_id::<scraper::Entity>(ids, |m| m.id).await
+        let mut base = scraper::Entity::find();
+        if let Some(visible) = self.visible_scrapers() {
+            base = base.filter(visible);
+        }
+        self.rows_by_id(base, ids, |m| m.id).await
     }
 
     /// Changes by id.
     pub async fn get_changes(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, config_change::Model>> {
-        self.rows_by_id::<config_change::Entity>(ids, |m| m.id)
-            .await
+        let base = config_change::Entity::find()
+            .filter(self.with_visible_items("config_id", Condition::all()));
+        self.rows_by_id(base, ids, |m| m.id).await
     }
 
     /// Scrape runs by id.
     pub async fn get_runs(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, scrape_run::Model>> {
-        self.rows_by_id::<scrape_run::Entity>(ids, |m| m.id).await
+        let mut base = scrape_run::Entity::find();
+        if let Some(visible) = self.visible_run_scrapers() {
+            base = base.filter(visible);
+        }
+        self.rows_by_id(base, ids, |m| m.id).await
     }
 
     /// The `limit` latest changes of each item (newest first), in one
@@ -110,12 +112,19 @@ impl Store {
         let mut out: HashMap<Uuid, Vec<config_change::Model>> = HashMap::new();
         for chunk in config_ids.chunks(CHUNK) {
             let (list, mut values) = in_ids(self.backend(), chunk);
+            let visible = match self.visible_items_sql("config_id") {
+                Some(v) => {
+                    values.extend(v.values);
+                    format!(" AND {}", v.text)
+                }
+                None => String::new(),
+            };
             values.push((limit as i64).into());
             let sql = format!(
                 "SELECT id, seq, config_id, change_type, severity, source, summary, patches, diff, details, \
                  external_change_id, fingerprint, count, first_observed, created_at, created_by FROM ( \
                    SELECT c.*, ROW_NUMBER() OVER (PARTITION BY config_id ORDER BY created_at DESC, id DESC) AS rn \
-                   FROM config_changes c WHERE config_id{list} ) ranked \
+                   FROM config_changes c WHERE config_id{list}{visible} ) ranked \
                  WHERE rn <= ? ORDER BY config_id, created_at DESC, id DESC"
             );
             let rows = config_change::Entity::find()
@@ -138,9 +147,16 @@ impl Store {
         for chunk in config_ids.chunks(CHUNK) {
             let (list, mut values) = in_ids(self.backend(), chunk);
             values.insert(0, "open".into());
+            let visible = match self.visible_items_sql("config_id") {
+                Some(v) => {
+                    values.extend(v.values);
+                    format!(" AND {}", v.text)
+                }
+                None => String::new(),
+            };
             let sql = format!(
                 "SELECT config_id, severity, COUNT(*) AS n FROM insights \
-                 WHERE status = ? AND config_id{list} GROUP BY config_id, severity"
+                 WHERE status = ? AND config_id{list}{visible} GROUP BY config_id, severity"
             );
             for row in self
                 .reads()

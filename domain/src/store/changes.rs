@@ -116,7 +116,7 @@ impl Store {
         filter: &ChangeFilter,
         page: &PageRequest,
     ) -> Result<Page<config_change::Model>> {
-        let select = config_change::Entity::find().filter(condition(self.backend(), filter));
+        let select = config_change::Entity::find().filter(self.with_visible_items("config_id", condition(self.backend(), filter)));
         keyset().fetch(self.reads(), select, page, key).await
     }
 
@@ -132,7 +132,7 @@ impl Store {
             .select_only()
             .column(config_change::Column::ChangeType)
             .column_as(Expr::cust("COUNT(*)"), "n")
-            .filter(condition(self.backend(), filter))
+            .filter(self.with_visible_items("config_id", condition(self.backend(), filter)))
             .group_by(config_change::Column::ChangeType)
             .order_by_desc(Expr::cust("COUNT(*)"))
             .order_by_asc(config_change::Column::ChangeType)
@@ -148,7 +148,7 @@ impl Store {
     /// How many change rows match `filter`.
     pub async fn count_matching_changes(&self, filter: &ChangeFilter) -> Result<u64> {
         Ok(config_change::Entity::find()
-            .filter(condition(self.backend(), filter))
+            .filter(self.with_visible_items("config_id", condition(self.backend(), filter)))
             .count(self.reads())
             .await?)
     }

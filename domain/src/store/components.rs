@@ -109,21 +109,22 @@ impl Store {
         filter: &ComponentFilter,
         page: &PageRequest,
     ) -> Result<Page<component::Model>> {
-        let select = component::Entity::find().filter(condition(self.backend(), filter));
+        let select = component::Entity::find().filter(self.with_visible_components(condition(self.backend(), filter)));
         keyset().fetch(self.reads(), select, page, key).await
     }
 
     /// How many components match `filter`.
     pub async fn count_components(&self, filter: &ComponentFilter) -> Result<u64> {
         Ok(component::Entity::find()
-            .filter(condition(self.backend(), filter))
+            .filter(self.with_visible_components(condition(self.backend(), filter)))
             .count(self.reads())
             .await?)
     }
 
     /// Components by id, deleted ones included.
     pub async fn get_components(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, component::Model>> {
-        self.rows_by_id::<component::Entity>(ids, |m| m.id).await
+        let base = component::Entity::find().filter(self.with_visible_components(Condition::all()));
+        self.rows_by_id(base, ids, |m| m.id).await
     }
 
     /// The live children of each of `parents` (own tree and adopted), by
@@ -138,6 +139,7 @@ impl Store {
             return Ok(out);
         }
         let own = component::Entity::find()
+            .filter(self.with_visible_components(Condition::all()))
             .filter(C::DeletedAt.is_null())
             .filter(super::id_in(self.backend(), "parent_id", parents))
             .order_by_asc(C::Name)

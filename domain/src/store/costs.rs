@@ -379,6 +379,11 @@ impl Store {
         ids: &[Uuid],
         now: DateTime<Utc>,
     ) -> Result<HashMap<Uuid, Vec<CostTotals>>> {
+        if self.scope().is_some() {
+            let visible = self.visible_ids(ids).await?;
+            let ids: Vec<Uuid> = ids.iter().copied().filter(|i| visible.contains(i)).collect();
+            return totals_of(self.reads(), &ids, now).await;
+        }
         totals_of(self.reads(), ids, now).await
     }
 
@@ -391,12 +396,16 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<Money>> {
         let backend = self.backend();
+        let (visible, mut values) = match self.scope_sql("c.") {
+            Some(s) => (format!(" AND {}", s.text), s.values),
+            None => (String::new(), Vec::new()),
+        };
         let Some(row) = self
             .reads()
             .query_one_raw(stmt(
                 backend,
-                "SELECT path FROM config_items WHERE id = ?",
-                vec![id.into()],
+                &format!("SELECT c.path FROM config_items c WHERE c.id = ?{visible}"),
+                std::iter::once(id.into()).chain(values.clone()).collect(),
             ))
             .await?
         else {
@@ -413,16 +422,22 @@ impl Store {
             .reads()
             .query_all_raw(stmt(
                 backend,
-                "SELECT r.currency, r.period_start, r.period_end, r.effective_cost FROM cost_records r \
-                 JOIN config_items c ON c.id = r.config_id WHERE (c.id = ? OR ((c.path = ? OR c.path LIKE ?) AND c.deleted_at IS NULL)) \
-                 AND r.period_end > ? AND r.period_start < ?",
-                vec![
-                    id.into(),
-                    prefix.clone().into(),
-                    format!("{prefix}.%").into(),
-                    from.into(),
-                    now.into(),
-                ],
+                &format!(
+                    "SELECT r.currency, r.period_start, r.period_end, r.effective_cost FROM cost_records r \
+                     JOIN config_items c ON c.id = r.config_id WHERE (c.id = ? OR ((c.path = ? OR c.path LIKE ?) AND c.deleted_at IS NULL)) \
+                     AND r.period_end > ? AND r.period_start < ?{visible}"
+                ),
+                {
+                    let mut all: Vec<Value> = vec![
+                        id.into(),
+                        prefix.clone().into(),
+                        format!("{prefix}.%").into(),
+                        from.into(),
+                        now.into(),
+                    ];
+                    all.append(&mut values);
+                    all
+                },
             ))
             .await?;
         let mut parts = Vec::with_capacity(rows.len());
@@ -494,15 +509,19 @@ impl Store {
                 ),
             ));
         }
-        let unclaimed = self
-            .reads()
+        // Spend no item claims belongs to no scope: a scoped caller sees none.
+        let unclaimed = if self.scope().is_some() {
+            Vec::new()
+        } else {
+            self.reads()
             .query_all_raw(stmt(
                 backend,
                 "SELECT currency, period_start, period_end, effective_cost FROM cost_records \
                  WHERE config_id IS NULL AND period_end > ? AND period_start < ?",
                 vec![from.into(), now.into()],
             ))
-            .await?;
+            .await?
+        };
         let mut unattributed = Vec::with_capacity(unclaimed.len());
         for r in unclaimed {
             unattributed.push(prorated_part(&r, from, now)?);

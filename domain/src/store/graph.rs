@@ -132,6 +132,19 @@ impl Store {
         if query.roots.len() > 1000 {
             return Err(DomainError::invalid("rootIds", "at most 1000 roots"));
         }
+        // A scoped walk starts only from visible roots and (below) only
+        // steps onto visible items: it stops at the scope's boundary.
+        let roots: Vec<Uuid> = if self.scope().is_some() {
+            let visible = self.visible_ids(&query.roots).await?;
+            query
+                .roots
+                .iter()
+                .copied()
+                .filter(|r| visible.contains(r))
+                .collect()
+        } else {
+            query.roots.clone()
+        };
         let mut best: HashMap<Uuid, GraphNode> = HashMap::new();
         let directions: &[Direction] = match query.direction {
             Direction::Outgoing => &[Direction::Outgoing],
@@ -143,8 +156,8 @@ impl Store {
             .iter()
             .map(|&direction| Walk {
                 direction,
-                visited: query.roots.iter().copied().collect(),
-                frontier: query.roots.clone(),
+                visited: roots.iter().copied().collect(),
+                frontier: roots.clone(),
             })
             .collect();
         for depth in 1..=query.depth {
@@ -192,7 +205,7 @@ impl Store {
             for (walk, mut found) in walks.iter_mut().zip(next) {
                 // Every node at this depth is known; deeper ones would sort
                 // after the cap, so a walk past it goes no further.
-                if walk.visited.len() > query.node_limit + query.roots.len() {
+                if walk.visited.len() > query.node_limit + roots.len() {
                     found.clear();
                 }
                 found.sort();
@@ -235,9 +248,16 @@ impl Store {
             } else {
                 "AND c.deleted_at IS NULL"
             };
+            let visible = match self.scope_sql("c.") {
+                Some(scope) => {
+                    values.extend(scope.values);
+                    format!("AND {}", scope.text)
+                }
+                None => String::new(),
+            };
             selects.push(format!(
                 "SELECT DISTINCT r.{far} AS id, CAST({walk} AS BIGINT) AS walk FROM config_relationships r \
-                 JOIN config_items c ON c.id = r.{far} WHERE r.{near}{list} AND r.deleted_at IS NULL {relation} {deleted}"
+                 JOIN config_items c ON c.id = r.{far} WHERE r.{near}{list} AND r.deleted_at IS NULL {relation} {deleted} {visible}"
             ));
         }
         let rows = self
@@ -275,6 +295,12 @@ impl Store {
             .filter(C::DeletedAt.is_null())
             .filter(super::id_in(self.backend(), "from_id", ids))
             .filter(super::id_in(self.backend(), "to_id", ids));
+        if let Some(visible) = self.visible_items("from_id") {
+            select = select.filter(visible);
+        }
+        if let Some(visible) = self.visible_items("to_id") {
+            select = select.filter(visible);
+        }
         match relation {
             RelationKind::Hard => select = select.filter(C::Hard.eq(true)),
             RelationKind::Soft => select = select.filter(C::Hard.eq(false)),
@@ -293,7 +319,13 @@ impl Store {
         &self,
         ids: &[Uuid],
     ) -> Result<HashMap<Uuid, config_relationship::Model>> {
-        self.rows_by_id::<config_relationship::Entity>(ids, |m| m.id)
-            .await
+        use sea_orm::{EntityTrait, QueryFilter};
+        let mut base = config_relationship::Entity::find();
+        for end in ["from_id", "to_id"] {
+            if let Some(visible) = self.visible_items(end) {
+                base = base.filter(visible);
+            }
+        }
+        self.rows_by_id(base, ids, |m| m.id).await
     }
 }

@@ -141,14 +141,14 @@ impl Store {
         filter: &InsightFilter,
         page: &PageRequest,
     ) -> Result<Page<insight::Model>> {
-        let select = insight::Entity::find().filter(condition(self.backend(), filter));
+        let select = insight::Entity::find().filter(self.with_visible_items("config_id", condition(self.backend(), filter)));
         keyset().fetch(self.reads(), select, page, key).await
     }
 
     /// How many insights match `filter`.
     pub async fn count_insights(&self, filter: &InsightFilter) -> Result<u64> {
         Ok(insight::Entity::find()
-            .filter(condition(self.backend(), filter))
+            .filter(self.with_visible_items("config_id", condition(self.backend(), filter)))
             .count(self.reads())
             .await?)
     }
@@ -158,7 +158,9 @@ impl Store {
         &self,
         ids: &[Uuid],
     ) -> Result<std::collections::HashMap<Uuid, insight::Model>> {
-        self.rows_by_id::<insight::Entity>(ids, |m| m.id).await
+        let base = insight::Entity::find()
+            .filter(self.with_visible_items("config_id", Condition::all()));
+        self.rows_by_id(base, ids, |m| m.id).await
     }
 }
 
@@ -440,7 +442,11 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<insight::Model> {
         let (_guard, txn) = self.write_txn().await?;
-        let Some(current) = insight::Entity::find_by_id(id).one(&*txn).await? else {
+        let Some(current) = insight::Entity::find_by_id(id)
+            .filter(self.with_visible_items("config_id", Condition::all()))
+            .one(&*txn)
+            .await?
+        else {
             return Err(DomainError::NotFound("insight"));
         };
         if current.status != new_status || current.silenced_until != until {

@@ -295,6 +295,7 @@ impl Store {
                 .column(C::Id)
                 .column(C::Config)
                 .filter(super::id_in(self.backend(), "id", chunk))
+                .filter(self.with_item_scope(Condition::all()))
                 .into_tuple()
                 .all(self.reads())
                 .await?;
@@ -306,7 +307,7 @@ impl Store {
     /// The full condition of `filter`, its search query compiled (and its
     /// relationship walks run).
     pub(crate) async fn item_condition(&self, filter: &ItemFilter) -> Result<Condition> {
-        let mut cond = condition(self.backend(), filter);
+        let mut cond = self.with_item_scope(condition(self.backend(), filter));
         if let Some(search) = &filter.search {
             cond = cond.add(self.search_condition(search).await?);
         }
@@ -316,6 +317,7 @@ impl Store {
     /// One item by id (deleted items included).
     pub async fn get_item(&self, id: Uuid) -> Result<Option<config_item::Model>> {
         Ok(config_item::Entity::find_by_id(id)
+            .filter(self.with_item_scope(Condition::all()))
             .one(self.reads())
             .await?)
     }
@@ -349,6 +351,7 @@ impl Store {
         use config_change::Column as C;
         Ok(config_change::Entity::find()
             .filter(C::ConfigId.eq(config_id))
+            .filter(self.with_visible_items("config_id", Condition::all()))
             .order_by_desc(C::CreatedAt)
             .order_by_desc(C::Id)
             .limit(limit)

@@ -29,6 +29,7 @@ pub mod items;
 pub mod ownership;
 pub mod page;
 pub mod rollup;
+pub mod scope;
 pub mod scrapers;
 pub mod search;
 pub mod selectors;
@@ -67,6 +68,8 @@ pub struct Store {
     owner_options: Option<ConnectOptions>,
     /// Where committed writes are announced.
     events: EventBus,
+    /// What reads may see ([`Store::scoped`]); everything when `None`.
+    scope: Option<Arc<crate::scope::Scope>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -120,6 +123,7 @@ impl Store {
                 db,
                 writer: Arc::new(Mutex::new(())),
                 owner_options: None,
+                scope: None,
             });
         }
         let mut read_options = options.clone();
@@ -156,6 +160,7 @@ impl Store {
             writer: Arc::new(Mutex::new(())),
             owner_options,
             events,
+            scope: None,
         })
     }
 

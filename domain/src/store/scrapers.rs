@@ -95,12 +95,20 @@ impl Store {
 
     /// One scraper by id.
     pub async fn get_scraper(&self, id: Uuid) -> Result<Option<scraper::Model>> {
-        Ok(scraper::Entity::find_by_id(id).one(&self.db).await?)
+        let mut select = scraper::Entity::find_by_id(id);
+        if let Some(visible) = self.visible_scrapers() {
+            select = select.filter(visible);
+        }
+        Ok(select.one(&self.db).await?)
     }
 
     /// All scrapers, by namespace and name.
     pub async fn list_scrapers(&self) -> Result<Vec<scraper::Model>> {
-        Ok(scraper::Entity::find()
+        let mut select = scraper::Entity::find();
+        if let Some(visible) = self.visible_scrapers() {
+            select = select.filter(visible);
+        }
+        Ok(select
             .filter(scraper::Column::DeletedAt.is_null())
             .order_by_asc(scraper::Column::Namespace)
             .order_by_asc(scraper::Column::Name)
@@ -199,7 +207,11 @@ impl Store {
 
     /// Runs of a scraper, newest first.
     pub async fn list_runs(&self, scraper_id: Uuid, limit: u64) -> Result<Vec<scrape_run::Model>> {
-        Ok(scrape_run::Entity::find()
+        let mut select = scrape_run::Entity::find();
+        if let Some(visible) = self.visible_run_scrapers() {
+            select = select.filter(visible);
+        }
+        Ok(select
             .filter(scrape_run::Column::ScraperId.eq(scraper_id))
             .order_by_desc(scrape_run::Column::StartedAt)
             .order_by_desc(scrape_run::Column::Id)

@@ -24,6 +24,10 @@ impl Store {
         health_only: bool,
         filter: EventPredicate<ChangeEvent>,
     ) -> Result<Subscriber<ChangeEvent>> {
+        let filter = match self.item_gate().await? {
+            Some(gate) => Box::new(move |e: &ChangeEvent| gate.allows(&e.item) && filter(e)),
+            None => filter,
+        };
         let live = self.events().changes();
         let (start, replay) = match since {
             None => (self.current_cursor().await?, Vec::new()),
@@ -46,6 +50,10 @@ impl Store {
         since: Option<EventCursor>,
         filter: EventPredicate<InsightEvent>,
     ) -> Result<Subscriber<InsightEvent>> {
+        let filter = match self.item_gate().await? {
+            Some(gate) => Box::new(move |e: &InsightEvent| gate.allows(&e.item) && filter(e)),
+            None => filter,
+        };
         let live = self.events().insights();
         let (start, replay) = match since {
             None => (self.current_cursor().await?, Vec::new()),
@@ -63,6 +71,12 @@ impl Store {
         since: Option<EventCursor>,
         filter: EventPredicate<ComponentHealthEvent>,
     ) -> Result<Subscriber<ComponentHealthEvent>> {
+        let filter = match self.visible_component_ids().await? {
+            Some(visible) => Box::new(move |e: &ComponentHealthEvent| {
+                visible.contains(&e.component.id) && filter(e)
+            }),
+            None => filter,
+        };
         let live = self.events().component_health();
         let (start, replay) = match since {
             None => (self.current_cursor().await?, Vec::new()),

@@ -618,11 +618,19 @@ impl Store {
         let components = self.subtree_components(id).await?;
         let mut counts = crate::store::InsightCounts::default();
         let mut changes = 0;
+        let scope = self.scope_sql("ci.");
         for chunk in components.chunks(1000) {
-            let (list, values) = super::in_ids(backend, chunk);
+            let (list, mut values) = super::in_ids(backend, chunk);
+            let visible = match &scope {
+                Some(s) => {
+                    values.extend(s.values.iter().cloned());
+                    format!(" AND {}", s.text)
+                }
+                None => String::new(),
+            };
             let items = format!(
                 "SELECT l.config_id FROM config_component_relationships l JOIN config_items ci ON ci.id = l.config_id \
-                 WHERE l.component_id{list} AND l.deleted_at IS NULL AND ci.deleted_at IS NULL"
+                 WHERE l.component_id{list} AND l.deleted_at IS NULL AND ci.deleted_at IS NULL{visible}"
             );
             let rows = self
                 .reads()
@@ -676,15 +684,23 @@ impl Store {
         let components = self.subtree_components(id).await?;
         let from = now - window.length();
         let mut parts: Vec<(String, i64)> = Vec::new();
+        let scope = self.scope_sql("ci.");
         for chunk in components.chunks(1000) {
             let (list, mut values) = super::in_ids(backend, chunk);
+            let visible = match &scope {
+                Some(s) => {
+                    values.extend(s.values.iter().cloned());
+                    format!(" AND {}", s.text)
+                }
+                None => String::new(),
+            };
             values.push(from.into());
             values.push(now.into());
             let sql = format!(
                 "SELECT r.currency, r.period_start, r.period_end, r.effective_cost FROM cost_records r \
                  WHERE r.config_id IN (SELECT l.config_id FROM config_component_relationships l \
                  JOIN config_items ci ON ci.id = l.config_id WHERE l.component_id{list} AND l.deleted_at IS NULL \
-                 AND ci.deleted_at IS NULL) AND r.period_end > ? AND r.period_start < ?"
+                 AND ci.deleted_at IS NULL{visible}) AND r.period_end > ? AND r.period_start < ?"
             );
             for r in self
                 .reads()
@@ -707,6 +723,7 @@ impl Store {
         use crate::entities::component;
         use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
         let mut rows = component::Entity::find()
+            .filter(self.with_visible_components(sea_orm::Condition::all()))
             .filter(component::Column::TopologyId.eq(topology))
             .filter(component::Column::DeletedAt.is_null())
             .order_by_asc(component::Column::Name)
