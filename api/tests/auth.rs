@@ -143,7 +143,7 @@ async fn every_bad_token_is_a_generic_401() {
     let mut no_sub = claims("viewer");
     no_sub.as_object_mut().expect("object").remove("sub");
     let mut scoped = claims("viewer");
-    scoped["stratum/scope"] = json!({"namespaces": ["payments"]});
+    scoped["stratum/scope"] = json!({"namespaces": []});
     let alg_none = format!(
         "{}.{}.",
         b64(&json!({"alg": "none", "typ": "JWT"})),
@@ -176,10 +176,7 @@ async fn every_bad_token_is_a_generic_401() {
         ("wrong audience", Some(hs256(&wrong_aud, SECRET))),
         ("no sub", Some(hs256(&no_sub, SECRET))),
         ("no known role", Some(hs256(&claims("superuser"), SECRET))),
-        (
-            "scoped (scopes are not enforced yet)",
-            Some(hs256(&scoped, SECRET)),
-        ),
+        ("a malformed scope", Some(hs256(&scoped, SECRET))),
     ];
     for (what, token) in cases {
         let reply = post(addr, token.as_deref(), QUERY).await;
@@ -455,15 +452,45 @@ async fn minted_tokens_work_until_revoked(backend: Backend) {
         "revoked, even though cached"
     );
 
-    for (args, expected) in [
-        (vec!["--subject", "ci", "--ttl", "400d"], "365 days"),
+    // A scoped token carries its scope.
+    let out = stratum(
+        &db,
+        &[
+            &base[..],
+            &["--subject", "ci", "--scope", "{\"namespaces\": [\"a\"]}"],
+        ]
+        .concat(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let scoped = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let payload = scoped.split('.').nth(1).expect("payload");
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .expect("base64"),
+    )
+    .expect("claims");
+    assert_eq!(claims["stratum/scope"], json!({"namespaces": ["a"]}));
+    assert_eq!(post(addr, Some(&scoped), QUERY).await.status, 200);
+
+    for (args, code, expected) in [
+        (vec!["--subject", "ci", "--ttl", "400d"], 1, "365 days"),
         (
-            vec!["--subject", "ci", "--scope", "{\"namespaces\": [\"a\"]}"],
-            "not supported yet",
+            vec!["--subject", "ci", "--scope", "{\"namespaces\": []}"],
+            2,
+            "scope.namespaces",
+        ),
+        (
+            vec!["--subject", "ci", "--scope", "payments"],
+            2,
+            "not JSON",
         ),
     ] {
         let out = stratum(&db, &[&base[..], &args[..]].concat());
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
         assert!(
             String::from_utf8_lossy(&out.stderr).contains(expected),
             "{args:?}"

@@ -149,7 +149,9 @@ impl Scope {
                 if globs && v.contains(['[', ']', '\\']) {
                     return Err(DomainError::invalid(
                         field,
-                        format!("{v:?}: only `*` and `?` are wildcards; `[`, `]` and `\\` are not allowed"),
+                        format!(
+                            "{v:?}: only `*` and `?` are wildcards; `[`, `]` and `\\` are not allowed"
+                        ),
                     ));
                 }
             }
@@ -278,7 +280,11 @@ mod tests {
         }
     }
 
-    fn item(namespace: Option<&str>, item_type: &str, tags: serde_json::Value) -> config_item::Model {
+    fn item(
+        namespace: Option<&str>,
+        item_type: &str,
+        tags: serde_json::Value,
+    ) -> config_item::Model {
         let now = chrono::Utc::now();
         config_item::Model {
             id: uuid::Uuid::nil(),
@@ -323,7 +329,7 @@ mod tests {
             "namespaces": ["payments", "team-*"],
             "tags": {"env": ["prod", "staging"]}
         }))
-        .unwrap();
+        .expect("scope");
         let pod = |ns, env| item(ns, "Kubernetes::Pod", json!({"env": env}));
         assert!(scope.allows(&pod(Some("payments"), "prod"), None));
         assert!(scope.allows(&pod(Some("team-a"), "staging"), None));
@@ -332,7 +338,7 @@ mod tests {
         assert!(!scope.allows(&pod(None, "prod"), None));
         assert!(!scope.allows(&item(Some("payments"), "T", json!({})), None));
 
-        let by_scraper = Scope::parse(&json!({"scrapers": ["k8s"]})).unwrap();
+        let by_scraper = Scope::parse(&json!({"scrapers": ["k8s"]})).expect("scope");
         assert!(by_scraper.allows(&pod(None, "x"), Some("k8s")));
         assert!(!by_scraper.allows(&pod(None, "x"), Some("aws")));
         assert!(!by_scraper.allows(&pod(None, "x"), None));

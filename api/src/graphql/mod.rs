@@ -92,8 +92,7 @@ pub fn as_caller(
     let request = request.data(principal.clone());
     match scoped {
         Some(scoped) => {
-            let loader =
-                DataLoader::new(loaders::CatalogLoader::new(scoped.clone()), tokio::spawn);
+            let loader = DataLoader::new(loaders::CatalogLoader::new(scoped.clone()), tokio::spawn);
             request.data(scoped.clone()).data(loader)
         }
         None => request,
@@ -102,7 +101,10 @@ pub fn as_caller(
 
 /// `store` restricted to the scope of `principal`, when it has one.
 pub fn scoped_store(store: &Store, principal: &crate::auth::Principal) -> Option<Store> {
-    principal.scope.as_ref().map(|scope| store.scoped(scope.clone()))
+    principal
+        .scope
+        .as_ref()
+        .map(|scope| store.scoped(scope.clone()))
 }
 
 /// The SDL committed as `schema.graphql` (sorted, so diffs stay small).

@@ -116,7 +116,8 @@ impl Store {
         filter: &ChangeFilter,
         page: &PageRequest,
     ) -> Result<Page<config_change::Model>> {
-        let select = config_change::Entity::find().filter(self.with_visible_items("config_id", condition(self.backend(), filter)));
+        let select = config_change::Entity::find()
+            .filter(self.with_visible_items("config_id", condition(self.backend(), filter)));
         keyset().fetch(self.reads(), select, page, key).await
     }
 

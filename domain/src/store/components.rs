@@ -109,7 +109,8 @@ impl Store {
         filter: &ComponentFilter,
         page: &PageRequest,
     ) -> Result<Page<component::Model>> {
-        let select = component::Entity::find().filter(self.with_visible_components(condition(self.backend(), filter)));
+        let select = component::Entity::find()
+            .filter(self.with_visible_components(condition(self.backend(), filter)));
         keyset().fetch(self.reads(), select, page, key).await
     }
 

@@ -381,7 +381,11 @@ impl Store {
     ) -> Result<HashMap<Uuid, Vec<CostTotals>>> {
         if self.scope().is_some() {
             let visible = self.visible_ids(ids).await?;
-            let ids: Vec<Uuid> = ids.iter().copied().filter(|i| visible.contains(i)).collect();
+            let ids: Vec<Uuid> = ids
+                .iter()
+                .copied()
+                .filter(|i| visible.contains(i))
+                .collect();
             return totals_of(self.reads(), &ids, now).await;
         }
         totals_of(self.reads(), ids, now).await
@@ -514,13 +518,13 @@ impl Store {
             Vec::new()
         } else {
             self.reads()
-            .query_all_raw(stmt(
-                backend,
-                "SELECT currency, period_start, period_end, effective_cost FROM cost_records \
+                .query_all_raw(stmt(
+                    backend,
+                    "SELECT currency, period_start, period_end, effective_cost FROM cost_records \
                  WHERE config_id IS NULL AND period_end > ? AND period_start < ?",
-                vec![from.into(), now.into()],
-            ))
-            .await?
+                    vec![from.into(), now.into()],
+                ))
+                .await?
         };
         let mut unattributed = Vec::with_capacity(unclaimed.len());
         for r in unclaimed {

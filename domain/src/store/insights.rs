@@ -141,7 +141,8 @@ impl Store {
         filter: &InsightFilter,
         page: &PageRequest,
     ) -> Result<Page<insight::Model>> {
-        let select = insight::Entity::find().filter(self.with_visible_items("config_id", condition(self.backend(), filter)));
+        let select = insight::Entity::find()
+            .filter(self.with_visible_items("config_id", condition(self.backend(), filter)));
         keyset().fetch(self.reads(), select, page, key).await
     }
 
@@ -158,8 +159,8 @@ impl Store {
         &self,
         ids: &[Uuid],
     ) -> Result<std::collections::HashMap<Uuid, insight::Model>> {
-        let base = insight::Entity::find()
-            .filter(self.with_visible_items("config_id", Condition::all()));
+        let base =
+            insight::Entity::find().filter(self.with_visible_items("config_id", Condition::all()));
         self.rows_by_id(base, ids, |m| m.id).await
     }
 }

@@ -30,7 +30,12 @@ pub(crate) struct ScopeSql {
 }
 
 /// `column` matching any of `globs`.
-fn globs_sql(backend: DbBackend, column: &str, globs: &[String], values: &mut Vec<Value>) -> String {
+fn globs_sql(
+    backend: DbBackend,
+    column: &str,
+    globs: &[String],
+    values: &mut Vec<Value>,
+) -> String {
     let parts: Vec<String> = globs
         .iter()
         .map(|g| match Glob::of(g) {
@@ -71,7 +76,12 @@ pub(crate) fn scope_sql(backend: DbBackend, scope: &Scope, prefix: &str) -> Scop
         ));
     }
     if let Some(types) = &scope.types {
-        parts.push(globs_sql(backend, &format!("{prefix}type"), types, &mut values));
+        parts.push(globs_sql(
+            backend,
+            &format!("{prefix}type"),
+            types,
+            &mut values,
+        ));
     }
     if let Some(tags) = &scope.tags {
         for (key, allowed) in tags {
@@ -303,7 +313,7 @@ mod tests {
             "tags": {"env": ["prod"]},
             "scrapers": ["k8s"]
         }))
-        .unwrap();
+        .expect("scope");
         let sql = scope_sql(DbBackend::Sqlite, &scope, "ci.");
         assert_eq!(
             sql.text,

@@ -184,6 +184,29 @@ pub(crate) fn group_expr(backend: DbBackend, key: &GroupKey, values: &mut Vec<Va
     }
 }
 
+/// Numbers SQLite's bare `?` placeholders (`?1`, `?2`…) in order. The
+/// filtered subquery is embedded after expressions that use numbered
+/// placeholders ([`push_value`]), and SQLite gives a bare `?` the number
+/// after the largest one seen so far in the text, not its position.
+fn number_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    let mut quoted = false;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        match c {
+            '\'' => quoted = !quoted,
+            '?' if !quoted && !chars.peek().is_some_and(char::is_ascii_digit) => {
+                n += 1;
+                out.push_str(&n.to_string());
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 impl Store {
     pub(crate) async fn filtered(&self, filter: &ItemFilter) -> Result<Filtered> {
         use config_item::Column as C;
@@ -203,8 +226,13 @@ impl Store {
             ])
             .filter(self.item_condition(filter).await?)
             .build(self.backend());
+        let sql = if self.backend() == DbBackend::Sqlite {
+            number_placeholders(&statement.sql)
+        } else {
+            statement.sql
+        };
         Ok(Filtered {
-            sql: statement.sql,
+            sql,
             values: statement.values.map(|v| v.0).unwrap_or_default(),
         })
     }
@@ -449,6 +477,14 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bare_placeholders_are_numbered_outside_literals() {
+        assert_eq!(
+            number_placeholders("a = ? AND b = '?' AND c IN (?, ?3)"),
+            "a = ?1 AND b = '?' AND c IN (?2, ?3)"
+        );
+    }
 
     #[test]
     fn group_keys_parse() {

@@ -652,7 +652,6 @@ impl Store {
                     _ => counts.info += n,
                 }
             }
-            let mut values = values;
             values.push(since.into());
             if let Some(r) = self
                 .reads()
