@@ -479,6 +479,44 @@ pub fn sign_hs256(
     Ok((token, jti, expires_at))
 }
 
+/// The signing key `serve` generates on first start without keys (SPEC §12).
+pub const SIGNING_KEY_FILE: &str = "stratum.key";
+
+/// `<data_dir>/stratum.key`, created with 32 random bytes (hex) and mode
+/// 0600 when missing. Returns the path and whether it was just created.
+/// The key itself is never logged.
+pub fn ensure_signing_key(data_dir: &Path) -> anyhow::Result<(PathBuf, bool)> {
+    use anyhow::Context as _;
+    use std::io::Write;
+    let path = data_dir.join(SIGNING_KEY_FILE);
+    if path.exists() {
+        return Ok((path, false));
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a key: {e}"))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = match options.open(&path) {
+        Ok(file) => file,
+        // Another process created it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok((path, false)),
+        Err(e) => {
+            return Err(e).with_context(|| format!("creating {}", path.display()));
+        }
+    };
+    file.write_all(hex::encode(bytes).as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok((path, true))
+}
+
 /// Reads an HS256 secret file (surrounding whitespace ignored).
 pub fn read_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
     Ok(read(path, "HS256 secret")?.trim_ascii().to_vec())

@@ -170,7 +170,8 @@ pub struct ServeArgs {
 }
 
 /// Where bearer tokens are verified against (SPEC §12). With no key,
-/// authentication is off and every caller is an admin.
+/// `serve` generates an HS256 key in the data directory: authentication
+/// is always on.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AuthArgs {
     /// The HS256 secret and the claims `serve` checks and `token` sets.
@@ -275,9 +276,13 @@ pub struct TokenArgs {
 /// set of flags for both so they cannot drift apart.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TokenClaimArgs {
-    /// File holding the HS256 secret (at least 32 bytes).
+    /// File holding the HS256 secret (at least 32 bytes). Without any key,
+    /// `serve` generates `<data dir>/stratum.key` and `token` signs with it.
     #[arg(long, env = "STRATUM_AUTH_HS256_SECRET_FILE")]
     pub auth_hs256_secret_file: Option<PathBuf>,
+    /// Where Stratum keeps the signing key it generates.
+    #[arg(long, env = "STRATUM_DATA_DIR", default_value = ".")]
+    pub data_dir: PathBuf,
     /// The `iss` claim (required by `serve` when set).
     #[arg(long, env = "STRATUM_AUTH_ISSUER")]
     pub auth_issuer: Option<String>,
@@ -300,12 +305,17 @@ pub async fn token(args: TokenArgs) -> anyhow::Result<()> {
         eprintln!("revoked {jti}; servers stop accepting it within 30 s");
         return Ok(());
     }
-    let secret_file = args.claims.auth_hs256_secret_file.as_ref().ok_or_else(|| {
-        anyhow::anyhow!(
-            "--auth-hs256-secret-file (or STRATUM_AUTH_HS256_SECRET_FILE) is required to sign"
-        )
-    })?;
-    let secret = crate::auth::read_secret(secret_file)?;
+    let generated = args.claims.data_dir.join(crate::auth::SIGNING_KEY_FILE);
+    let secret_file = match &args.claims.auth_hs256_secret_file {
+        Some(file) => file.clone(),
+        None if generated.exists() => generated,
+        None => anyhow::bail!(
+            "no signing key: give --auth-hs256-secret-file (or STRATUM_AUTH_HS256_SECRET_FILE), \
+             or --data-dir where `stratum serve` generated {}",
+            crate::auth::SIGNING_KEY_FILE
+        ),
+    };
+    let secret = crate::auth::read_secret(&secret_file)?;
     let subject = args.subject.clone().unwrap_or_default();
     let (token, jti, expires_at) = crate::auth::sign_hs256(
         &secret,

@@ -19,22 +19,34 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.listen
         )
     })?;
-    let auth_settings = args.auth.settings();
+    let mut auth_settings = args.auth.settings();
     if auth_settings.anonymous.is_some() && !addr.ip().is_loopback() {
         anyhow::bail!(
             "--anonymous is refused on {addr}: anonymous access is only allowed on a loopback address"
         );
     }
+    let data_dir = &args.auth.token.data_dir;
+    if !auth_settings.has_keys() {
+        let (key, created) = crate::auth::ensure_signing_key(data_dir)?;
+        tracing::info!(
+            key = %key.display(),
+            created,
+            command = %format!("stratum token --data-dir {} --subject <you> --role admin", data_dir.display()),
+            "no --auth-* key configured: tokens are verified with the generated signing key"
+        );
+        auth_settings.hs256_secret_file = Some(key);
+    }
+    if args.demo && addr.ip().is_loopback() && auth_settings.anonymous.is_none() {
+        auth_settings.anonymous = Some(crate::auth::Role::Viewer);
+        tracing::info!("demo mode: anonymous viewer access enabled on loopback");
+    }
     let auth = crate::auth::Authenticator::from_settings(&auth_settings)
         .context("loading the authentication keys")?;
     let cors_origins = crate::http::parse_origins(&args.cors_origins)?;
-    if auth.is_open() {
-        tracing::warn!(
-            "authentication is off: no --auth-* key is configured, every caller is an admin"
-        );
-    } else if let Some(role) = auth_settings.anonymous {
+    if let Some(role) = auth_settings.anonymous {
         tracing::info!(
             role = role.as_str(),
+            scoped = auth_settings.anonymous_scope.is_some(),
             "anonymous access is on for requests without a token"
         );
     }
@@ -47,9 +59,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .await
                 .context("loading the demo")?,
         );
-        if addr.ip().is_loopback() {
-            tracing::info!("demo mode: anonymous viewer access enabled on loopback");
-        }
     }
     let loaded = load_configs(&args.scrape_configs).context("loading scrape configs")?;
     configs.extend(loaded.into_iter().map(Arc::new));
@@ -91,21 +100,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let options = args.schema_options();
     let auth = Arc::new(auth);
-    let state_auth_open = auth.is_open();
-    if !auth.is_open() {
-        spawn_revocation_reload(store.clone(), auth.clone(), &tracker, cancel.clone()).await;
-    }
+    spawn_revocation_reload(store.clone(), auth.clone(), &tracker, cancel.clone()).await;
     let mut state = AppState::new(store, options);
     state.shutdown = cancel.clone();
-    state.rate_limits = (!state_auth_open).then(|| {
-        Arc::new(crate::ratelimit::RateLimits::new(
-            crate::ratelimit::RateSettings {
-                per_second: args.rate_per_second,
-                burst: args.rate_burst,
-                points_per_minute: args.points_per_minute,
-            },
-        ))
-    });
+    state.rate_limits = Some(Arc::new(crate::ratelimit::RateLimits::new(
+        crate::ratelimit::RateSettings {
+            per_second: args.rate_per_second,
+            burst: args.rate_burst,
+            points_per_minute: args.points_per_minute,
+        },
+    )));
     state.auth = auth;
     state.cors_origins = cors_origins;
     let listener = tokio::net::TcpListener::bind(addr)

@@ -212,11 +212,14 @@ async fn demo_serves_hundreds_of_items(backend: Backend) {
             "--demo-work-dir",
         ])
         .arg(work.path())
+        .arg("--data-dir")
+        .arg(work.path())
         .current_dir(repo_root())
         .env("STRATUM_DATABASE_URL", &db.url)
-        .env("STRATUM_LOG", "warn")
+        .env("STRATUM_LOG", "info")
+        .env("STRATUM_LOG_FORMAT", "json")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(std::fs::File::create(work.path().join("serve.log")).expect("log"))
         .spawn()
         .expect("start stratum serve");
     let stdout = child.stdout.take().expect("stdout");
@@ -291,6 +294,64 @@ async fn demo_serves_hundreds_of_items(backend: Backend) {
         .await
         .expect("graphiql");
     assert!(page.text().await.unwrap_or_default().contains("graphiql"));
+
+    // Authentication is on: the first start generated a signing key
+    // (0600), logged where it is and how to mint a token, never the key.
+    // Anonymous demo callers are viewers; a minted admin token may mutate.
+    let key_file = work.path().join("stratum.key");
+    let key = std::fs::read_to_string(&key_file).expect("generated key");
+    assert_eq!(key.len(), 64, "32 random bytes, hex");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file)
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let log = std::fs::read_to_string(work.path().join("serve.log")).expect("log");
+    assert!(
+        log.contains("stratum.key") && log.contains("stratum token"),
+        "{log}"
+    );
+    assert!(log.contains("anonymous viewer access"), "{log}");
+    assert!(!log.contains(key.trim()), "the key is never logged");
+    let mutation = serde_json::json!({"query": "mutation { resolveInsight(id: \"SW5zaWdodDowMDAwMDAwMC0wMDAwLTQwMDAtODAwMC0wMDAwMDAwMDAwMDE\") { id } }"});
+    let code = |body: serde_json::Value| body["errors"][0]["extensions"]["code"].clone();
+    let anonymous: serde_json::Value = client
+        .post(&url)
+        .json(&mutation)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(code(anonymous), "FORBIDDEN");
+    let out = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(["token", "--subject", "me", "--role", "admin", "--data-dir"])
+        .arg(work.path())
+        .env("STRATUM_DATABASE_URL", &db.url)
+        .output()
+        .expect("token");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let admin: serde_json::Value = client
+        .post(&url)
+        .bearer_auth(&token)
+        .json(&mutation)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(code(admin), "NOT_FOUND", "an admin gets past the guard");
     drop(server);
 }
 

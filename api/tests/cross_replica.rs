@@ -28,7 +28,12 @@ impl Drop for Server {
 
 fn start(database_url: &str, configs: Option<&Path>, log: &Path) -> Server {
     let mut command = Command::new(env!("CARGO_BIN_EXE_stratum"));
-    command.args(["serve", "--listen", "127.0.0.1:0"]);
+    command
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(stratum_tests::open_serve_flags(
+            log.parent().expect("the log's directory"),
+            "admin",
+        ));
     if let Some(configs) = configs {
         command.arg("--scrape-config").arg(configs);
     }

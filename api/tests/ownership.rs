@@ -30,6 +30,10 @@ fn start(db: &TestDb, configs: &Path, log: &Path) -> Server {
             "--scrape-config",
         ])
         .arg(configs)
+        .args(stratum_tests::open_serve_flags(
+            log.parent().expect("the log's directory"),
+            "admin",
+        ))
         .env("STRATUM_DATABASE_URL", &db.url)
         .env("STRATUM_LOG", "stratum_scrapers=info,warn")
         .env("STRATUM_LOG_FORMAT", "json")

@@ -224,7 +224,10 @@ impl Drop for Server {
     }
 }
 
-async fn start_server(url: &str) -> anyhow::Result<(Server, String)> {
+/// Starts `stratum serve` on `url` with its signing key in `data_dir`:
+/// requests without a token are anonymous viewers, and the rate limits
+/// are out of the load's reach (they are charged all the same).
+async fn start_server(url: &str, data_dir: &std::path::Path) -> anyhow::Result<(Server, String)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -236,6 +239,7 @@ async fn start_server(url: &str) -> anyhow::Result<(Server, String)> {
             "--database-url",
             url,
         ])
+        .args(stratum_tests::open_serve_flags(data_dir, "viewer"))
         .env("STRATUM_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -353,6 +357,42 @@ impl Outcome {
     }
 }
 
+/// Where a scenario's requests go: a GraphQL endpoint and the bearer
+/// token sent on every request, if any.
+#[derive(Clone)]
+struct Target {
+    url: String,
+    token: Option<String>,
+}
+
+/// Mints a viewer token (optionally scoped) with `stratum token`, signed
+/// with the key the server generated in `data_dir`.
+fn mint(db_url: &str, data_dir: &std::path::Path, scope: Option<&str>) -> anyhow::Result<String> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_stratum"));
+    command
+        .args([
+            "token",
+            "--subject",
+            "bench",
+            "--role",
+            "viewer",
+            "--ttl",
+            "2h",
+        ])
+        .args(["--database-url", db_url, "--data-dir"])
+        .arg(data_dir);
+    if let Some(scope) = scope {
+        command.args(["--scope", scope]);
+    }
+    let out = command.output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "stratum token: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 /// Drives `clients` concurrent clients for `seconds`, each sending the
 /// query `make(n)` builds for its n-th request: back to back (closed
 /// loop), or with `rate`, at that many requests per second in all on a
@@ -360,16 +400,25 @@ impl Outcome {
 /// scheduled time, so a server that falls behind is not hidden by clients
 /// that wait for it (no coordinated omission).
 async fn drive(
-    url: &str,
+    target: &Target,
     clients: usize,
     seconds: u64,
     rate: Option<f64>,
     make: Arc<dyn Fn(usize) -> Value + Send + Sync>,
 ) -> Outcome {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = &target.token {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().expect("header"),
+        );
+    }
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
+        .default_headers(headers)
         .build()
         .expect("client");
+    let url = target.url.as_str();
     let failures = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let deadline = start + Duration::from_secs(seconds);
@@ -547,7 +596,17 @@ fn main() -> anyhow::Result<()> {
                 "ALTER DATABASE {name} SET jit = off; ALTER DATABASE {name} SET max_parallel_workers_per_gather = 0"
             ))
             .await?;
-        let (server, url) = start_server(&db.url).await?;
+        let data_dir = tempfile::tempdir()?;
+        let (server, url) = start_server(&db.url, data_dir.path()).await?;
+        let anonymous = Target { url: url.clone(), token: None };
+        let bearer = Target {
+            url: url.clone(),
+            token: Some(mint(&db.url, data_dir.path(), None)?),
+        };
+        let scoped = Target {
+            url: url.clone(),
+            token: Some(mint(&db.url, data_dir.path(), Some(r#"{"namespaces": ["ns-*"]}"#))?),
+        };
 
         let deployments = (profile.items / 50).max(NAMESPACES);
         let pods = profile.items.saturating_sub(1 + NAMESPACES + NODES + 2 * deployments);
@@ -575,16 +634,35 @@ fn main() -> anyhow::Result<()> {
             n % NAMESPACES)}));
         let pg_detail: Make = Arc::new(move |n: usize| json!({"query": format!(
             "{{ configItemById(id: \"{}\") {{ {pg_detail} }} }}", pod(n))}));
-        let scenarios: Vec<(&str, usize, Make, String, Option<Make>)> = vec![
+        let list: Make = Arc::new(|n: usize| json!({"query": format!(
+            "{{ configItems(first: 50, filter: {{namespaces: [\"ns-{}\"]}}) {{ edges {{ cursor node {{ id name type health status namespace updatedAt }} }} pageInfo {{ hasNextPage endCursor }} }} }}",
+            n % NAMESPACES)}));
+        let list_sql = "\\set ns random(0, 49)\nSELECT id, name, type, health, status, namespace, updated_at FROM config_items \
+                 WHERE deleted_at IS NULL AND namespace = 'ns-' || :ns ORDER BY name, id LIMIT 51;\n".to_string();
+        let scenarios: Vec<(&str, usize, Make, String, Option<Make>, &Target)> = vec![
             (
                 "list page (50 items, summary fields, 1 filter)",
                 clients,
-                Arc::new(|n: usize| json!({"query": format!(
-                    "{{ configItems(first: 50, filter: {{namespaces: [\"ns-{}\"]}}) {{ edges {{ cursor node {{ id name type health status namespace updatedAt }} }} pageInfo {{ hasNextPage endCursor }} }} }}",
-                    n % NAMESPACES)})),
-                "\\set ns random(0, 49)\nSELECT id, name, type, health, status, namespace, updated_at FROM config_items \
-                 WHERE deleted_at IS NULL AND namespace = 'ns-' || :ns ORDER BY name, id LIMIT 51;\n".to_string(),
+                list.clone(),
+                list_sql.clone(),
                 Some(pg_list),
+                &anonymous,
+            ),
+            (
+                "list page, a bearer token on every request",
+                clients,
+                list.clone(),
+                list_sql.clone(),
+                None,
+                &bearer,
+            ),
+            (
+                "list page, a scoped token (namespaces: [ns-*])",
+                clients,
+                list,
+                list_sql,
+                None,
+                &scoped,
             ),
             (
                 "item detail (config, related depth 3, 20 latest changes)",
@@ -598,6 +676,7 @@ fn main() -> anyhow::Result<()> {
                     pods.saturating_sub(1)
                 ),
                 Some(pg_detail),
+                &anonymous,
             ),
             (
                 "graph depth 3 from a deployment",
@@ -613,6 +692,7 @@ fn main() -> anyhow::Result<()> {
                     deployments - 1
                 ),
                 None,
+                &anonymous,
             ),
             (
                 "recursive change search (deployment downstream, low or worse)",
@@ -627,6 +707,7 @@ fn main() -> anyhow::Result<()> {
                     deployments - 1
                 ),
                 None,
+                &anonymous,
             ),
             (
                 "catalog summary by type (7-day changes)",
@@ -636,6 +717,7 @@ fn main() -> anyhow::Result<()> {
                  SELECT ci.type, COUNT(*) FROM config_items ci JOIN config_changes c ON c.config_id = ci.id \
                  WHERE ci.deleted_at IS NULL AND c.created_at >= now() - interval '7 days' GROUP BY ci.type;\n".to_string(),
                 None,
+                &anonymous,
             ),
         ];
         println!(
@@ -648,12 +730,13 @@ fn main() -> anyhow::Result<()> {
         } else {
             None
         };
-        for (name, clients, make, sql, twin) in scenarios {
+        let mut unauthenticated_rate = None;
+        for (name, clients, make, sql, twin, target) in scenarios {
             // Warm up, then measure.
-            drive(&url, clients.min(4), 1, None, make.clone()).await;
+            drive(target, clients.min(4), 1, None, make.clone()).await;
             let make_again = make.clone();
             let cpu_before = (cpu_seconds(server_pid), cpu_seconds(None));
-            let o = drive(&url, clients, profile.seconds, None, make.clone()).await;
+            let o = drive(target, clients, profile.seconds, None, make.clone()).await;
             let per_request = |before: Option<f64>, after: Option<f64>| match (before, after) {
                 (Some(b), Some(a)) if o.requests > 0 => {
                     format!("{:.0}", (a - b) * 1e6 / o.requests as f64)
@@ -681,7 +764,7 @@ fn main() -> anyhow::Result<()> {
             // Latency below saturation: a few clients.
             let few = profile.latency_clients.min(clients);
             if few < clients {
-                let o = drive(&url, few, profile.seconds, None, make_again).await;
+                let o = drive(target, few, profile.seconds, None, make_again).await;
                 println!(
                     "{:<64} {few:>7} {:>9.0} {:>9.2} {:>9.2} {:>8} |",
                     "  (same, below saturation)",
@@ -694,7 +777,7 @@ fn main() -> anyhow::Result<()> {
             }
             // All the clients at once, offering 60% of the saturated rate.
             let offered = (o.requests as f64 / o.seconds * 0.6).max(1.0);
-            let open = drive(&url, clients, profile.seconds, Some(offered), make).await;
+            let open = drive(target, clients, profile.seconds, Some(offered), make).await;
             println!(
                 "{:<64} {clients:>7} {:>9.0} {:>9.2} {:>9.2} {:>8} |",
                 format!("  (same, open loop at {offered:.0} req/s)"),
@@ -704,9 +787,19 @@ fn main() -> anyhow::Result<()> {
                 open.failures,
             );
             assert_eq!(open.failures, 0, "{name}: GraphQL errors");
+            let rate = o.requests as f64 / o.seconds;
+            match (target.token.is_some(), unauthenticated_rate) {
+                (false, None) => unauthenticated_rate = Some(rate),
+                (true, Some(without)) => println!(
+                    "{:<64} {:>7} {:>9.2}x req/s of the anonymous list page",
+                    "  (authenticated / anonymous)", "", rate / without
+                ),
+                _ => {}
+            }
             if let (Some((_, pg_url)), Some(twin)) = (&postgraphile, twin) {
-                drive(pg_url, clients.min(4), 1, None, twin.clone()).await;
-                let p = drive(pg_url, clients, profile.seconds, None, twin).await;
+                let pg = Target { url: pg_url.clone(), token: None };
+                drive(&pg, clients.min(4), 1, None, twin.clone()).await;
+                let p = drive(&pg, clients, profile.seconds, None, twin).await;
                 let ours = o.requests as f64 / o.seconds;
                 let theirs = p.requests as f64 / p.seconds;
                 println!(

@@ -71,6 +71,7 @@ fn start(dir: &std::path::Path) -> anyhow::Result<Server> {
         .arg(&configs)
         .arg("--database-url")
         .arg(format!("sqlite://{}", dir.join("bench.db").display()))
+        .args(stratum_tests::open_serve_flags(dir, "admin"))
         .env("STRATUM_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(dir.join("server.log"))?)

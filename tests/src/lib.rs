@@ -304,3 +304,25 @@ pub fn listening_addr(child: &mut std::process::Child) -> anyhow::Result<std::ne
         .and_then(|a| a.parse().ok())
         .ok_or_else(|| anyhow::anyhow!("unexpected first line: {line:?}"))
 }
+
+/// Flags for a `stratum serve` child of a test that is not about
+/// authentication: its generated signing key goes to `data_dir`, requests
+/// without a token run as an anonymous `role` (loopback only), and the rate
+/// limits are out of any test's reach.
+pub fn open_serve_flags(data_dir: &std::path::Path, role: &str) -> Vec<std::ffi::OsString> {
+    let mut flags: Vec<std::ffi::OsString> = vec!["--data-dir".into(), data_dir.into()];
+    for flag in [
+        "--anonymous",
+        "--anonymous-role",
+        role,
+        "--rate-per-second",
+        "1000000",
+        "--rate-burst",
+        "1000000",
+        "--points-per-minute",
+        "1000000000",
+    ] {
+        flags.push(flag.into());
+    }
+    flags
+}
