@@ -639,7 +639,9 @@ fn main() -> anyhow::Result<()> {
             n % NAMESPACES)}));
         let list_sql = "\\set ns random(0, 49)\nSELECT id, name, type, health, status, namespace, updated_at FROM config_items \
                  WHERE deleted_at IS NULL AND namespace = 'ns-' || :ns ORDER BY name, id LIMIT 51;\n".to_string();
-        let scenarios: Vec<(&str, usize, Make, String, Option<Make>, &Target)> = vec![
+        /// (name, clients, query, raw SQL, PostGraphile twin, target).
+        type Scenario<'a> = (&'a str, usize, Make, String, Option<Make>, &'a Target);
+        let scenarios: Vec<Scenario> = vec![
             (
                 "list page (50 items, summary fields, 1 filter)",
                 clients,
