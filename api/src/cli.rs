@@ -130,6 +130,9 @@ pub struct ServeArgs {
     /// Complexity points per minute per caller (`extensions.cost`).
     #[arg(long, env = "STRATUM_POINTS_PER_MINUTE", default_value_t = 100_000)]
     pub points_per_minute: u32,
+    /// Open WebSocket connections per token (per IP when anonymous).
+    #[arg(long, env = "STRATUM_MAX_CONNECTIONS_PER_TOKEN", default_value_t = 20)]
+    pub max_connections_per_token: usize,
     /// An origin allowed to call the API from a browser
     /// (`https://portal.example.com`; repeatable, exact matches).
     #[arg(

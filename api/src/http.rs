@@ -640,7 +640,11 @@ async fn graphql_get_or_upgrade(State(state): State<AppState>, request: Request)
         return match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
             Ok(ws) => {
                 let token = bearer_of(&parts.headers).map(str::to_string);
-                crate::ws::upgrade(ws, state, id, token)
+                let peer = parts
+                    .extensions
+                    .get::<ConnectInfo<std::net::SocketAddr>>()
+                    .map(|c| c.0.ip());
+                crate::ws::upgrade(ws, state, id, token, peer)
             }
             Err(rejection) => rejection.into_response(),
         };

@@ -4,6 +4,7 @@
 //! A refused request is `RATE_LIMITED` with `Retry-After`.
 
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
@@ -21,6 +22,8 @@ pub struct RateSettings {
     pub burst: u32,
     /// Complexity points per minute per caller.
     pub points_per_minute: u32,
+    /// Open WebSocket connections per caller.
+    pub connections: usize,
 }
 
 impl Default for RateSettings {
@@ -29,6 +32,7 @@ impl Default for RateSettings {
             per_second: 20,
             burst: 100,
             points_per_minute: 100_000,
+            connections: 20,
         }
     }
 }
@@ -55,6 +59,8 @@ pub struct RateLimits {
     requests: DefaultKeyedRateLimiter<String>,
     points: DefaultKeyedRateLimiter<String, StateInformationMiddleware>,
     clock: DefaultClock,
+    /// Open WebSocket connections per caller.
+    open: std::sync::Mutex<std::collections::HashMap<String, usize>>,
 }
 
 impl std::fmt::Debug for RateLimits {
@@ -81,6 +87,7 @@ impl RateLimits {
             points: DefaultKeyedRateLimiter::keyed(points)
                 .with_middleware::<StateInformationMiddleware>(),
             clock: DefaultClock::default(),
+            open: Default::default(),
         }
     }
 
@@ -124,11 +131,46 @@ impl RateLimits {
         }
     }
 
+    /// Takes one of `key`'s WebSocket connection slots; the slot is given
+    /// back when the returned guard drops. `None` when all are taken.
+    pub fn open_connection(self: &Arc<Self>, key: &str) -> Option<ConnectionSlot> {
+        let mut open = self.open.lock().ok()?;
+        let n = open.entry(key.to_string()).or_insert(0);
+        if *n >= self.settings.connections {
+            return None;
+        }
+        *n += 1;
+        Some(ConnectionSlot {
+            limits: self.clone(),
+            key: key.to_string(),
+        })
+    }
+
     /// Drops the state of callers idle long enough to be back at full
     /// allowance.
     pub fn forget_idle(&self) {
         self.requests.retain_recent();
         self.points.retain_recent();
+    }
+}
+
+/// One open WebSocket connection of a caller (see
+/// [`RateLimits::open_connection`]).
+pub struct ConnectionSlot {
+    limits: Arc<RateLimits>,
+    key: String,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.limits.open.lock()
+            && let Some(n) = open.get_mut(&self.key)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.key);
+            }
+        }
     }
 }
 
@@ -165,6 +207,7 @@ mod tests {
             per_second: 1,
             burst: 3,
             points_per_minute: 100,
+            connections: 2,
         });
         for _ in 0..3 {
             assert!(limits.check_request("a").is_ok());
@@ -180,6 +223,7 @@ mod tests {
             per_second: 10,
             burst: 10,
             points_per_minute: 100,
+            connections: 2,
         });
         assert_eq!(limits.charge("a", 60), Ok(40));
         let spent = limits.charge("a", 60).expect_err("spent");

@@ -108,6 +108,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             per_second: args.rate_per_second,
             burst: args.rate_burst,
             points_per_minute: args.points_per_minute,
+            connections: args.max_connections_per_token,
         },
     )));
     state.auth = auth;

@@ -70,6 +70,7 @@ pub fn upgrade(
     state: AppState,
     request_id: String,
     header_token: Option<String>,
+    peer: Option<std::net::IpAddr>,
 ) -> Response {
     let ws = ws
         .protocols(PROTOCOLS)
@@ -81,7 +82,7 @@ pub fn upgrade(
         Some("graphql-ws") => Protocol::Legacy,
         _ => Protocol::Transport,
     };
-    ws.on_upgrade(move |socket| run(socket, protocol, state, request_id, header_token))
+    ws.on_upgrade(move |socket| run(socket, protocol, state, request_id, header_token, peer))
 }
 
 /// What the reader loop does after a client message.
@@ -104,6 +105,13 @@ struct Connection {
     principal: Option<Principal>,
     /// The store restricted to the principal's scope, if it has one.
     scoped: Option<stratum_domain::Store>,
+    /// The client's address (the rate key of anonymous callers).
+    peer: Option<std::net::IpAddr>,
+    /// The caller's rate and complexity budget, once initialised (when the
+    /// server limits rates).
+    budget: Option<crate::ratelimit::Budget>,
+    /// The caller's connection slot, given back when the connection ends.
+    _slot: Option<crate::ratelimit::ConnectionSlot>,
 }
 
 fn text(value: Value) -> Message {
@@ -128,6 +136,7 @@ async fn run(
     state: AppState,
     request_id: String,
     header_token: Option<String>,
+    peer: Option<std::net::IpAddr>,
 ) {
     let (mut sink, mut incoming) = socket.split();
     let (outbox, mut queued) = mpsc::channel::<Message>(OUTBOX);
@@ -154,6 +163,9 @@ async fn run(
         header_token,
         principal: None,
         scoped: None,
+        peer,
+        budget: None,
+        _slot: None,
     };
     let init_deadline = tokio::time::sleep(conn.state.limits.connection_init_timeout);
     tokio::pin!(init_deadline);
@@ -318,6 +330,23 @@ impl Connection {
             .or(self.header_token.clone());
         match self.state.auth.authenticate(token.as_deref()) {
             Ok(principal) => {
+                if let Some(limits) = &self.state.rate_limits {
+                    let key = crate::ratelimit::caller_key(&principal, self.peer);
+                    let Some(slot) = limits.open_connection(&key) else {
+                        return Flow::Close(
+                            close::TOO_MANY_INITS,
+                            format!(
+                                "Too many connections: at most {} per token",
+                                limits.settings().connections
+                            ),
+                        );
+                    };
+                    self._slot = Some(slot);
+                    self.budget = Some(crate::ratelimit::Budget {
+                        limits: limits.clone(),
+                        key,
+                    });
+                }
                 self.scoped = crate::graphql::scoped_store(&self.state.store, &principal);
                 self.principal = Some(principal);
             }
@@ -397,10 +426,21 @@ impl Connection {
             .await;
             return Flow::Continue;
         }
+        if let Some(budget) = &self.budget
+            && let Err(refusal) = budget.limits.check_request(&budget.key)
+        {
+            self.refuse(&id, codes::RATE_LIMITED, &refusal.message)
+                .await;
+            return Flow::Continue;
+        }
         self.next_task += 1;
         let task = self.next_task;
         let request = match &self.principal {
             Some(principal) => crate::graphql::as_caller(request, principal, self.scoped.as_ref()),
+            None => request,
+        };
+        let request = match &self.budget {
+            Some(budget) => request.data(budget.clone()),
             None => request,
         };
         let handle = tokio::spawn(operation(

@@ -681,6 +681,7 @@ async fn rates_and_budgets_refuse_with_retry_after() {
         per_second: 1,
         burst: 3,
         points_per_minute: 1_000,
+        connections: 20,
     })));
     let addr = spawn(state).await;
     let token = |jti: &str| {
@@ -745,4 +746,100 @@ async fn rates_and_budgets_refuse_with_retry_after() {
         "{}",
         refused.body
     );
+}
+
+/// WebSockets draw on the same allowances (SPEC §12): at most N open
+/// connections per token (the next closes with 4429, a closed one frees
+/// its slot), and each operation counts against the request rate and the
+/// complexity budget.
+#[tokio::test]
+async fn websocket_connections_and_operations_are_limited_per_token() {
+    use stratum_api::ratelimit::{RateLimits, RateSettings};
+    const T: &str = "graphql-transport-ws";
+    let db = TestDb::new(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut state = AppState::new(db.store.clone(), SchemaOptions::default());
+    state.auth = Arc::new(Authenticator::from_settings(&hs_settings(dir.path())).expect("auth"));
+    state.rate_limits = Some(Arc::new(RateLimits::new(RateSettings {
+        per_second: 1,
+        burst: 2,
+        points_per_minute: 1_000,
+        connections: 2,
+    })));
+    let addr = spawn(state).await;
+    let token = |jti: &str| {
+        let mut c = claims("viewer");
+        c["jti"] = json!(jti);
+        hs256(&c, SECRET)
+    };
+    use stratum_tests::ws::Incoming;
+    let open = |token: String| async move {
+        let mut c = Client::connect(addr, T).await;
+        c.send(json!({"type": "connection_init", "payload": {"token": token}}))
+            .await;
+        (c.recv().await, c)
+    };
+    let acked =
+        |reply: &Incoming| matches!(reply, Incoming::Json(m) if m["type"] == "connection_ack");
+    let a = token("ws-a");
+    let (ack, mut first) = open(a.clone()).await;
+    assert!(acked(&ack), "{ack:?}");
+    let (ack, _second) = open(a.clone()).await;
+    assert!(acked(&ack), "{ack:?}");
+    let (refused, _) = open(a.clone()).await;
+    match refused {
+        Incoming::Closed(code, reason) => {
+            assert_eq!(code, 4429, "{reason}");
+            assert!(reason.contains("at most 2"), "{reason}");
+        }
+        other => panic!("a third connection was let in: {other:?}"),
+    }
+    // Another token has its own slots.
+    let (ack, _other) = open(token("ws-b")).await;
+    assert!(acked(&ack), "{ack:?}");
+    // Closing a connection gives its slot back.
+    first
+        .send_raw(stratum_tests::ws::Message::Close(None))
+        .await;
+    let _ = first.expect_close().await;
+    let mut reopened = None;
+    for _ in 0..50 {
+        let (ack, c) = open(a.clone()).await;
+        if acked(&ack) {
+            reopened = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut c = reopened.expect("the freed slot is reusable");
+
+    // Operations: a burst of 2, then RATE_LIMITED without closing.
+    let op =
+        |id: &str, query: &str| json!({"type": "subscribe", "id": id, "payload": {"query": query}});
+    for id in ["q1", "q2"] {
+        c.send(op(id, QUERY)).await;
+        let next = c.recv_for(id).await;
+        assert_eq!(next["type"], "next", "{next}");
+    }
+    c.send(op("q3", QUERY)).await;
+    let refused = c.recv_for("q3").await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["payload"][0]["extensions"]["code"], "RATE_LIMITED");
+    assert!(
+        refused.to_string().contains("requests per second"),
+        "{refused}"
+    );
+
+    // The complexity budget (1,000 points): a page of 100 with six fields
+    // costs over 600, so the second one is refused.
+    let heavy = "{ configItems(first: 100) { nodes { id name type health status namespace } } }";
+    let (ack, mut spender) = open(token("ws-budget")).await;
+    assert!(acked(&ack), "{ack:?}");
+    spender.send(op("h1", heavy)).await;
+    let next = spender.recv_for("h1").await;
+    assert_eq!(next["type"], "next", "{next}");
+    spender.send(op("h2", heavy)).await;
+    let refused = spender.recv_for("h2").await;
+    assert!(refused.to_string().contains("RATE_LIMITED"), "{refused}");
+    assert!(refused.to_string().contains("points"), "{refused}");
 }
