@@ -121,6 +121,7 @@ impl AuthSettings {
     }
 }
 
+#[derive(Clone)]
 struct VerifyKey {
     kid: Option<String>,
     algorithm: Algorithm,
@@ -129,7 +130,12 @@ struct VerifyKey {
 
 /// Verifies bearer tokens.
 pub struct Authenticator {
-    keys: Vec<VerifyKey>,
+    /// The keys tokens are verified with: the fixed ones, then the JWKS's.
+    keys: std::sync::RwLock<Arc<Vec<VerifyKey>>>,
+    /// The HS256 secret and PEM keys (never reloaded).
+    fixed_keys: Vec<VerifyKey>,
+    /// The JWKS file and the digest of what was loaded from it.
+    jwks: Option<(PathBuf, Mutex<[u8; 32]>)>,
     issuer: Option<String>,
     audience: Option<String>,
     role_claim: String,
@@ -145,10 +151,40 @@ pub struct Authenticator {
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticator")
-            .field("keys", &self.keys.len())
+            .field("keys", &self.current_keys().len())
             .field("open", &self.open)
             .finish_non_exhaustive()
     }
+}
+
+/// The keys of a JWKS document read from `path`: RSA (RS256) and P-256
+/// (ES256) keys, each with a `kid`.
+fn jwks_keys(path: &Path, bytes: &[u8]) -> anyhow::Result<Vec<VerifyKey>> {
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_slice(bytes)
+        .map_err(|e| anyhow::anyhow!("{} is not a JWKS document: {e}", path.display()))?;
+    let mut keys = Vec::with_capacity(set.keys.len());
+    for jwk in &set.keys {
+        let kid = jwk
+            .common
+            .key_id
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("a key in {} has no kid", path.display()))?;
+        let algorithm = match &jwk.algorithm {
+            jsonwebtoken::jwk::AlgorithmParameters::RSA(_) => Algorithm::RS256,
+            jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_) => Algorithm::ES256,
+            _ => anyhow::bail!(
+                "key {kid} in {}: only RSA (RS256) and P-256 (ES256) keys are accepted",
+                path.display()
+            ),
+        };
+        keys.push(VerifyKey {
+            kid: Some(kid.clone()),
+            algorithm,
+            key: DecodingKey::from_jwk(jwk)
+                .map_err(|e| anyhow::anyhow!("key {kid} in {}: {e}", path.display()))?,
+        });
+    }
+    Ok(keys)
 }
 
 fn read(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
@@ -160,7 +196,9 @@ impl Authenticator {
     /// configured (and by in-process tests).
     pub fn open() -> Self {
         Authenticator {
-            keys: Vec::new(),
+            keys: Default::default(),
+            fixed_keys: Vec::new(),
+            jwks: None,
             issuer: None,
             audience: None,
             role_claim: String::new(),
@@ -212,38 +250,24 @@ impl Authenticator {
                 key,
             });
         }
-        if let Some(path) = &settings.jwks_file {
-            let set: jsonwebtoken::jwk::JwkSet = serde_json::from_slice(&read(path, "JWKS")?)
-                .map_err(|e| anyhow::anyhow!("{} is not a JWKS document: {e}", path.display()))?;
-            for jwk in &set.keys {
-                let kid = jwk
-                    .common
-                    .key_id
-                    .clone()
-                    .ok_or_else(|| anyhow::anyhow!("a key in {} has no kid", path.display()))?;
-                let algorithm = match &jwk.algorithm {
-                    jsonwebtoken::jwk::AlgorithmParameters::RSA(_) => Algorithm::RS256,
-                    jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_) => Algorithm::ES256,
-                    _ => anyhow::bail!(
-                        "key {kid} in {}: only RSA (RS256) and P-256 (ES256) keys are accepted",
-                        path.display()
-                    ),
-                };
-                keys.push(VerifyKey {
-                    kid: Some(kid.clone()),
-                    algorithm,
-                    key: DecodingKey::from_jwk(jwk)
-                        .map_err(|e| anyhow::anyhow!("key {kid} in {}: {e}", path.display()))?,
-                });
+        let mut all = keys.clone();
+        let jwks = match &settings.jwks_file {
+            Some(path) => {
+                let bytes = read(path, "JWKS")?;
+                all.extend(jwks_keys(path, &bytes)?);
+                Some((path.clone(), Mutex::new(Sha256::digest(&bytes).into())))
             }
-        }
+            None => None,
+        };
         let mut role_map: BTreeMap<String, Role> = [Role::Viewer, Role::Editor, Role::Admin]
             .into_iter()
             .map(|r| (r.as_str().to_string(), r))
             .collect();
         role_map.extend(settings.role_map.clone());
         Ok(Authenticator {
-            keys,
+            keys: std::sync::RwLock::new(Arc::new(all)),
+            fixed_keys: keys,
+            jwks,
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
             role_claim: settings.role_claim.clone(),
@@ -259,6 +283,41 @@ impl Authenticator {
             cache: Mutex::new(LruCache::new(CACHE_ENTRIES)),
             revoked: Default::default(),
         })
+    }
+
+    fn current_keys(&self) -> Arc<Vec<VerifyKey>> {
+        self.keys
+            .read()
+            .map(|keys| keys.clone())
+            .unwrap_or_default()
+    }
+
+    /// Reloads the JWKS file when its content changed (SPEC §12): the new
+    /// key set replaces the old one at once, and tokens verified with the
+    /// old set are verified again. A file that cannot be read or parsed
+    /// keeps the old set (the error says why). `Ok(true)` when it changed.
+    pub fn reload_jwks(&self) -> anyhow::Result<bool> {
+        let Some((path, loaded)) = &self.jwks else {
+            return Ok(false);
+        };
+        let bytes = read(path, "JWKS")?;
+        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        let mut loaded = loaded
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the JWKS state is poisoned"))?;
+        if *loaded == digest {
+            return Ok(false);
+        }
+        let mut keys = self.fixed_keys.clone();
+        keys.extend(jwks_keys(path, &bytes)?);
+        if let Ok(mut current) = self.keys.write() {
+            *current = Arc::new(keys);
+        }
+        *loaded = digest;
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.clear();
+        }
+        Ok(true)
     }
 
     /// Replaces the set of revoked token ids.
@@ -335,13 +394,13 @@ impl Authenticator {
     fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let invalid = |m: String| AuthError::Invalid(m);
         let header = jsonwebtoken::decode_header(token).map_err(|e| invalid(e.to_string()))?;
+        let keys = self.current_keys();
         let key = match &header.kid {
-            Some(kid) => self
-                .keys
+            Some(kid) => keys
                 .iter()
                 .find(|k| k.kid.as_deref() == Some(kid.as_str()))
                 .ok_or_else(|| invalid(format!("unknown kid {kid:?}")))?,
-            None if self.keys.len() == 1 => &self.keys[0],
+            None if keys.len() == 1 => &keys[0],
             None => return Err(invalid("no kid, and several keys are configured".into())),
         };
         if header.alg != key.algorithm {

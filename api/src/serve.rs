@@ -101,6 +101,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let options = args.schema_options();
     let auth = Arc::new(auth);
     spawn_revocation_reload(store.clone(), auth.clone(), &tracker, cancel.clone()).await;
+    if auth_settings.jwks_file.is_some() {
+        spawn_jwks_reload(auth.clone(), &tracker, cancel.clone());
+    }
     let mut state = AppState::new(store, options);
     state.shutdown = cancel.clone();
     state.rate_limits = Some(Arc::new(crate::ratelimit::RateLimits::new(
@@ -175,6 +178,31 @@ async fn spawn_revocation_reload(
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tick.tick() => reload(&store, &auth).await,
+            }
+        }
+    });
+}
+
+/// How often the JWKS file is checked for changes.
+const JWKS_RELOAD: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reloads the JWKS file every 5 s when its content changed.
+fn spawn_jwks_reload(
+    auth: Arc<crate::auth::Authenticator>,
+    tracker: &TaskTracker,
+    cancel: CancellationToken,
+) {
+    tracker.spawn(async move {
+        let mut tick = tokio::time::interval(JWKS_RELOAD);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tick.tick() => match auth.reload_jwks() {
+                    Ok(true) => tracing::info!("reloaded the JWKS file: its keys replace the old ones"),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot reload the JWKS file; keeping the last keys"),
+                },
             }
         }
     });

@@ -843,3 +843,51 @@ async fn websocket_connections_and_operations_are_limited_per_token() {
     assert!(refused.to_string().contains("RATE_LIMITED"), "{refused}");
     assert!(refused.to_string().contains("points"), "{refused}");
 }
+
+/// A JWKS file's keys verify tokens by exact kid, and a changed file
+/// replaces them (SPEC §12: reloaded when it changes): the new key's
+/// tokens are accepted and the removed key's are refused at once, even
+/// ones verified (and cached) before. A broken file keeps the last keys.
+#[tokio::test]
+async fn a_changed_jwks_file_replaces_its_keys() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let jwks = dir.path().join("jwks.json");
+    std::fs::copy(fixture("jwks-rsa.json"), &jwks).expect("copy");
+    let settings = AuthSettings {
+        jwks_file: Some(jwks.clone()),
+        role_claim: "stratum/role".into(),
+        ..AuthSettings::default()
+    };
+    let auth = Arc::new(Authenticator::from_settings(&settings).expect("auth"));
+    let mut state = AppState::new(db.store.clone(), SchemaOptions::default());
+    state.auth = auth.clone();
+    let addr = spawn(state).await;
+    let c = claims("viewer");
+    let rsa = signed(Algorithm::RS256, Some("jwks-rsa"), "rsa-private.pem", &c);
+    let ec = signed(Algorithm::ES256, Some("jwks-ec"), "ec-private.pem", &c);
+    assert_eq!(post(addr, Some(&rsa), QUERY).await.status, 200);
+    assert_eq!(post(addr, Some(&ec), QUERY).await.status, 401);
+    assert!(
+        !auth.reload_jwks().expect("unchanged"),
+        "nothing changed yet"
+    );
+
+    std::fs::copy(fixture("jwks-ec.json"), &jwks).expect("copy");
+    assert!(auth.reload_jwks().expect("reload"));
+    assert_eq!(post(addr, Some(&ec), QUERY).await.status, 200);
+    assert_eq!(
+        post(addr, Some(&rsa), QUERY).await.status,
+        401,
+        "the removed key's token is refused, though it was cached"
+    );
+
+    std::fs::write(&jwks, "{not json").expect("write");
+    let err = auth.reload_jwks().expect_err("a broken file");
+    assert!(err.to_string().contains("not a JWKS document"), "{err}");
+    assert_eq!(
+        post(addr, Some(&ec), QUERY).await.status,
+        200,
+        "last keys kept"
+    );
+}
