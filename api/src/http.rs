@@ -756,13 +756,18 @@ async fn graphql_get(
     execute(&state, media, &id, &caller, BatchRequest::Single(request)).await
 }
 
-async fn schema_sdl(State(state): State<AppState>) -> Response {
+/// The SDL, for the same callers as introspection: authenticated ones
+/// (anonymous access counts), unless introspection is off.
+async fn schema_sdl(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if !state.introspection {
         return (
             StatusCode::NOT_FOUND,
             "introspection is disabled on this server",
         )
             .into_response();
+    }
+    if let Err(e) = state.auth.authenticate(bearer_of(&headers)) {
+        return unauthenticated(MediaType::Json, &request_id(&headers), &e);
     }
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], sdl()).into_response()
 }

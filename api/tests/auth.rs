@@ -891,3 +891,28 @@ async fn a_changed_jwks_file_replaces_its_keys() {
         "last keys kept"
     );
 }
+
+/// `/schema.graphql` is introspection: authenticated callers only.
+#[tokio::test]
+async fn the_sdl_needs_authentication() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let addr = serve(&db, hs_settings(dir.path())).await;
+    let get = |token: Option<String>| async move {
+        let mut request = reqwest::Client::new().get(format!("http://{addr}/schema.graphql"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("get");
+        (
+            response.status().as_u16(),
+            response.text().await.unwrap_or_default(),
+        )
+    };
+    let (status, body) = get(None).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(!body.contains("type QueryRoot"));
+    let (status, body) = get(Some(hs256(&claims("viewer"), SECRET))).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("type QueryRoot"));
+}
