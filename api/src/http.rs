@@ -215,6 +215,7 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql", get(graphql_get_or_upgrade).post(graphql_post))
         .route("/schema.graphql", get(schema_sdl))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(prometheus_metrics))
         .route("/readyz", get(readyz))
         .with_state(state);
     match cors {
@@ -770,6 +771,27 @@ async fn schema_sdl(State(state): State<AppState>, headers: HeaderMap) -> Respon
         return unauthenticated(MediaType::Json, &request_id(&headers), &e);
     }
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], sdl()).into_response()
+}
+
+/// `/metrics` in the Prometheus text format (no item data: counts,
+/// latencies and operation names only, so it is served without a token,
+/// like the probes).
+async fn prometheus_metrics(State(state): State<AppState>) -> Response {
+    match crate::metrics::render(&state.store) {
+        Some(body) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "metrics are not recorded by this process",
+        )
+            .into_response(),
+    }
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {

@@ -8,6 +8,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod maintenance;
+pub mod metrics;
 pub mod ratelimit;
 pub mod serve;
 pub mod ws;

@@ -50,6 +50,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "anonymous access is on for requests without a token"
         );
     }
+    // Installed before anything records, so no early count is lost.
+    let _ = crate::metrics::handle();
     let store = open_store(&args.database_url).await?;
 
     let mut configs = Vec::new();

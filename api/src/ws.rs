@@ -138,6 +138,7 @@ async fn run(
     header_token: Option<String>,
     peer: Option<std::net::IpAddr>,
 ) {
+    let _open = crate::metrics::Held::new("stratum_websocket_connections");
     let (mut sink, mut incoming) = socket.split();
     let (outbox, mut queued) = mpsc::channel::<Message>(OUTBOX);
     let writer = tokio::spawn(async move {
@@ -504,6 +505,7 @@ async fn operation(
     outbox: mpsc::Sender<Message>,
     finished: mpsc::UnboundedSender<(String, u64)>,
 ) {
+    let _running = crate::metrics::Held::new("stratum_subscriptions");
     let mut stream = state.schema.execute_stream(request);
     let mut first = true;
     let mut failed = false;

@@ -1318,7 +1318,10 @@ pub async fn run_scrape(
             Err(_) => Err(ScraperError::TimedOut(config.run_timeout)),
         }
     };
-    match run.await {
+    let clock = std::time::Instant::now();
+    let result = run.await;
+    record_run(config, &result, clock.elapsed());
+    match result {
         Ok((status, summary, outcome, timings)) => {
             store.finish_run(run_id, scraper_id, &summary).await?;
             Ok(RunReport {
@@ -1346,6 +1349,28 @@ pub async fn run_scrape(
             Err(e)
         }
     }
+}
+
+/// Metrics of a finished run: runs by status, duration, items scraped and
+/// errors, labelled `namespace/name` (SPEC §14).
+fn record_run(
+    config: &LoadedScrapeConfig,
+    result: &Result<(RunStatus, RunSummary, RunOutcome, PhaseTimings), ScraperError>,
+    elapsed: std::time::Duration,
+) {
+    let scraper = format!("{}/{}", config.metadata.namespace, config.metadata.name);
+    let (status, items, errors) = match result {
+        Ok((status, summary, _, _)) => (*status, summary.scraped, summary.errors.len()),
+        Err(ScraperError::Panicked(_)) => (RunStatus::Panicked, 0, 1),
+        Err(_) => (RunStatus::Failed, 0, 1),
+    };
+    metrics::counter!("stratum_scrape_runs_total", "scraper" => scraper.clone(), "status" => status.as_str())
+        .increment(1);
+    metrics::histogram!("stratum_scrape_duration_seconds", "scraper" => scraper.clone())
+        .record(elapsed.as_secs_f64());
+    metrics::counter!("stratum_scrape_items_total", "scraper" => scraper.clone())
+        .increment(u64::try_from(items).unwrap_or(0));
+    metrics::counter!("stratum_scrape_errors_total", "scraper" => scraper).increment(errors as u64);
 }
 
 #[cfg(test)]

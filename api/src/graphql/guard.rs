@@ -266,6 +266,7 @@ impl GuardExtension {
 #[async_trait::async_trait]
 impl Extension for GuardExtension {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let started = std::time::Instant::now();
         let mut response = next.run(ctx).await;
         if let Some((requested, remaining)) = self.state().cost.take() {
             response.extensions.insert(
@@ -285,6 +286,16 @@ impl Extension for GuardExtension {
                 codes::INTERNAL
             };
             *error = with_code(error.clone(), code);
+        }
+        let operation = crate::metrics::operation_label(self.state().operation.as_deref());
+        metrics::counter!("stratum_graphql_requests_total", "operation" => operation.clone())
+            .increment(1);
+        metrics::histogram!("stratum_graphql_request_duration_seconds", "operation" => operation)
+            .record(started.elapsed().as_secs_f64());
+        for error in &response.errors {
+            if let Some(code) = code_of(error) {
+                metrics::counter!("stratum_graphql_errors_total", "code" => code).increment(1);
+            }
         }
         response
     }

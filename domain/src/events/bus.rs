@@ -35,7 +35,7 @@ struct BusInner {
     changes: broadcast::Sender<Arc<ChangeEvent>>,
     insights: broadcast::Sender<Arc<InsightEvent>>,
     components: broadcast::Sender<Arc<ComponentHealthEvent>>,
-    feed: mpsc::UnboundedSender<Vec<EventRef>>,
+    feed: mpsc::UnboundedSender<(std::time::Instant, Vec<EventRef>)>,
     /// Highest sequence number published (or seen from another replica).
     last_seq: AtomicI64,
     stop: CancellationToken,
@@ -89,7 +89,7 @@ impl EventBus {
             self.inner.last_seq.fetch_max(max, Ordering::Relaxed);
         }
         // Fails only when the publisher has stopped, i.e. the bus is going away.
-        let _ = self.inner.feed.send(refs);
+        let _ = self.inner.feed.send((std::time::Instant::now(), refs));
     }
 
     /// The highest sequence number this process has announced or heard of.
@@ -152,10 +152,10 @@ struct Publisher {
 }
 
 impl Publisher {
-    async fn run(mut self, mut feed: mpsc::UnboundedReceiver<Vec<EventRef>>) {
-        while let Some(first) = feed.recv().await {
+    async fn run(mut self, mut feed: mpsc::UnboundedReceiver<(std::time::Instant, Vec<EventRef>)>) {
+        while let Some((oldest, first)) = feed.recv().await {
             let mut refs = first;
-            while let Ok(more) = feed.try_recv() {
+            while let Ok((_, more)) = feed.try_recv() {
                 refs.extend(more);
             }
             let Some(bus) = self.bus.upgrade() else {
@@ -164,6 +164,9 @@ impl Publisher {
             if let Err(e) = self.publish(&bus, refs).await {
                 tracing::warn!(error = %e, "event publication failed; subscribers resume with their cursor");
             }
+            // From the oldest commit in this round to its last broadcast.
+            metrics::histogram!("stratum_event_bus_lag_seconds")
+                .record(oldest.elapsed().as_secs_f64());
         }
     }
 

@@ -56,6 +56,19 @@ pub use tokens::TokenRecord;
 /// Postgres's limits).
 pub(crate) const MAX_PARAMS: usize = 30_000;
 
+/// One connection pool's usage ([`Store::pool_usage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// `writes`, `reads` or `main`.
+    pub name: &'static str,
+    /// Open connections.
+    pub size: u32,
+    /// Of which idle.
+    pub idle: usize,
+    /// The pool's limit.
+    pub max: u32,
+}
+
 /// A handle on the catalog database.
 #[derive(Clone)]
 pub struct Store {
@@ -222,6 +235,29 @@ impl Store {
     /// Which database this is.
     pub fn backend(&self) -> DbBackend {
         self.db.get_database_backend()
+    }
+
+    /// Size, idle connections and limit of each connection pool: `writes`
+    /// and `reads` on PostgreSQL, one `main` pool on SQLite (for metrics).
+    pub fn pool_usage(&self) -> Vec<PoolUsage> {
+        fn usage<DB: sea_orm::sqlx::Database>(
+            name: &'static str,
+            pool: &sea_orm::sqlx::Pool<DB>,
+        ) -> PoolUsage {
+            PoolUsage {
+                name,
+                size: pool.size(),
+                idle: pool.num_idle(),
+                max: pool.options().get_max_connections(),
+            }
+        }
+        match self.backend() {
+            DbBackend::Postgres => vec![
+                usage("writes", self.db.get_postgres_connection_pool()),
+                usage("reads", self.reads.get_postgres_connection_pool()),
+            ],
+            _ => vec![usage("main", self.db.get_sqlite_connection_pool())],
+        }
     }
 
     /// Checks that the database answers.

@@ -172,6 +172,7 @@ pub async fn run(
             u = rx.recv() => u,
         };
         let Some(first) = first else { break };
+        let received = std::time::Instant::now();
         pending.push(first);
         // A batch closes at BATCH_MAX updates, BATCH_WINDOW after its
         // first, or when the stream pauses for BATCH_IDLE: a burst (a
@@ -188,9 +189,18 @@ pub async fn run(
         let _serial = lock.lock().await;
         let flushed = writer.flush(&mut streams, batch).await;
         writer.trim();
-        if let Err(e) = flushed {
-            tracing::error!(scraper = %config.metadata.name, cluster = %source.cluster, error = %e, "watch batch failed");
-            writer.totals.errors.push(e.to_string());
+        match flushed {
+            // From the batch's first update arriving to its commit.
+            Ok(()) => metrics::histogram!(
+                "stratum_kubernetes_watch_lag_seconds",
+                "scraper" => format!("{}/{}", config.metadata.namespace, config.metadata.name),
+                "cluster" => source.cluster.clone()
+            )
+            .record(received.elapsed().as_secs_f64()),
+            Err(e) => {
+                tracing::error!(scraper = %config.metadata.name, cluster = %source.cluster, error = %e, "watch batch failed");
+                writer.totals.errors.push(e.to_string());
+            }
         }
         if writer.opened.elapsed() >= RUN_ROLL {
             writer.finish().await?;
