@@ -166,6 +166,10 @@ pub struct ServeArgs {
         default_value_t = 50
     )]
     pub max_subscriptions_per_connection: usize,
+    /// How long a shutdown (SIGTERM, Ctrl-C) waits for in-flight requests
+    /// and scrapers before the process exits anyway.
+    #[arg(long, env = "STRATUM_SHUTDOWN_GRACE", default_value = "25s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: std::time::Duration,
     /// How often replicas sharing a PostgreSQL database rebalance which
     /// of them runs each scraper (SPEC §2).
     #[arg(long, env = "STRATUM_OWNERSHIP_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]

@@ -802,8 +802,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
     } else {
         false
     };
-    let body = serde_json::json!({"database": db_ok, "migrations": migrations_ok});
-    let status = if db_ok && migrations_ok {
+    let shutting_down = state.shutdown.is_cancelled();
+    let body = serde_json::json!({"database": db_ok, "migrations": migrations_ok, "shuttingDown": shutting_down});
+    let status = if db_ok && migrations_ok && !shutting_down {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

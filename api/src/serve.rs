@@ -139,18 +139,34 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         });
     }
-    axum::serve(
+    let server = axum::serve(
         crate::http::listener(listener),
         router(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
         wait_for_signal().await;
+        tracing::info!(grace = ?args.shutdown_grace, "shutting down: no new connections; in-flight requests finish, WebSockets close with 1001, scrapers flush");
         shutdown.cancel();
-    })
-    .await
-    .context("serving HTTP")?;
-    tracker.close();
-    tracker.wait().await;
+    });
+    // On a signal: stop accepting, let in-flight requests and the
+    // background tasks (scrapers flushing their batch) finish, but no
+    // longer than the grace period.
+    let grace = args.shutdown_grace;
+    let drained = async {
+        server.await.context("serving HTTP")?;
+        tracker.close();
+        tracker.wait().await;
+        Ok::<_, anyhow::Error>(())
+    };
+    let expired = async {
+        cancel.cancelled().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = drained => result?,
+        _ = expired => tracing::warn!(?grace, "the grace period is over: exiting with work still in flight"),
+    }
+    tracing::info!("stopped");
     Ok(())
 }
 
