@@ -382,21 +382,30 @@ async fn execute_one(
     caller: &Caller,
     request: async_graphql::Request,
 ) -> async_graphql::Response {
+    use tracing::Instrument;
     let request = caller.attach(request);
-    let mut response =
-        match tokio::time::timeout(state.limits.timeout, state.schema.execute(request)).await {
-            Ok(response) => response,
-            Err(_) => async_graphql::Response::from_errors(vec![with_code(
-                ServerError::new(
-                    format!(
-                        "the request ran longer than {} s",
-                        state.limits.timeout.as_secs()
-                    ),
-                    None,
+    // Every log line of the request carries its id (and who asked). The
+    // span is at ERROR level so that no `STRATUM_LOG` filter drops it: a
+    // span logs nothing itself, it only labels the lines inside it.
+    let span = tracing::error_span!(target: "stratum::request", "request", request_id = %id, subject = %caller.principal.subject);
+    let mut response = match tokio::time::timeout(
+        state.limits.timeout,
+        state.schema.execute(request).instrument(span),
+    )
+    .await
+    {
+        Ok(response) => response,
+        Err(_) => async_graphql::Response::from_errors(vec![with_code(
+            ServerError::new(
+                format!(
+                    "the request ran longer than {} s",
+                    state.limits.timeout.as_secs()
                 ),
-                codes::TIMEOUT,
-            )]),
-        };
+                None,
+            ),
+            codes::TIMEOUT,
+        )]),
+    };
     for error in &mut response.errors {
         error
             .extensions

@@ -11,9 +11,20 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Logs to stderr, filtered by `STRATUM_LOG` (`info` by default), as JSON
+/// or text by `STRATUM_LOG_FORMAT` (`json`, `text`, or `auto`: JSON in a
+/// Kubernetes pod or when stderr is not a terminal, coloured text on one).
 fn init_tracing() {
+    use std::io::IsTerminal;
     let filter = EnvFilter::try_from_env("STRATUM_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("STRATUM_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let json = match std::env::var("STRATUM_LOG_FORMAT").as_deref() {
+        Ok("json") => true,
+        Ok("text") => false,
+        _ => {
+            std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
+                || !std::io::stderr().is_terminal()
+        }
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

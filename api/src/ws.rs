@@ -444,15 +444,22 @@ impl Connection {
             Some(budget) => request.data(budget.clone()),
             None => request,
         };
-        let handle = tokio::spawn(operation(
-            self.state.clone(),
-            self.protocol,
-            self.request_id.clone(),
-            id.clone(),
-            task,
-            request,
-            self.outbox.clone(),
-            self.finished.clone(),
+        // Every log line of the operation carries the connection's request
+        // id and the operation's id.
+        // (At ERROR level so no filter drops it; see `http::execute_one`.)
+        let span = tracing::error_span!(target: "stratum::request", "operation", request_id = %self.request_id, operation_id = %id);
+        let handle = tokio::spawn(tracing::Instrument::instrument(
+            operation(
+                self.state.clone(),
+                self.protocol,
+                self.request_id.clone(),
+                id.clone(),
+                task,
+                request,
+                self.outbox.clone(),
+                self.finished.clone(),
+            ),
+            span,
         ));
         self.operations.insert(id, (task, handle));
         Flow::Continue

@@ -538,11 +538,12 @@ async fn the_audit_log_names_who_did_what_and_never_the_token() {
     let addr = stratum_tests::listening_addr(&mut child).expect("serve starts");
     let silence = "mutation($id: ID!) { silenceInsight(id: $id) { id } }";
     let body = json!({"query": silence, "variables": {"id": "SW5zaWdodDowMDAwMDAwMC0wMDAwLTQwMDAtODAwMC0wMDAwMDAwMDAwMDE"}});
-    for token in [&editor, &viewer] {
+    for (n, token) in [&editor, &viewer].into_iter().enumerate() {
         let status = reqwest::Client::new()
             .post(format!("http://{addr}/graphql"))
             .header("content-type", "application/json")
             .header("authorization", format!("Bearer {token}"))
+            .header("x-request-id", format!("audit-test-{n}"))
             .body(body.to_string())
             .send()
             .await
@@ -590,6 +591,12 @@ async fn the_audit_log_names_who_did_what_and_never_the_token() {
         audit[0]
     );
     assert!(audit.iter().all(|v| v["timestamp"].is_string()));
+    // Each line carries its request's id.
+    let ids: Vec<&str> = audit
+        .iter()
+        .map(|v| v["span"]["request_id"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(ids, ["audit-test-0", "audit-test-1"], "{text}");
     assert!(
         !text.contains(&editor) && !text.contains(&viewer),
         "no token in the log"
