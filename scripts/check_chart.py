@@ -11,6 +11,7 @@ import pathlib
 import sys
 
 import helm_python
+import jsonschema
 import kubernetes_validate
 import yaml
 
@@ -62,13 +63,34 @@ def check(name, doc):
 def main():
     chart = helm_python.Chart.load(str(CHART))
     failures = 0
-    crds = [(c["name"], yaml.safe_load(c["data"])) for c in chart.crds]
+    crds = [
+        (f'{c["name"]} ({doc["metadata"]["name"]})', doc)
+        for c in chart.crds
+        for doc in yaml.safe_load_all(c["data"])
+        if doc
+    ]
     for name, doc in crds:
         try:
             check(name, doc)
         except Exception as e:  # noqa: BLE001 - report every failure
             failures += 1
             print(f"FAIL crd {name}: {e}")
+    # The demo's ScrapeConfig and Topology documents fit the CRDs' schemas.
+    schemas = {
+        doc["spec"]["names"]["kind"]: doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        for _, doc in crds
+    }
+    checked = 0
+    for path in sorted((ROOT / "demo" / "scrapers").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc or doc.get("kind") not in schemas:
+                continue
+            errors = list(jsonschema.Draft7Validator(schemas[doc["kind"]]).iter_errors(doc))
+            checked += 1
+            for error in errors:
+                failures += 1
+                print(f"FAIL {path.name} {doc['kind']} {doc['metadata']['name']}: {error.message} at {list(error.path)}")
+    print(f"ok: {checked} demo documents fit the CRD schemas")
     for case, source in CASES.items():
         values = load_values(source)
         report = helm_python.lint(str(CHART), values, strict=True, kube_version=f"v{KUBE_VERSION}")

@@ -55,6 +55,9 @@ pub enum Command {
     },
     /// Print the GraphQL SDL (the content of `schema.graphql`).
     Schema,
+    /// Print the ScrapeConfig and Topology CRDs (the content of
+    /// `charts/stratum/crds/stratum.dev.yaml`).
+    Crds,
     /// Evaluate the built-in health rules on Kubernetes objects (one per
     /// YAML or JSON document, `kind: List` expanded); prints one JSON line
     /// `{"kind","name","object","health","status","ready","message"}` per

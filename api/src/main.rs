@@ -77,6 +77,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", stratum_api::graphql::sdl());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Crds => {
+            let yaml = stratum_scrapers::crd::crds_yaml()
+                .map_err(|e| anyhow::anyhow!("rendering the CRDs: {e}"))?;
+            print!("{yaml}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::CheckConfig { paths, strict } => Ok(check_config(&paths, strict)),
         Command::Health {
             files,

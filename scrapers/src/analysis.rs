@@ -12,7 +12,7 @@ use stratum_domain::{ANALYSIS_TYPES, InsightObservation, ItemRef, ScrapedInsight
 use crate::config::{Ctx, Severity};
 
 /// One `transform.analysis[]` rule as written.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AnalysisRuleSpec {
     /// The analyzer name the insights carry.
     #[serde(default)]
@@ -40,6 +40,7 @@ pub struct AnalysisRuleSpec {
     pub key: Option<String>,
     /// Other keys.
     #[serde(flatten)]
+    #[schemars(skip)]
     pub other: BTreeMap<String, Value>,
 }
 

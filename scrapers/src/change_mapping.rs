@@ -11,7 +11,7 @@ use stratum_domain::change_rules::{ChangeAction, ChangeRules, MappingRule, RuleV
 use crate::config::{Ctx, Severity};
 
 /// `transform.changes`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChangesSpec {
     /// Mapping rules, applied in order.
     #[serde(default)]
@@ -21,11 +21,12 @@ pub struct ChangesSpec {
     pub exclude: Vec<String>,
     /// Other keys.
     #[serde(flatten)]
+    #[schemars(skip)]
     pub other: BTreeMap<String, Value>,
 }
 
 /// One `transform.changes.mapping[]` rule as written.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MappingSpec {
     /// CEL: when it applies.
@@ -48,6 +49,7 @@ pub struct MappingSpec {
     pub ancestor_type: Option<String>,
     /// Other keys.
     #[serde(flatten)]
+    #[schemars(skip)]
     pub other: BTreeMap<String, Value>,
 }
 

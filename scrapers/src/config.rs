@@ -80,7 +80,7 @@ struct RawDocument {
 }
 
 /// `spec` of a ScrapeConfig.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Spec {
     /// `@every 15m`, `@hourly`, `@daily`.
@@ -118,11 +118,12 @@ pub struct Spec {
     pub transform: Transform,
     /// Every other key, reported as unsupported.
     #[serde(flatten)]
+    #[schemars(skip)]
     pub other: BTreeMap<String, Value>,
 }
 
 /// `spec.retention`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Retention {
     /// `24h` by default; `keep` disables stale deletion.
@@ -137,11 +138,12 @@ pub struct Retention {
     pub resolve_insights_after: Option<String>,
     /// Other keys.
     #[serde(flatten)]
+    #[schemars(skip)]
     pub other: BTreeMap<String, Value>,
 }
 
 /// How documents (or rows) become items: the fields every source shares.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MappingSpec {
     /// Splits a document into items.
     #[serde(default)]
@@ -170,7 +172,7 @@ pub struct MappingSpec {
 }
 
 /// One `spec.file[]` entry.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FileSpec {
     /// Paths or globs, relative to the ScrapeConfig's directory.
@@ -184,11 +186,12 @@ pub struct FileSpec {
     pub mapping: MappingSpec,
     /// Other keys.
     #[serde(flatten)]
+    #[schemars(skip)]
     pub other: BTreeMap<String, Value>,
 }
 
 /// `spec.transform`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Transform {
     /// JSONPaths removed from matching items.
@@ -212,11 +215,12 @@ pub struct Transform {
     pub analysis: Vec<crate::analysis::AnalysisRuleSpec>,
     /// Other keys.
     #[serde(flatten)]
+    #[schemars(skip)]
     pub other: BTreeMap<String, Value>,
 }
 
 /// One `transform.exclude[]` entry.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExcludeSpec {
     /// Type globs; all types when empty.
@@ -227,7 +231,7 @@ pub struct ExcludeSpec {
 }
 
 /// One `transform.mask[]` entry as written.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MaskSpec {
     /// CEL: which items (every item when absent).
     #[serde(default)]
@@ -261,7 +265,7 @@ pub struct Mask {
 }
 
 /// One `transform.health[]` entry as written.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HealthRuleSpec {
     /// CEL: when the rule applies (every item when absent).
     #[serde(default)]

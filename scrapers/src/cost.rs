@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::config::{Ctx, Severity};
 
 /// One `cost[]` entry as written.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CostSpec {
     /// Files or globs, relative to the ScrapeConfig's directory.
     #[serde(default)]
@@ -41,11 +41,12 @@ pub struct CostSpec {
     pub columns: BTreeMap<String, String>,
     /// Other keys.
     #[serde(flatten)]
+    #[schemars(skip)]
     pub other: BTreeMap<String, Value>,
 }
 
 /// How rows are encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema)]
 pub enum CostFormat {
     /// Comma-separated with a header row.
     Csv,
@@ -54,7 +55,7 @@ pub enum CostFormat {
 }
 
 /// The column names a source uses.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Columns {
     resource_id: String,
     period_start: String,

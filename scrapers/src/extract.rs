@@ -7,7 +7,7 @@ use serde_json_path::JsonPath;
 use stratum_domain::celx::{CompileError, Expression};
 
 /// A field as written in a ScrapeConfig.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum FieldSource {
     /// `$.path`, or a literal.

@@ -7,6 +7,7 @@ pub mod analysis;
 pub mod change_mapping;
 pub mod config;
 pub mod cost;
+pub mod crd;
 pub mod error;
 pub mod extract;
 pub mod file;

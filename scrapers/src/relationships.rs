@@ -20,7 +20,7 @@ use crate::config::{Ctx, Severity};
 use crate::extract::{Field, FieldSource};
 
 /// One `transform.relationship[]` entry as written.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RelationshipRuleSpec {
     /// CEL: which items the rule applies to (all when absent).
@@ -59,6 +59,7 @@ pub struct RelationshipRuleSpec {
     pub relation: Option<String>,
     /// Other keys.
     #[serde(flatten)]
+    #[schemars(skip)]
     pub other: BTreeMap<String, Value>,
 }
 

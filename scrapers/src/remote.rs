@@ -83,7 +83,7 @@ impl SecretRef {
 }
 
 /// One `spec.http[]` entry as written.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpSpec {
     /// The first page.
@@ -113,11 +113,12 @@ pub struct HttpSpec {
     pub mapping: MappingSpec,
     /// Other keys.
     #[serde(flatten)]
+    #[schemars(skip)]
     pub other: BTreeMap<String, Value>,
 }
 
 /// One `spec.sql[]` entry as written.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SqlSpec {
     /// A `postgres://` or `sqlite:` URL, `{fromEnv}` or `{fromFile}`.
@@ -134,6 +135,7 @@ pub struct SqlSpec {
     pub mapping: MappingSpec,
     /// Other keys.
     #[serde(flatten)]
+    #[schemars(skip)]
     pub other: BTreeMap<String, Value>,
 }
 

@@ -13,7 +13,7 @@ use stratum_domain::Severity;
 use crate::config::{Ctx, Severity as Level};
 
 /// One `spec.kubernetes[]` entry as written.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KubernetesSpec {
     /// The cluster's name in the catalog (its `Kubernetes::Cluster` item
@@ -61,11 +61,12 @@ pub struct KubernetesSpec {
     pub event: Option<McEventSpec>,
     /// Other keys, reported as unsupported.
     #[serde(flatten)]
+    #[schemars(skip)]
     pub other: BTreeMap<String, Value>,
 }
 
 /// `kinds`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct KindsSpec {
     /// `Pod`, `apps/Deployment`, `cert-manager.io/v1/Certificate`; the
     /// core kinds when empty.
@@ -77,7 +78,7 @@ pub struct KindsSpec {
 }
 
 /// `exclusions`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ExclusionsSpec {
     /// Object name globs.
     #[serde(default, alias = "name")]
@@ -94,7 +95,7 @@ pub struct ExclusionsSpec {
 }
 
 /// `events`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EventsSpec {
     /// Events become changes (true by default).
     #[serde(default)]
@@ -108,7 +109,7 @@ pub struct EventsSpec {
 }
 
 /// `events.exclude`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EventExcludeSpec {
     /// Reason globs.
     #[serde(default)]
@@ -116,7 +117,7 @@ pub struct EventExcludeSpec {
 }
 
 /// Mission Control's `event`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct McEventSpec {
     /// Reasons to drop: a list, or `{reason: [...]}`.
