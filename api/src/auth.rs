@@ -33,7 +33,10 @@ const CACHE_TTL: Duration = Duration::from_secs(300);
 const MIN_SECRET_BYTES: usize = 32;
 
 /// What a caller may do, lowest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Queries and subscriptions.
     Viewer,

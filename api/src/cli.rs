@@ -70,11 +70,15 @@ pub enum Command {
         #[arg(long)]
         scrape_config: Option<PathBuf>,
     },
-    /// Validate ScrapeConfig files; prints `file:line:col: level: msg`.
+    /// Validate ScrapeConfig files and the configuration file; prints
+    /// `file:line:col: level: msg`.
     CheckConfig {
-        /// Files to check.
-        #[arg(required = true)]
+        /// ScrapeConfig files or directories to check.
+        #[arg(required_unless_present = "config")]
         paths: Vec<PathBuf>,
+        /// A `serve` configuration file (its `scrapers.paths` are checked too).
+        #[arg(long, env = "STRATUM_CONFIG")]
+        config: Option<PathBuf>,
         /// Treat warnings as errors.
         #[arg(long)]
         strict: bool,
@@ -98,6 +102,10 @@ pub enum MigrateAction {
 /// Flags of `serve`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
+    /// A configuration file (SPEC §14); `STRATUM_<SECTION>__<FIELD>`
+    /// variables and flags override it.
+    #[arg(long, env = "STRATUM_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, env = "STRATUM_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
@@ -496,10 +504,27 @@ pub async fn scrape_once(
 }
 
 /// `stratum check-config`.
-pub fn check_config(paths: &[PathBuf], strict: bool) -> ExitCode {
+pub fn check_config(paths: &[PathBuf], config: Option<&Path>, strict: bool) -> ExitCode {
     let mut errors = 0;
     let mut warnings = 0;
-    let files = match stratum_scrapers::config::config_files(paths) {
+    let mut paths = paths.to_vec();
+    if let Some(config) = config {
+        match crate::config::load(config) {
+            Ok(file) => paths.extend(
+                file.pointer("/scrapers/paths")
+                    .and_then(serde_json::Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(serde_json::Value::as_str)
+                    .map(PathBuf::from),
+            ),
+            Err(e) => {
+                println!("error: {e}");
+                errors += 1;
+            }
+        }
+    }
+    let files = match stratum_scrapers::config::config_files(&paths) {
         Ok(files) => files,
         Err(e) => {
             println!("error: {e}");

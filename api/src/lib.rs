@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod config;
 pub mod demo;
 pub mod error;
 pub mod graphql;

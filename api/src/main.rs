@@ -83,7 +83,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{yaml}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::CheckConfig { paths, strict } => Ok(check_config(&paths, strict)),
+        Command::CheckConfig {
+            paths,
+            config,
+            strict,
+        } => Ok(check_config(&paths, config.as_deref(), strict)),
         Command::Health {
             files,
             scrape_config,
@@ -92,7 +96,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args = match stratum_api::config::expand_args(std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(args);
     init_tracing();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -556,3 +556,122 @@ fn serve_refuses_unsafe_or_broken_authentication() {
         );
     }
 }
+
+/// The configuration file (SPEC §14): an unknown field or a bad value is
+/// refused at start-up (and by `check-config`) naming its path; a good
+/// file configures `serve`, a `STRATUM_<SECTION>__<FIELD>` variable
+/// overrides it, and a flag overrides both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_file_is_checked_then_layered_under_env_and_flags() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let url = format!("sqlite://{}", dir.path().join("c.db").display());
+    let bad = [
+        (
+            "limits: {maxDepht: 3}\n",
+            "limits.maxDepht: unknown field `maxDepht`",
+        ),
+        (
+            "server: {shutdownGrace: forever}\n",
+            "server.shutdownGrace: \"forever\" is not a duration",
+        ),
+        (
+            "limits: {rateBurst: -1}\n",
+            "limits.rateBurst: invalid value",
+        ),
+    ];
+    for (text, expected) in bad {
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(&path, text).expect("write");
+        let out = Command::new(env!("CARGO_BIN_EXE_stratum"))
+            .args(["serve", "--database-url", &url, "--config"])
+            .arg(&path)
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}: {stderr}");
+        assert!(
+            stderr.contains(expected) && stderr.contains("bad.yaml"),
+            "{text}: {stderr}"
+        );
+        let out = Command::new(env!("CARGO_BIN_EXE_stratum"))
+            .args(["check-config", "--config"])
+            .arg(&path)
+            .output()
+            .expect("run");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_ne!(out.status.code(), Some(0), "{text}: {stdout}");
+        assert!(stdout.contains(expected), "check-config {text}: {stdout}");
+    }
+
+    let path = dir.path().join("stratum.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "server: {{listen: \"127.0.0.1:0\", dataDir: {dir:?}}}\ndatabase: {{url: {url:?}}}\n\
+             auth: {{anonymous: {{enabled: true, role: viewer}}}}\nlimits: {{maxDepth: 3}}\n",
+            dir = dir.path().display().to_string()
+        ),
+    )
+    .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // A query five levels deep: refused at depth 3 (file) and 4 (env),
+    // answered at 10 (flag).
+    let deep = serde_json::json!({"query": "{ configItems(first: 1) { nodes { parent { parent { parent { name } } } } } }"});
+    for (env, flag, refused) in [
+        (None, None, true),
+        (Some("4"), None, true),
+        (Some("4"), Some("10"), false),
+    ] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_stratum"));
+        command.args(["serve", "--config"]).arg(&path);
+        if let Some(flag) = flag {
+            command.args(["--max-depth", flag]);
+        }
+        if let Some(env) = env {
+            command.env("STRATUM_LIMITS__MAX_DEPTH", env);
+        }
+        let mut child = command
+            .env_remove("STRATUM_DATABASE_URL")
+            .env("STRATUM_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("serve");
+        let addr = stratum_tests::listening_addr(&mut child).expect("serve starts");
+        let _server = Server(child);
+        let body: serde_json::Value = reqwest::Client::new()
+            .post(format!("http://{addr}/graphql"))
+            .json(&deep)
+            .send()
+            .await
+            .expect("post")
+            .json()
+            .await
+            .expect("json");
+        let message = body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(
+            message.contains("levels deep"),
+            refused,
+            "env {env:?}, flag {flag:?}: {body}"
+        );
+        if refused {
+            let limit = if env.is_some() { "4" } else { "3" };
+            assert!(
+                message.ends_with(&format!("the limit is {limit}")),
+                "{message}"
+            );
+        }
+    }
+}
