@@ -122,6 +122,10 @@ pub struct ServeArgs {
     /// Load the demo catalog.
     #[arg(long, env = "STRATUM_DEMO")]
     pub demo: bool,
+    /// Watch ScrapeConfig and Topology resources in the cluster (in-cluster
+    /// or `KUBECONFIG`) and apply them live, writing their status.
+    #[arg(long, env = "STRATUM_WATCH_CRDS")]
+    pub watch_crds: bool,
     /// Where the demo's working copy lives.
     #[arg(long, env = "STRATUM_DEMO_WORK_DIR", default_value = ".stratum-demo")]
     pub demo_work_dir: PathBuf,

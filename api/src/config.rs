@@ -149,6 +149,16 @@ pub struct Scrapers {
     pub paths: Option<Vec<PathBuf>>,
     /// Ownership rebalancing interval.
     pub ownership_interval: Option<Duration>,
+    /// ScrapeConfig and Topology resources.
+    pub crds: Option<Crds>,
+}
+
+/// `scrapers.crds`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Crds {
+    /// Watch and apply them live.
+    pub enabled: Option<bool>,
 }
 
 /// `cors`.

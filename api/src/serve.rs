@@ -77,13 +77,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let scraper_ids = configs
-        .iter()
-        .map(|c| stratum_scrapers::scheduler::scraper_id(c))
-        .collect();
+    let scraper_ids = stratum_scrapers::ownership::ScraperSet::new(
+        configs
+            .iter()
+            .map(|c| stratum_scrapers::scheduler::scraper_id(c)),
+    );
     let ownership = stratum_scrapers::ownership::start(
         &store,
-        scraper_ids,
+        scraper_ids.clone(),
         args.ownership_interval,
         &tracker,
         cancel.clone(),
@@ -97,8 +98,20 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         &tracker,
         cancel.clone(),
         !args.demo,
-        ownership,
+        ownership.clone(),
     );
+    if args.watch_crds {
+        stratum_scrapers::crd_controller::start(
+            store.clone(),
+            scraper_ids,
+            ownership,
+            &tracker,
+            cancel.clone(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("--watch-crds: {e}"))?;
+        tracing::info!("watching ScrapeConfig and Topology resources");
+    }
 
     let options = args.schema_options();
     let auth = Arc::new(auth);

@@ -58,27 +58,28 @@ pub struct TopologySpec {
     pub components: Vec<Value>,
 }
 
-/// What Stratum writes back to a resource.
+/// What Stratum writes back to a resource. Every field is written each
+/// time (absent ones as `null`), so a merge patch replaces the whole status.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceStatus {
     /// The `metadata.generation` this status is about.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub observed_generation: Option<i64>,
     /// `succeeded`, `failed`, `invalid`…
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub last_status: Option<String>,
     /// When the last run ended (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub last_run_at: Option<String>,
     /// Items the last run scraped.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub items: Option<i64>,
     /// Errors of the last run or of loading the resource.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub errors: Vec<String>,
     /// Warnings (unsupported fields and the like).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub warnings: Vec<String>,
 }
 

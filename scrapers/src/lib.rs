@@ -8,6 +8,7 @@ pub mod change_mapping;
 pub mod config;
 pub mod cost;
 pub mod crd;
+pub mod crd_controller;
 pub mod error;
 pub mod extract;
 pub mod file;

@@ -72,12 +72,63 @@ impl Ownership {
     }
 }
 
+/// The scrapers ownership is shared out over: the configs loaded from files
+/// at start, plus those that ScrapeConfig resources add and remove while
+/// the server runs ([`crate::crd_controller`]).
+#[derive(Debug, Clone, Default)]
+pub struct ScraperSet(std::sync::Arc<std::sync::RwLock<HashSet<Uuid>>>);
+
+impl ScraperSet {
+    /// A set of these scrapers.
+    pub fn new(ids: impl IntoIterator<Item = Uuid>) -> ScraperSet {
+        ScraperSet(std::sync::Arc::new(std::sync::RwLock::new(
+            ids.into_iter().collect(),
+        )))
+    }
+
+    /// Adds a scraper; it is shared out at the next rebalance.
+    pub fn insert(&self, id: Uuid) {
+        if let Ok(mut set) = self.0.write() {
+            set.insert(id);
+        }
+    }
+
+    /// Removes a scraper; its lock is released at the next rebalance.
+    pub fn remove(&self, id: Uuid) {
+        if let Ok(mut set) = self.0.write() {
+            set.remove(&id);
+        }
+    }
+
+    /// The scrapers now, sorted.
+    pub fn snapshot(&self) -> Vec<Uuid> {
+        let mut ids: Vec<Uuid> = self
+            .0
+            .read()
+            .map(|set| set.iter().copied().collect())
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+}
+
 /// One rebalancing step: returns what is owned afterwards.
 async fn rebalance(
     locks: &OwnerLocks,
     scrapers: &[Uuid],
 ) -> stratum_domain::error::Result<HashSet<Uuid>> {
-    let held = locks.held().await?;
+    let mut held = locks.held().await?;
+    // Locks of scrapers that are gone (a deleted resource) are given back.
+    let current: HashSet<i32> = scrapers.iter().map(|s| lock_key(*s)).collect();
+    for stale in held
+        .iter()
+        .copied()
+        .filter(|k| !current.contains(k))
+        .collect::<Vec<_>>()
+    {
+        locks.release(stale).await?;
+        held.remove(&stale);
+    }
     let replicas = locks.replicas().await? as usize;
     let target = (scrapers.len().div_ceil(replicas) + 1).min(scrapers.len());
     let mut mine: Vec<Uuid> = scrapers
@@ -114,7 +165,7 @@ async fn rebalance(
 /// locks go with its connection) when `cancel` fires.
 pub async fn start(
     store: &Store,
-    scrapers: Vec<Uuid>,
+    scrapers: ScraperSet,
     interval: Duration,
     tracker: &TaskTracker,
     cancel: CancellationToken,
@@ -135,8 +186,9 @@ pub async fn start(
             if locks.is_none() {
                 locks = store.owner_locks().await.ok().flatten();
             }
+            let ids = scrapers.snapshot();
             let owned = match &locks {
-                Some(l) => match rebalance(l, &scrapers).await {
+                Some(l) => match rebalance(l, &ids).await {
                     Ok(owned) => owned,
                     Err(error) => {
                         // The connection (and with it every lock) may be gone.
@@ -153,7 +205,7 @@ pub async fn start(
                     false
                 } else {
                     if let Owned::Some(ids) = &next {
-                        tracing::info!(owned = ids.len(), of = scrapers.len(), "scraper ownership changed");
+                        tracing::info!(owned = ids.len(), of = scrapers.snapshot().len(), "scraper ownership changed");
                     }
                     *current = next;
                     true

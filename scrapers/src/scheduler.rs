@@ -47,6 +47,36 @@ pub fn spawn_all(
     ownership: Ownership,
 ) {
     for config in configs {
+        spawn_one(
+            store.clone(),
+            config,
+            tracker,
+            cancel.clone(),
+            run_immediately,
+            ownership.clone(),
+            None,
+        );
+    }
+}
+
+/// Told the outcome of every full run of a config (the CRD controller
+/// writes it to the resource's status).
+pub type RunReporter =
+    Arc<dyn Fn(&Result<crate::pipeline::RunReport, crate::error::ScraperError>) + Send + Sync>;
+
+/// Spawns the loops of one config (its runs, and the watches of its
+/// `kubernetes` entries) on `tracker` until `cancel` fires; see
+/// [`spawn_all`]. `reporter` hears of every finished run.
+pub fn spawn_one(
+    store: Store,
+    config: Arc<LoadedScrapeConfig>,
+    tracker: &TaskTracker,
+    cancel: CancellationToken,
+    run_immediately: bool,
+    ownership: Ownership,
+    reporter: Option<RunReporter>,
+) {
+    {
         let id = scraper_id(&config);
         let serial = Arc::new(tokio::sync::Mutex::new(()));
         for source in config.kubernetes.iter().filter(|s| s.watch) {
@@ -132,6 +162,9 @@ pub fn spawn_all(
                     }
                     result = run_scrape(&store, &config, &options) => result,
                 };
+                if let Some(report) = &reporter {
+                    report(&result);
+                }
                 match result {
                     Ok(report) => {
                         failures = match report.status {

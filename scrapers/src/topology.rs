@@ -287,8 +287,18 @@ pub fn spawn_all(
     cancel: CancellationToken,
 ) {
     for topology in topologies {
-        let store = store.clone();
-        let cancel = cancel.clone();
+        spawn_one(store.clone(), topology, tracker, cancel.clone());
+    }
+}
+
+/// Spawns the loop of one topology on `tracker` until `cancel` fires.
+pub fn spawn_one(
+    store: Store,
+    topology: Arc<LoadedTopology>,
+    tracker: &TaskTracker,
+    cancel: CancellationToken,
+) {
+    {
         tracker.spawn(async move {
             let key = format!("{}/{}", topology.plan.namespace, topology.plan.name);
             loop {

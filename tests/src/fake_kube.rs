@@ -107,6 +107,8 @@ const KINDS: &[Kind] = &[
         false,
     ),
     ("cert-manager.io", "v1", "Certificate", "certificates", true),
+    ("stratum.dev", "v1", "ScrapeConfig", "scrapeconfigs", true),
+    ("stratum.dev", "v1", "Topology", "topologies", true),
 ];
 
 fn group_version(kind: &Kind) -> String {
@@ -424,6 +426,33 @@ impl Inner {
         let rv = self.resource_version;
         object["metadata"]["resourceVersion"] = rv.to_string().into();
         let key = object_key(&object);
+        // `metadata.generation`: 1 when created, +1 when the spec changes;
+        // the status is the server's (a client's apply keeps it).
+        let before = self
+            .objects
+            .get(&(kind.0, kind.3))
+            .and_then(|m| m.get(&key))
+            .map(|s| s.object.clone());
+        let generation = match &before {
+            None => 1,
+            Some(old) => {
+                let g = old
+                    .pointer("/metadata/generation")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1);
+                if old.get("spec") == object.get("spec") {
+                    g
+                } else {
+                    g + 1
+                }
+            }
+        };
+        object["metadata"]["generation"] = generation.into();
+        if let Some(status) = before.as_ref().and_then(|o| o.get("status"))
+            && object.get("status").is_none()
+        {
+            object["status"] = status.clone();
+        }
         let previous = self
             .objects
             .entry((kind.0, kind.3))
@@ -468,6 +497,8 @@ enum Target {
     Groups,
     Resources(String, String),
     Collection(&'static Kind, Option<String>),
+    /// `…/namespaces/<ns>/<plural>/<name>/status`.
+    Status(&'static Kind, String, String),
     Unknown,
 }
 
@@ -483,6 +514,15 @@ fn route(path: &str) -> Target {
         ["apis", g, v, rest @ ..] => (g, v, rest),
         _ => return Target::Unknown,
     };
+    if let ["namespaces", ns, plural, name, "status"] = rest {
+        return match KINDS
+            .iter()
+            .find(|k| k.0 == group && k.1 == version && k.3 == *plural && k.4)
+        {
+            Some(kind) => Target::Status(kind, ns.to_string(), name.to_string()),
+            None => Target::Unknown,
+        };
+    }
     let (namespace, plural) = match rest {
         [plural] => (None, *plural),
         ["namespaces", ns, plural] => (Some(ns.to_string()), *plural),
@@ -497,14 +537,78 @@ fn route(path: &str) -> Target {
     }
 }
 
+/// Merges a JSON merge patch (RFC 7386) into `target`.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(fields) => {
+            if !target.is_object() {
+                *target = Value::Object(Default::default());
+            }
+            if let Value::Object(object) = target {
+                for (k, v) in fields {
+                    if v.is_null() {
+                        object.remove(k);
+                    } else {
+                        merge_patch(object.entry(k.clone()).or_insert(Value::Null), v);
+                    }
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
 async fn serve(
     State(inner): State<Arc<Mutex<Inner>>>,
+    method: axum::http::Method,
     uri: Uri,
     Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
 ) -> Response {
     let path = uri.path().to_string();
     let mut state = lock(&inner);
-    state.requests.push(uri.to_string());
+    state.requests.push(if method == axum::http::Method::GET {
+        uri.to_string()
+    } else {
+        format!("{method} {uri}")
+    });
+    if let Target::Status(kind, namespace, name) = route(&path) {
+        let key = format!("{namespace}/{name}");
+        let Some(mut object) = state
+            .objects
+            .get(&(kind.0, kind.3))
+            .and_then(|m| m.get(&key))
+            .map(|s| s.object.clone())
+        else {
+            return json_response(
+                StatusCode::NOT_FOUND,
+                &status(404, "NotFound", &format!("{} {name} not found", kind.3)),
+            );
+        };
+        if method == axum::http::Method::GET {
+            return json_response(StatusCode::OK, &object);
+        }
+        let Ok(patch) = serde_json::from_slice::<Value>(&body) else {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                &status(400, "BadRequest", "the patch is not JSON"),
+            );
+        };
+        // The status subresource changes only the status.
+        if let Some(new_status) = patch.get("status") {
+            merge_patch(&mut object["status"], new_status);
+        }
+        state.resource_version += 1;
+        let rv = state.resource_version;
+        object["metadata"]["resourceVersion"] = rv.to_string().into();
+        state
+            .objects
+            .entry((kind.0, kind.3))
+            .or_default()
+            .insert(key, Stored::new(object.clone()));
+        state.publish(rv, kind, "MODIFIED", object.clone());
+        return json_response(StatusCode::OK, &object);
+    }
     let served_groups = |state: &Inner| -> Vec<&'static Kind> {
         KINDS
             .iter()
@@ -576,7 +680,7 @@ async fn serve(
                 &json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
             )
         }
-        Target::Unknown => json_response(
+        Target::Unknown | Target::Status(..) => json_response(
             StatusCode::NOT_FOUND,
             &status(
                 404,
