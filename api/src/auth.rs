@@ -139,6 +139,8 @@ pub struct Authenticator {
     fixed_keys: Vec<VerifyKey>,
     /// The JWKS file and the digest of what was loaded from it.
     jwks: Option<(PathBuf, Mutex<[u8; 32]>)>,
+    /// The HS256 secret, when configured: `createApiToken` signs with it.
+    signing_secret: Option<Vec<u8>>,
     issuer: Option<String>,
     audience: Option<String>,
     role_claim: String,
@@ -202,6 +204,7 @@ impl Authenticator {
             keys: Default::default(),
             fixed_keys: Vec::new(),
             jwks: None,
+            signing_secret: None,
             issuer: None,
             audience: None,
             role_claim: String::new(),
@@ -220,8 +223,10 @@ impl Authenticator {
             return Ok(Authenticator::open());
         }
         let mut keys = Vec::new();
+        let mut signing_secret = None;
         if let Some(path) = &settings.hs256_secret_file {
             let secret = read_secret(path)?;
+            signing_secret = Some(secret.clone());
             let secret = secret.as_slice();
             anyhow::ensure!(
                 secret.len() >= MIN_SECRET_BYTES,
@@ -271,6 +276,7 @@ impl Authenticator {
             keys: std::sync::RwLock::new(Arc::new(all)),
             fixed_keys: keys,
             jwks,
+            signing_secret,
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
             role_claim: settings.role_claim.clone(),
@@ -321,6 +327,32 @@ impl Authenticator {
             cache.clear();
         }
         Ok(true)
+    }
+
+    /// Signs a token for `spec` with this server's HS256 secret and claim
+    /// names (what `stratum token` does); an error when the server holds
+    /// no secret (it verifies with public keys only).
+    pub fn sign(&self, spec: &TokenSpec) -> anyhow::Result<(String, String, DateTime<Utc>)> {
+        let secret = self.signing_secret.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("this server verifies tokens with public keys only and cannot sign one")
+        })?;
+        sign_hs256(
+            secret,
+            spec,
+            &ClaimNames {
+                role_claim: &self.role_claim,
+                issuer: self.issuer.as_deref(),
+                audience: self.audience.as_deref(),
+            },
+        )
+    }
+
+    /// Refuses `jti` from now on (the stored revocation reaches other
+    /// replicas with their 30 s reload).
+    pub fn revoke_now(&self, jti: &str) {
+        if let Ok(mut current) = self.revoked.write() {
+            current.insert(jti.to_string());
+        }
     }
 
     /// Replaces the set of revoked token ids.
@@ -513,7 +545,7 @@ pub fn sign_hs256(
     );
     anyhow::ensure!(
         !ttl.is_zero() && ttl <= MAX_TOKEN_TTL,
-        "--ttl must be between 1 s and 365 days"
+        "the TTL must be between 1 s and 365 days"
     );
     let now = Utc::now();
     let expires_at = now + chrono::TimeDelta::from_std(ttl)?;

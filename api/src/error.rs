@@ -33,6 +33,9 @@ pub enum ApiError {
         /// The subscriber's buffer.
         buffer: usize,
     },
+    /// The server is not set up for this (e.g. it holds no signing key).
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// Anything else; the details are logged, never returned.
     #[error("internal error")]
     Internal,
@@ -47,6 +50,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "FORBIDDEN",
             ApiError::CursorExpired(_) => "CURSOR_EXPIRED",
             ApiError::Lagged { .. } => "LAGGED",
+            ApiError::FailedPrecondition(_) => "FAILED_PRECONDITION",
             ApiError::Internal => "INTERNAL",
         }
     }

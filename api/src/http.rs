@@ -102,6 +102,7 @@ impl AppState {
             scoped: crate::graphql::scoped_store(&self.store, &principal),
             principal,
             budget,
+            auth: self.auth.clone(),
         })
     }
 }
@@ -112,12 +113,15 @@ pub(crate) struct Caller {
     budget: Option<Budget>,
     /// The store restricted to the caller's scope, if it has one.
     scoped: Option<Store>,
+    /// The server's authenticator (token mutations sign and revoke with it).
+    auth: Arc<Authenticator>,
 }
 
 impl Caller {
     /// `request` with the caller's data attached.
     fn attach(&self, request: async_graphql::Request) -> async_graphql::Request {
-        let request = crate::graphql::as_caller(request, &self.principal, self.scoped.as_ref());
+        let request = crate::graphql::as_caller(request, &self.principal, self.scoped.as_ref())
+            .data(self.auth.clone());
         match &self.budget {
             Some(budget) => request.data(budget.clone()),
             None => request,

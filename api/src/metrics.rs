@@ -65,7 +65,7 @@ fn describe() {
         "Open GraphQL WebSocket connections"
     );
     describe_gauge!(
-        "stratum_subscriptions",
+        "stratum_subscriptions_active",
         "Running operations on WebSocket connections"
     );
     describe_gauge!(

@@ -512,7 +512,7 @@ async fn operation(
     outbox: mpsc::Sender<Message>,
     finished: mpsc::UnboundedSender<(String, u64)>,
 ) {
-    let _running = crate::metrics::Held::new("stratum_subscriptions");
+    let _running = crate::metrics::Held::new("stratum_subscriptions_active");
     let mut stream = state.schema.execute_stream(request);
     let mut first = true;
     let mut failed = false;

@@ -260,6 +260,24 @@ async fn public_keys_need_their_exact_kid_and_algorithm() {
         let reply = post(addr, Some(token), QUERY).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
     }
+    // Public keys verify; they cannot sign, so nothing can be minted here.
+    let admin = signed(
+        Algorithm::RS256,
+        Some("rsa-1"),
+        "rsa-private.pem",
+        &claims("admin"),
+    );
+    let reply = post(
+        addr,
+        Some(&admin),
+        "mutation { createApiToken(subject: \"x\", role: VIEWER) { token } }",
+    )
+    .await;
+    assert_eq!(
+        reply.body["errors"][0]["extensions"]["code"], "FAILED_PRECONDITION",
+        "{}",
+        reply.body
+    );
     // HS256 "signed" with the RSA public key, the classic confusion attack.
     let public_pem = std::fs::read(fixture("rsa-public.pem")).expect("pem");
     let mut confused = Header::new(Algorithm::HS256);
@@ -922,4 +940,89 @@ async fn the_sdl_needs_authentication() {
     let (status, body) = get(Some(hs256(&claims("viewer"), SECRET))).await;
     assert_eq!(status, 200);
     assert!(body.contains("type QueryRoot"));
+}
+
+/// Only an unscoped admin mints and revokes tokens over the API
+/// (`createApiToken`, `revokeApiToken`): an editor, a viewer and a scoped
+/// admin are `FORBIDDEN`; a minted token carries its role and scope; a
+/// revoked one is refused at once; bad input is `BAD_USER_INPUT`.
+#[tokio::test]
+async fn only_an_unscoped_admin_mints_tokens() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let addr = serve(&db, hs_settings(dir.path())).await;
+    let mint = |role: &str, scope: &str| {
+        format!(
+            "mutation {{ createApiToken(subject: \"ci\", role: {role}, ttl: \"1h\"{scope}) {{ token id subject role expiresAt }} }}"
+        )
+    };
+    let code = |reply: &Reply| reply.body["errors"][0]["extensions"]["code"].clone();
+    let mut scoped_admin = claims("admin");
+    scoped_admin["stratum/scope"] = json!({"namespaces": ["a"]});
+    for token in [
+        hs256(&claims("editor"), SECRET),
+        hs256(&claims("viewer"), SECRET),
+        hs256(&scoped_admin, SECRET),
+    ] {
+        let reply = post(addr, Some(&token), &mint("ADMIN", "")).await;
+        assert_eq!(code(&reply), "FORBIDDEN", "{}", reply.body);
+        assert!(reply.body["data"].is_null() || reply.body["data"]["createApiToken"].is_null());
+    }
+    let admin = hs256(&claims("admin"), SECRET);
+    let reply = post(
+        addr,
+        Some(&admin),
+        &mint("VIEWER", ", scope: {namespaces: [\"payments\"]}"),
+    )
+    .await;
+    let minted = &reply.body["data"]["createApiToken"];
+    assert_eq!(minted["role"], "viewer", "{}", reply.body);
+    assert_eq!(minted["subject"], "ci");
+    let token = minted["token"].as_str().expect("token").to_string();
+    let id = minted["id"].as_str().expect("id").to_string();
+    // It works, as a viewer: it may not mutate.
+    assert_eq!(post(addr, Some(&token), QUERY).await.status, 200);
+    assert_eq!(code(&post(addr, Some(&token), MUTATION).await), "FORBIDDEN");
+    let payload = token.split('.').nth(1).expect("payload");
+    let claims_of: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .expect("base64"),
+    )
+    .expect("claims");
+    assert_eq!(
+        claims_of["stratum/scope"],
+        json!({"namespaces": ["payments"]})
+    );
+    assert_eq!(claims_of["iss"], ISSUER);
+
+    for (bad, expected) in [
+        (mint("VIEWER", "").replace("1h", "400d"), "365 days"),
+        (mint("VIEWER", "").replace("1h", "soon"), "ttl"),
+        (
+            mint("VIEWER", ", scope: {namespaces: []}"),
+            "scope.namespaces",
+        ),
+    ] {
+        let reply = post(addr, Some(&admin), &bad).await;
+        assert_eq!(code(&reply), "BAD_USER_INPUT", "{}", reply.body);
+        assert!(reply.body.to_string().contains(expected), "{}", reply.body);
+    }
+
+    let revoke = format!("mutation {{ revokeApiToken(id: \"{id}\") }}");
+    let editor = hs256(&claims("editor"), SECRET);
+    assert_eq!(code(&post(addr, Some(&editor), &revoke).await), "FORBIDDEN");
+    let reply = post(addr, Some(&admin), &revoke).await;
+    assert_eq!(reply.body["data"]["revokeApiToken"], true, "{}", reply.body);
+    assert_eq!(
+        post(addr, Some(&token), QUERY).await.status,
+        401,
+        "revoked at once"
+    );
+    let reply = post(
+        addr,
+        Some(&admin),
+        "mutation { revokeApiToken(id: \"no-such\") }",
+    )
+    .await;
+    assert_eq!(code(&reply), "NOT_FOUND");
 }

@@ -164,7 +164,11 @@ async fn metrics_cover_requests_errors_scrapes_sockets_and_pools() {
         Some(1.0),
         "{text}"
     );
-    assert_eq!(sample(&text, "stratum_subscriptions "), Some(1.0), "{text}");
+    assert_eq!(
+        sample(&text, "stratum_subscriptions_active "),
+        Some(1.0),
+        "{text}"
+    );
     assert!(
         sample(&text, "stratum_db_pool_max_connections{pool=\"main\"}").is_some_and(|n| n > 0.0),
         "{text}"
@@ -188,7 +192,7 @@ async fn metrics_cover_requests_errors_scrapes_sockets_and_pools() {
     loop {
         let text = metrics().await;
         if sample(&text, "stratum_websocket_connections ") == Some(0.0)
-            && sample(&text, "stratum_subscriptions ") == Some(0.0)
+            && sample(&text, "stratum_subscriptions_active ") == Some(0.0)
         {
             break;
         }

@@ -1359,11 +1359,20 @@ fn record_run(
     elapsed: std::time::Duration,
 ) {
     let scraper = format!("{}/{}", config.metadata.namespace, config.metadata.name);
-    let (status, items, errors) = match result {
-        Ok((status, summary, _, _)) => (*status, summary.scraped, summary.errors.len()),
-        Err(ScraperError::Panicked(_)) => (RunStatus::Panicked, 0, 1),
-        Err(_) => (RunStatus::Failed, 0, 1),
+    let (status, items, errors, blocked) = match result {
+        Ok((status, summary, _, _)) => (
+            *status,
+            summary.scraped,
+            summary.errors.len(),
+            summary.deletions_blocked,
+        ),
+        Err(ScraperError::Panicked(_)) => (RunStatus::Panicked, 0, 1, false),
+        Err(_) => (RunStatus::Failed, 0, 1, false),
     };
+    if blocked {
+        metrics::counter!("stratum_deletions_blocked_total", "scraper" => scraper.clone())
+            .increment(1);
+    }
     metrics::counter!("stratum_scrape_runs_total", "scraper" => scraper.clone(), "status" => status.as_str())
         .increment(1);
     metrics::histogram!("stratum_scrape_duration_seconds", "scraper" => scraper.clone())

@@ -321,6 +321,8 @@ pub fn open_serve_flags(data_dir: &std::path::Path, role: &str) -> Vec<std::ffi:
         "1000000",
         "--points-per-minute",
         "1000000000",
+        "--max-connections-per-token",
+        "1000000",
     ] {
         flags.push(flag.into());
     }

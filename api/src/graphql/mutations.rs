@@ -80,6 +80,42 @@ fn store<'a>(ctx: &Context<'a>) -> ApiResult<&'a Store> {
     ctx.data::<Store>().map_err(|_| gql(ApiError::Internal))
 }
 
+/// A role a minted token carries.
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRole {
+    /// Queries and subscriptions.
+    Viewer,
+    /// Plus scrape triggers, pushed results and insight mutations.
+    Editor,
+    /// Everything.
+    Admin,
+}
+
+impl From<TokenRole> for Role {
+    fn from(role: TokenRole) -> Role {
+        match role {
+            TokenRole::Viewer => Role::Viewer,
+            TokenRole::Editor => Role::Editor,
+            TokenRole::Admin => Role::Admin,
+        }
+    }
+}
+
+/// A token minted by `createApiToken`: shown once, never stored.
+#[derive(async_graphql::SimpleObject)]
+pub struct ApiTokenPayload {
+    /// The bearer token.
+    pub token: String,
+    /// Its id (`jti`), for `revokeApiToken`.
+    pub id: String,
+    /// Its `sub`.
+    pub subject: String,
+    /// Its role, lower case.
+    pub role: String,
+    /// When it expires.
+    pub expires_at: DateTime<Utc>,
+}
+
 /// The mutation root.
 pub struct MutationRoot;
 
@@ -165,6 +201,82 @@ impl MutationRoot {
         Ok(Insight(
             store(ctx)?.silence_insight(id, until).await.map_err(gql)?,
         ))
+    }
+
+    /// Signs an API token with this server's key (as `stratum token` does)
+    /// and records its id; admins only, and only with a token without a
+    /// scope (a scoped admin cannot mint a wider token). `ttl` is `24h`,
+    /// `90d`…, at most 365 days; `scope` restricts what the token sees
+    /// (SPEC §12).
+    #[graphql(guard = "RoleGuard(Role::Admin).and(UnscopedGuard)")]
+    async fn create_api_token(
+        &self,
+        ctx: &Context<'_>,
+        subject: String,
+        role: TokenRole,
+        #[graphql(default_with = "\"24h\".to_string()")] ttl: String,
+        scope: Option<async_graphql::Json<serde_json::Value>>,
+    ) -> ApiResult<ApiTokenPayload> {
+        let subject = subject.trim().to_string();
+        if subject.is_empty() || subject.len() > 200 {
+            return Err(gql(ApiError::BadUserInput(
+                "subject: 1 to 200 characters".into(),
+            )));
+        }
+        let ttl = humantime::parse_duration(&ttl)
+            .map_err(|e| gql(ApiError::BadUserInput(format!("ttl {ttl:?}: {e}"))))?;
+        let scope = match scope {
+            Some(value) => Some(
+                stratum_domain::scope::Scope::parse(&value.0)
+                    .map_err(|e| gql(ApiError::from(&e)))?,
+            ),
+            None => None,
+        };
+        let auth = ctx
+            .data::<std::sync::Arc<crate::auth::Authenticator>>()
+            .map_err(|_| gql(ApiError::Internal))?;
+        let role = Role::from(role);
+        let spec = crate::auth::TokenSpec {
+            subject: subject.clone(),
+            role,
+            ttl,
+            scope,
+        };
+        let (token, id, expires_at) = auth.sign(&spec).map_err(|e| {
+            let message = e.to_string();
+            if message.contains("TTL") {
+                gql(ApiError::BadUserInput(message))
+            } else {
+                gql(ApiError::FailedPrecondition(message))
+            }
+        })?;
+        store(ctx)?
+            .record_token(&stratum_domain::store::TokenRecord {
+                jti: id.clone(),
+                subject: subject.clone(),
+                role: role.as_str().into(),
+                expires_at,
+            })
+            .await
+            .map_err(gql)?;
+        Ok(ApiTokenPayload {
+            token,
+            id,
+            subject,
+            role: role.as_str().into(),
+            expires_at,
+        })
+    }
+
+    /// Revokes a token by id: this replica refuses it at once, others
+    /// within 30 s. Admins only.
+    #[graphql(guard = "RoleGuard(Role::Admin).and(UnscopedGuard)")]
+    async fn revoke_api_token(&self, ctx: &Context<'_>, id: String) -> ApiResult<bool> {
+        store(ctx)?.revoke_token(&id).await.map_err(gql)?;
+        if let Ok(auth) = ctx.data::<std::sync::Arc<crate::auth::Authenticator>>() {
+            auth.revoke_now(&id);
+        }
+        Ok(true)
     }
 
     /// Resolves an insight by hand; it reopens if it is observed again.

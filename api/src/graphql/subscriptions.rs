@@ -101,10 +101,13 @@ where
         .into_stream()
         .map(move |delivery| match delivery {
             Delivery::Event(event) => Ok(wrap(event)),
-            Delivery::Lagged(cursor) => Err(gql(ApiError::Lagged {
-                resume: cursor.encode(),
-                buffer: events::SUBSCRIBER_BUFFER,
-            })),
+            Delivery::Lagged(cursor) => {
+                metrics::counter!("stratum_subscription_lagged_total").increment(1);
+                Err(gql(ApiError::Lagged {
+                    resume: cursor.encode(),
+                    buffer: events::SUBSCRIBER_BUFFER,
+                }))
+            }
         })
 }
 

@@ -192,7 +192,7 @@ pub async fn run(
         match flushed {
             // From the batch's first update arriving to its commit.
             Ok(()) => metrics::histogram!(
-                "stratum_kubernetes_watch_lag_seconds",
+                "stratum_watch_lag_seconds",
                 "scraper" => format!("{}/{}", config.metadata.namespace, config.metadata.name),
                 "cluster" => source.cluster.clone()
             )
