@@ -120,19 +120,166 @@ pub async fn start(
     Ok(())
 }
 
+/// Which resource an event is about.
+struct Target<K> {
+    namespace: String,
+    name: String,
+    generation: Option<i64>,
+    api: Api<K>,
+}
+
+/// A resource kind the controller applies: how it loads, and how it runs.
+trait Watched:
+    kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// `ScrapeConfig` or `Topology`.
+    const KIND: &'static str;
+    /// What the loader produces.
+    type Loaded: Send;
+    /// The spec, as the document's `spec`.
+    fn spec(&self) -> &(impl Serialize + Sync);
+    /// Loads the resource as a file holding it would be.
+    fn load(source: &str, text: &str) -> Result<Self::Loaded, Vec<String>>;
+    /// Starts it until `stop`; the status to write now, if any (later ones
+    /// come from its runs).
+    fn run(
+        controller: &Controller,
+        loaded: Self::Loaded,
+        target: &Target<Self>,
+        stop: CancellationToken,
+    ) -> Option<ResourceStatus>;
+    /// It was deleted and stopped.
+    fn deleted(_controller: &Controller, _namespace: &str, _name: &str) {}
+}
+
+/// The one item a load must give.
+fn exactly_one<T>(mut loaded: Vec<T>, kind: &str) -> Result<T, Vec<String>> {
+    if loaded.len() == 1 {
+        Ok(loaded.remove(0))
+    } else {
+        Err(vec![format!("the resource did not load as one {kind}")])
+    }
+}
+
+impl Watched for ScrapeConfig {
+    const KIND: &'static str = "ScrapeConfig";
+    type Loaded = crate::config::LoadedScrapeConfig;
+
+    fn spec(&self) -> &(impl Serialize + Sync) {
+        &self.spec
+    }
+
+    fn load(source: &str, text: &str) -> Result<Self::Loaded, Vec<String>> {
+        crate::config::load_str(Path::new(source), text)
+            .map_err(|e| load_errors(&e))
+            .and_then(|c| exactly_one(c, Self::KIND))
+    }
+
+    fn run(
+        controller: &Controller,
+        config: Self::Loaded,
+        target: &Target<Self>,
+        stop: CancellationToken,
+    ) -> Option<ResourceStatus> {
+        let warnings: Vec<String> = config.warnings.iter().map(|d| d.message.clone()).collect();
+        controller
+            .scrapers
+            .insert(crate::scheduler::scraper_id(&config));
+        let (api, name, generation) = (target.api.clone(), target.name.clone(), target.generation);
+        let reporter: crate::scheduler::RunReporter = Arc::new(move |result| {
+            let (last_status, items, errors) = match result {
+                Ok(report) => (
+                    report.status.as_str().to_string(),
+                    Some(report.summary.scraped),
+                    report.summary.errors.clone(),
+                ),
+                Err(error) => ("failed".to_string(), None, vec![error.to_string()]),
+            };
+            let status = ResourceStatus {
+                observed_generation: generation,
+                last_status: Some(last_status),
+                last_run_at: Some(chrono::Utc::now().to_rfc3339()),
+                items,
+                errors,
+                warnings: warnings.clone(),
+            };
+            let (api, name) = (api.clone(), name.clone());
+            tokio::spawn(async move { write_status(&api, &name, &status).await });
+        });
+        crate::scheduler::spawn_one(
+            controller.store.clone(),
+            Arc::new(config),
+            &controller.tracker,
+            stop,
+            true,
+            controller.ownership.clone(),
+            Some(reporter),
+        );
+        None
+    }
+
+    fn deleted(controller: &Controller, namespace: &str, name: &str) {
+        controller
+            .scrapers
+            .remove(stratum_domain::ids::scraper_id(namespace, name));
+        tracing::info!(scraper = %format!("{namespace}/{name}"), "ScrapeConfig resource deleted; its scraper stopped");
+    }
+}
+
+impl Watched for Topology {
+    const KIND: &'static str = "Topology";
+    type Loaded = crate::topology::LoadedTopology;
+
+    fn spec(&self) -> &(impl Serialize + Sync) {
+        &self.spec
+    }
+
+    fn load(source: &str, text: &str) -> Result<Self::Loaded, Vec<String>> {
+        crate::topology::load_str(Path::new(source), text)
+            .map_err(|e| load_errors(&e))
+            .and_then(|t| exactly_one(t, Self::KIND))
+    }
+
+    fn run(
+        controller: &Controller,
+        topology: Self::Loaded,
+        target: &Target<Self>,
+        stop: CancellationToken,
+    ) -> Option<ResourceStatus> {
+        crate::topology::spawn_one(
+            controller.store.clone(),
+            Arc::new(topology),
+            &controller.tracker,
+            stop,
+        );
+        Some(ResourceStatus {
+            observed_generation: target.generation,
+            last_status: Some("applied".into()),
+            last_run_at: Some(chrono::Utc::now().to_rfc3339()),
+            ..ResourceStatus::default()
+        })
+    }
+}
+
 impl Controller {
     /// Starts both watches on the tracker.
     pub fn spawn(self) {
         let scrapes = self.clone();
         self.tracker
-            .spawn(async move { scrapes.watch_scrape_configs().await });
+            .spawn(async move { scrapes.watch::<ScrapeConfig>().await });
         let topologies = self.clone();
         self.tracker
-            .spawn(async move { topologies.watch_topologies().await });
+            .spawn(async move { topologies.watch::<Topology>().await });
     }
 
-    async fn watch_scrape_configs(self) {
-        let api: Api<ScrapeConfig> = Api::all(self.client.clone());
+    async fn watch<K: Watched>(self) {
+        let api: Api<K> = Api::all(self.client.clone());
         let mut running: HashMap<(String, String), Running> = HashMap::new();
         let stream = watcher(api, watcher::Config::default());
         futures_util::pin_mut!(stream);
@@ -144,42 +291,40 @@ impl Controller {
             let Some(event) = event else { return };
             match event {
                 Ok(watcher::Event::Apply(resource) | watcher::Event::InitApply(resource)) => {
-                    self.apply_scrape_config(resource, &mut running).await;
+                    self.apply(resource, &mut running).await;
                 }
                 Ok(watcher::Event::Delete(resource)) => {
+                    let meta = resource.meta();
                     let key = key(
-                        resource.metadata.namespace.as_deref(),
-                        &resource.metadata.name.clone().unwrap_or_default(),
+                        meta.namespace.as_deref(),
+                        meta.name.as_deref().unwrap_or_default(),
                     );
                     if let Some(run) = running.remove(&key) {
                         run.stop.cancel();
-                        self.scrapers
-                            .remove(stratum_domain::ids::scraper_id(&key.0, &key.1));
-                        tracing::info!(scraper = %format!("{}/{}", key.0, key.1), "ScrapeConfig resource deleted; its scraper stopped");
+                        K::deleted(&self, &key.0, &key.1);
                     }
                 }
                 Ok(_) => {}
                 Err(error) => {
                     // The watcher retries by itself; say so once per error.
-                    tracing::warn!(%error, "watching ScrapeConfig resources");
+                    tracing::warn!(kind = K::KIND, %error, "watching resources");
                     tokio::time::sleep(crate::scheduler::FIRST_BACKOFF).await;
                 }
             }
         }
     }
 
-    async fn apply_scrape_config(
+    /// Loads a new generation; starts it in place of the running one, or
+    /// reports it `invalid` and keeps the running one.
+    async fn apply<K: Watched>(
         &self,
-        resource: ScrapeConfig,
+        resource: K,
         running: &mut HashMap<(String, String), Running>,
     ) {
-        let name = resource.metadata.name.clone().unwrap_or_default();
-        let namespace = resource
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let generation = resource.metadata.generation;
+        let meta = resource.meta();
+        let name = meta.name.clone().unwrap_or_default();
+        let namespace = meta.namespace.clone().unwrap_or_else(|| "default".into());
+        let generation = meta.generation;
         let key = key(Some(&namespace), &name);
         if running
             .get(&key)
@@ -187,179 +332,42 @@ impl Controller {
         {
             return;
         }
-        let api: Api<ScrapeConfig> = Api::namespaced(self.client.clone(), &namespace);
         // No `/`: relative paths in the spec resolve against the working
         // directory, not a made-up parent.
-        let source = format!("ScrapeConfig {namespace}:{name}");
-        let loaded = document("ScrapeConfig", &namespace, &name, &resource.spec)
-            .map_err(|e| vec![e])
-            .and_then(|text| {
-                crate::config::load_str(Path::new(&source), &text).map_err(|e| load_errors(&e))
-            });
-        let loaded = loaded.and_then(|mut configs| {
-            if configs.len() == 1 {
-                Ok(configs.remove(0))
-            } else {
-                Err(vec![
-                    "the resource did not load as one ScrapeConfig".to_string(),
-                ])
-            }
-        });
-        let config = match loaded {
-            Ok(config) => config,
-            Err(errors) => {
-                tracing::warn!(resource = %source, ?errors, "invalid ScrapeConfig resource; keeping what ran before");
-                write_status(
-                    &api,
-                    &name,
-                    &ResourceStatus {
-                        observed_generation: generation,
-                        last_status: Some("invalid".into()),
-                        errors,
-                        ..ResourceStatus::default()
-                    },
-                )
-                .await;
-                return;
-            }
+        let source = format!("{} {namespace}:{name}", K::KIND);
+        let target = Target {
+            api: Api::namespaced(self.client.clone(), &namespace),
+            namespace,
+            name,
+            generation,
         };
-        let warnings: Vec<String> = config.warnings.iter().map(|d| d.message.clone()).collect();
-        if let Some(previous) = running.remove(&key) {
-            previous.stop.cancel();
-        }
-        let stop = self.cancel.child_token();
-        let id = crate::scheduler::scraper_id(&config);
-        self.scrapers.insert(id);
-        let reporter_api = api.clone();
-        let reporter_name = name.clone();
-        let reporter: crate::scheduler::RunReporter = Arc::new(move |result| {
-            let status = match result {
-                Ok(report) => ResourceStatus {
-                    observed_generation: generation,
-                    last_status: Some(report.status.as_str().to_string()),
-                    last_run_at: Some(chrono::Utc::now().to_rfc3339()),
-                    items: Some(report.summary.scraped),
-                    errors: report.summary.errors.clone(),
-                    warnings: warnings.clone(),
-                },
-                Err(error) => ResourceStatus {
-                    observed_generation: generation,
-                    last_status: Some("failed".into()),
-                    last_run_at: Some(chrono::Utc::now().to_rfc3339()),
-                    errors: vec![error.to_string()],
-                    warnings: warnings.clone(),
-                    ..ResourceStatus::default()
-                },
-            };
-            let (api, name) = (reporter_api.clone(), reporter_name.clone());
-            tokio::spawn(async move { write_status(&api, &name, &status).await });
-        });
-        crate::scheduler::spawn_one(
-            self.store.clone(),
-            Arc::new(config),
-            &self.tracker,
-            stop.clone(),
-            true,
-            self.ownership.clone(),
-            Some(reporter),
-        );
-        tracing::info!(resource = %source, ?generation, "ScrapeConfig resource applied");
-        running.insert(key, Running { generation, stop });
-    }
-
-    async fn watch_topologies(self) {
-        let api: Api<Topology> = Api::all(self.client.clone());
-        let mut running: HashMap<(String, String), Running> = HashMap::new();
-        let stream = watcher(api, watcher::Config::default());
-        futures_util::pin_mut!(stream);
-        loop {
-            let event = tokio::select! {
-                _ = self.cancel.cancelled() => return,
-                event = stream.next() => event,
-            };
-            let Some(event) = event else { return };
-            match event {
-                Ok(watcher::Event::Apply(resource) | watcher::Event::InitApply(resource)) => {
-                    self.apply_topology(resource, &mut running).await;
-                }
-                Ok(watcher::Event::Delete(resource)) => {
-                    let key = key(
-                        resource.metadata.namespace.as_deref(),
-                        &resource.metadata.name.clone().unwrap_or_default(),
-                    );
-                    if let Some(run) = running.remove(&key) {
-                        run.stop.cancel();
-                    }
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::warn!(%error, "watching Topology resources");
-                    tokio::time::sleep(crate::scheduler::FIRST_BACKOFF).await;
-                }
-            }
-        }
-    }
-
-    async fn apply_topology(
-        &self,
-        resource: Topology,
-        running: &mut HashMap<(String, String), Running>,
-    ) {
-        let name = resource.metadata.name.clone().unwrap_or_default();
-        let namespace = resource
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let generation = resource.metadata.generation;
-        let key = key(Some(&namespace), &name);
-        if running
-            .get(&key)
-            .is_some_and(|r| r.generation == generation && generation.is_some())
-        {
-            return;
-        }
-        let api: Api<Topology> = Api::namespaced(self.client.clone(), &namespace);
-        let source = format!("Topology {namespace}:{name}");
-        let loaded = document("Topology", &namespace, &name, &resource.spec)
+        let loaded = document(K::KIND, &target.namespace, &target.name, resource.spec())
             .map_err(|e| vec![e])
-            .and_then(|text| {
-                crate::topology::load_str(Path::new(&source), &text).map_err(|e| load_errors(&e))
-            });
+            .and_then(|text| K::load(&source, &text));
         let status = match loaded {
-            Ok(mut topologies) if topologies.len() == 1 => {
+            Ok(loaded) => {
                 if let Some(previous) = running.remove(&key) {
                     previous.stop.cancel();
                 }
                 let stop = self.cancel.child_token();
-                crate::topology::spawn_one(
-                    self.store.clone(),
-                    Arc::new(topologies.remove(0)),
-                    &self.tracker,
-                    stop.clone(),
-                );
+                let status = K::run(self, loaded, &target, stop.clone());
+                tracing::info!(resource = %source, ?generation, "resource applied");
                 running.insert(key, Running { generation, stop });
-                ResourceStatus {
-                    observed_generation: generation,
-                    last_status: Some("applied".into()),
-                    last_run_at: Some(chrono::Utc::now().to_rfc3339()),
-                    ..ResourceStatus::default()
-                }
+                status
             }
-            Ok(_) => ResourceStatus {
-                observed_generation: generation,
-                last_status: Some("invalid".into()),
-                errors: vec!["the resource did not load as one Topology".into()],
-                ..ResourceStatus::default()
-            },
-            Err(errors) => ResourceStatus {
-                observed_generation: generation,
-                last_status: Some("invalid".into()),
-                errors,
-                ..ResourceStatus::default()
-            },
+            Err(errors) => {
+                tracing::warn!(resource = %source, ?errors, "invalid resource; keeping what ran before");
+                Some(ResourceStatus {
+                    observed_generation: generation,
+                    last_status: Some("invalid".into()),
+                    errors,
+                    ..ResourceStatus::default()
+                })
+            }
         };
-        write_status(&api, &name, &status).await;
+        if let Some(status) = status {
+            write_status(&target.api, &target.name, &status).await;
+        }
     }
 }
 

@@ -112,13 +112,8 @@ impl Store {
         let mut out: HashMap<Uuid, Vec<config_change::Model>> = HashMap::new();
         for chunk in config_ids.chunks(CHUNK) {
             let (list, mut values) = in_ids(self.backend(), chunk);
-            let visible = match self.visible_items_sql("config_id") {
-                Some(v) => {
-                    values.extend(v.values);
-                    format!(" AND {}", v.text)
-                }
-                None => String::new(),
-            };
+            let visible =
+                super::scope::and_clause(self.visible_items_sql("config_id").as_ref(), &mut values);
             values.push((limit as i64).into());
             let sql = format!(
                 "SELECT id, seq, config_id, change_type, severity, source, summary, patches, diff, details, \
@@ -147,13 +142,8 @@ impl Store {
         for chunk in config_ids.chunks(CHUNK) {
             let (list, mut values) = in_ids(self.backend(), chunk);
             values.insert(0, "open".into());
-            let visible = match self.visible_items_sql("config_id") {
-                Some(v) => {
-                    values.extend(v.values);
-                    format!(" AND {}", v.text)
-                }
-                None => String::new(),
-            };
+            let visible =
+                super::scope::and_clause(self.visible_items_sql("config_id").as_ref(), &mut values);
             let sql = format!(
                 "SELECT config_id, severity, COUNT(*) AS n FROM insights \
                  WHERE status = ? AND config_id{list}{visible} GROUP BY config_id, severity"

@@ -248,13 +248,7 @@ impl Store {
             } else {
                 "AND c.deleted_at IS NULL"
             };
-            let visible = match self.scope_sql("c.") {
-                Some(scope) => {
-                    values.extend(scope.values);
-                    format!("AND {}", scope.text)
-                }
-                None => String::new(),
-            };
+            let visible = super::scope::and_clause(self.scope_sql("c.").as_ref(), &mut values);
             selects.push(format!(
                 "SELECT DISTINCT r.{far} AS id, CAST({walk} AS BIGINT) AS walk FROM config_relationships r \
                  JOIN config_items c ON c.id = r.{far} WHERE r.{near}{list} AND r.deleted_at IS NULL {relation} {deleted} {visible}"

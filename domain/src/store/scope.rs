@@ -29,6 +29,18 @@ pub(crate) struct ScopeSql {
     pub(crate) values: Vec<Value>,
 }
 
+/// ` AND <condition>` to append to a statement whose values are `values`
+/// (the condition's own are appended to them); nothing when unscoped.
+pub(crate) fn and_clause(sql: Option<&ScopeSql>, values: &mut Vec<Value>) -> String {
+    match sql {
+        Some(s) => {
+            values.extend(s.values.iter().cloned());
+            format!(" AND {}", s.text)
+        }
+        None => String::new(),
+    }
+}
+
 /// `column` matching any of `globs`.
 fn globs_sql(
     backend: DbBackend,

@@ -621,13 +621,7 @@ impl Store {
         let scope = self.scope_sql("ci.");
         for chunk in components.chunks(1000) {
             let (list, mut values) = super::in_ids(backend, chunk);
-            let visible = match &scope {
-                Some(s) => {
-                    values.extend(s.values.iter().cloned());
-                    format!(" AND {}", s.text)
-                }
-                None => String::new(),
-            };
+            let visible = super::scope::and_clause(scope.as_ref(), &mut values);
             let items = format!(
                 "SELECT l.config_id FROM config_component_relationships l JOIN config_items ci ON ci.id = l.config_id \
                  WHERE l.component_id{list} AND l.deleted_at IS NULL AND ci.deleted_at IS NULL{visible}"
@@ -686,13 +680,7 @@ impl Store {
         let scope = self.scope_sql("ci.");
         for chunk in components.chunks(1000) {
             let (list, mut values) = super::in_ids(backend, chunk);
-            let visible = match &scope {
-                Some(s) => {
-                    values.extend(s.values.iter().cloned());
-                    format!(" AND {}", s.text)
-                }
-                None => String::new(),
-            };
+            let visible = super::scope::and_clause(scope.as_ref(), &mut values);
             values.push(from.into());
             values.push(now.into());
             let sql = format!(
