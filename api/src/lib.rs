@@ -12,4 +12,5 @@ pub mod maintenance;
 pub mod metrics;
 pub mod ratelimit;
 pub mod serve;
+pub mod telemetry;
 pub mod ws;

@@ -4,36 +4,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use stratum_api::cli::{Cli, Command, MigrateAction, check_config, health, scrape_once};
-use tracing_subscriber::EnvFilter;
 
 /// mimalloc: scrapes build and drop millions of small JSON nodes, where the
 /// system allocator spends a third of the CPU (see BENCHMARKS.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// Logs to stderr, filtered by `STRATUM_LOG` (`info` by default), as JSON
-/// or text by `STRATUM_LOG_FORMAT` (`json`, `text`, or `auto`: JSON in a
-/// Kubernetes pod or when stderr is not a terminal, coloured text on one).
-fn init_tracing() {
-    use std::io::IsTerminal;
-    let filter = EnvFilter::try_from_env("STRATUM_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = match std::env::var("STRATUM_LOG_FORMAT").as_deref() {
-        Ok("json") => true,
-        Ok("text") => false,
-        _ => {
-            std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
-                || !std::io::stderr().is_terminal()
-        }
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -104,7 +79,7 @@ fn main() -> ExitCode {
         }
     };
     let cli = Cli::parse_from(args);
-    init_tracing();
+    let _telemetry = stratum_api::telemetry::init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
