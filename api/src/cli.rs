@@ -181,8 +181,12 @@ pub struct ServeArgs {
         default_value_t = 50
     )]
     pub max_subscriptions_per_connection: usize,
-    /// How long a shutdown (SIGTERM, Ctrl-C) waits for in-flight requests
-    /// and scrapers before the process exits anyway.
+    /// How long a shutdown (SIGTERM, Ctrl-C) keeps accepting connections
+    /// with `/readyz` at 503, so load balancers stop sending first.
+    #[arg(long, env = "STRATUM_SHUTDOWN_DELAY", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub shutdown_delay: std::time::Duration,
+    /// How long a shutdown (SIGTERM, Ctrl-C) then waits for in-flight
+    /// requests and scrapers before the process exits anyway.
     #[arg(long, env = "STRATUM_SHUTDOWN_GRACE", default_value = "25s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: std::time::Duration,
     /// How often replicas sharing a PostgreSQL database rebalance which

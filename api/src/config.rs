@@ -61,6 +61,8 @@ pub enum OnOff {
 pub struct Server {
     /// Address to listen on.
     pub listen: Option<SocketAddr>,
+    /// How long `/readyz` is 503 before connections are refused.
+    pub shutdown_delay: Option<Duration>,
     /// Shutdown grace period.
     pub shutdown_grace: Option<Duration>,
     /// Where the generated signing key lives.

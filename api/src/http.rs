@@ -47,6 +47,9 @@ pub struct AppState {
     /// Cancelled when the server shuts down: long-lived streams
     /// (WebSockets, server-sent events) close on it.
     pub shutdown: CancellationToken,
+    /// Cancelled when a shutdown starts, before connections are refused:
+    /// `/readyz` answers 503 from then on.
+    pub draining: CancellationToken,
     /// Verifies bearer tokens.
     pub auth: Arc<Authenticator>,
     /// Origins allowed to call the API from a browser (exact matches);
@@ -66,6 +69,7 @@ impl AppState {
             limits: options.limits,
             introspection: options.introspection,
             shutdown: CancellationToken::new(),
+            draining: CancellationToken::new(),
             auth: Arc::new(Authenticator::open()),
             cors_origins: Vec::new(),
             rate_limits: None,
@@ -815,7 +819,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     } else {
         false
     };
-    let shutting_down = state.shutdown.is_cancelled();
+    let shutting_down = state.draining.is_cancelled() || state.shutdown.is_cancelled();
     let body = serde_json::json!({"database": db_ok, "migrations": migrations_ok, "shuttingDown": shutting_down});
     let status = if db_ok && migrations_ok && !shutting_down {
         StatusCode::OK

@@ -139,6 +139,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("stratum listening on http://{local}/graphql");
 
     let shutdown = cancel.clone();
+    let draining = state.draining.clone();
+    let (delay, grace_period) = (args.shutdown_delay, args.shutdown_grace);
     let rate_limits = state.rate_limits.clone();
     if let Some(limits) = rate_limits {
         let cancel = cancel.clone();
@@ -158,7 +160,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )
     .with_graceful_shutdown(async move {
         wait_for_signal().await;
-        tracing::info!(grace = ?args.shutdown_grace, "shutting down: no new connections; in-flight requests finish, WebSockets close with 1001, scrapers flush");
+        // First unready, still serving, so load balancers take the
+        // replica out before its connections are refused (SPEC §14).
+        draining.cancel();
+        tracing::info!(delay = ?delay, "shutting down: /readyz answers 503");
+        tokio::time::sleep(delay).await;
+        tracing::info!(grace = ?grace_period, "no new connections; in-flight requests finish, WebSockets close with 1001, scrapers flush");
         shutdown.cancel();
     });
     // On a signal: stop accepting, let in-flight requests and the

@@ -1,6 +1,7 @@
 //! Probes and shutdown of the real binary (SPEC §14, issue #8): `/readyz`
 //! goes unready while the database is unreachable and ready again when it
-//! returns; on SIGTERM, new connections are refused, an in-flight request
+//! returns; on SIGTERM, `/readyz` turns 503 while connections are still
+//! accepted (the shutdown delay), then new connections are refused, an in-flight request
 //! still gets its answer, a subscription is closed with 1001 and the
 //! process exits cleanly within the grace period, and a request that never
 //! finishes does not hold the process past it.
@@ -24,7 +25,7 @@ impl Drop for Server {
     }
 }
 
-fn start(url: &str, data_dir: &std::path::Path, grace: &str) -> (Server, SocketAddr) {
+fn start(url: &str, data_dir: &std::path::Path, delay: &str, grace: &str) -> (Server, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_stratum"))
         .args([
             "serve",
@@ -32,6 +33,8 @@ fn start(url: &str, data_dir: &std::path::Path, grace: &str) -> (Server, SocketA
             "127.0.0.1:0",
             "--shutdown-grace",
             grace,
+            "--shutdown-delay",
+            delay,
         ])
         .args(stratum_tests::open_serve_flags(data_dir, "admin"))
         .env("STRATUM_DATABASE_URL", url)
@@ -142,7 +145,7 @@ async fn readyz_follows_the_database() {
     let dir = tempfile::tempdir().expect("tmp");
     let upstream: SocketAddr = "127.0.0.1:5432".parse().expect("addr");
     let proxy = TcpProxy::start(upstream).await.expect("proxy");
-    let (_server, addr) = start(&proxy.url_for(&db.url), dir.path(), "5s");
+    let (_server, addr) = start(&proxy.url_for(&db.url), dir.path(), "0s", "5s");
     let body = until_readyz(addr, 200).await;
     assert_eq!(
         body,
@@ -164,7 +167,7 @@ async fn readyz_follows_the_database() {
 async fn sigterm_finishes_in_flight_work_and_closes_subscriptions() {
     let db = TestDb::new(Backend::Sqlite).await;
     let dir = tempfile::tempdir().expect("tmp");
-    let (mut server, addr) = start(&db.url, dir.path(), "10s");
+    let (mut server, addr) = start(&db.url, dir.path(), "1s", "10s");
     until_readyz(addr, 200).await;
 
     let mut subscriber = Client::connect(addr, "graphql-transport-ws").await;
@@ -182,6 +185,10 @@ async fn sigterm_finishes_in_flight_work_and_closes_subscriptions() {
 
     let signalled = Instant::now();
     sigterm(&server);
+    // First unready while still serving (the shutdown delay)...
+    let body = until_readyz(addr, 503).await;
+    assert_eq!(body["shuttingDown"], true, "{body}");
+    // ... then the subscription is closed and connections refused.
     let (code, reason) = subscriber.expect_close().await;
     assert_eq!(code, 1001, "{reason}");
     // New connections are refused.
@@ -206,7 +213,7 @@ async fn sigterm_finishes_in_flight_work_and_closes_subscriptions() {
 async fn the_grace_period_bounds_a_request_that_never_finishes() {
     let db = TestDb::new(Backend::Sqlite).await;
     let dir = tempfile::tempdir().expect("tmp");
-    let (mut server, addr) = start(&db.url, dir.path(), "1s");
+    let (mut server, addr) = start(&db.url, dir.path(), "0s", "1s");
     until_readyz(addr, 200).await;
     let _stuck = slow_request(addr).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
