@@ -8,13 +8,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::spawn;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use stratum_api::auth::{AuthSettings, Authenticator, Role};
 use stratum_api::graphql::SchemaOptions;
-use stratum_api::http::{AppState, router};
+use stratum_api::http::AppState;
 use stratum_tests::ws::Client;
 use stratum_tests::{Backend, TestDb};
+
+mod common;
 
 const SECRET: &[u8] = b"a-test-secret-that-is-long-enough-1234";
 const ISSUER: &str = "https://issuer.test";
@@ -24,22 +27,6 @@ fn fixture(name: &str) -> PathBuf {
     stratum_tests::repo_root()
         .join("tests/fixtures/auth")
         .join(name)
-}
-
-/// Serves `state` on a fresh loopback port, with peer addresses.
-async fn spawn(state: AppState) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(
-            stratum_api::http::listener(listener),
-            router(state).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
-    });
-    addr
 }
 
 async fn serve(db: &TestDb, settings: AuthSettings) -> SocketAddr {

@@ -13,11 +13,13 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use stratum_api::auth::{AuthSettings, Authenticator};
 use stratum_api::graphql::{SchemaOptions, global_id};
-use stratum_api::http::{AppState, router};
+use stratum_api::http::AppState;
 use stratum_domain::{ItemRef, ScrapedInsight, ScrapedItem, ScrapedRelationship, Severity, ids};
 use stratum_tests::ws::Client;
 use stratum_tests::{Backend, TestDb, item};
 use uuid::Uuid;
+
+mod common;
 
 stratum_tests::on_both_backends!(
     a_namespace_scoped_token_sees_exactly_its_items,
@@ -150,18 +152,7 @@ async fn serve(db: &TestDb) -> SocketAddr {
     };
     let mut state = AppState::new(db.store.clone(), SchemaOptions::default());
     state.auth = Arc::new(Authenticator::from_settings(&settings).expect("auth settings"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(
-            stratum_api::http::listener(listener),
-            router(state).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
-    });
-    addr
+    common::spawn(state).await
 }
 
 fn token(role: &str, scope: Option<Value>) -> String {
