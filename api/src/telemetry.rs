@@ -38,6 +38,9 @@ fn otlp_configured() -> bool {
 }
 
 fn tracer_provider() -> Result<opentelemetry_sdk::trace::SdkTracerProvider, String> {
+    // The exporter's HTTP client takes the process's rustls provider; ring
+    // is the one compiled in (it fails only if one is installed already).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .build()

@@ -11,6 +11,17 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::http::HeaderMap;
 
+/// The server process, killed on drop (a failed assertion leaves no
+/// orphan behind).
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A collector that keeps every export it receives: (path, content type, body).
 type Received = Arc<Mutex<Vec<(String, String, Vec<u8>)>>>;
 
@@ -63,6 +74,7 @@ async fn request_spans_reach_the_otlp_collector() {
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &url])
             .args(stratum_tests::open_serve_flags(dir.path(), "viewer"))
+            .args(["--shutdown-delay", "0s"])
             .env("STRATUM_LOG", "warn")
             .env("OTEL_BSP_SCHEDULE_DELAY", "100")
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -72,8 +84,8 @@ async fn request_spans_reach_the_otlp_collector() {
         if let Some(addr) = endpoint {
             command.env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}"));
         }
-        let mut child = command.spawn().expect("serve");
-        let addr = stratum_tests::listening_addr(&mut child).expect("serve starts");
+        let mut child = Server(command.spawn().expect("serve"));
+        let addr = stratum_tests::listening_addr(&mut child.0).expect("serve starts");
         let request_id = format!("otlp-test-{}", expect_export);
         let response = reqwest::Client::new()
             .post(format!("http://{addr}/graphql"))
@@ -110,9 +122,10 @@ async fn request_spans_reach_the_otlp_collector() {
                 "nothing is exported without an endpoint"
             );
         }
+        // SIGTERM, so the exporter flushes at exit.
         let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+            .args(["-TERM", &child.0.id().to_string()])
             .status();
-        let _ = child.wait();
+        let _ = child.0.wait();
     }
 }
