@@ -680,27 +680,44 @@ async fn cors_allows_exactly_the_listed_origins_without_credentials() {
     }
 }
 
+/// Serves with the HS256 settings and these rate limits.
+async fn serve_limited(
+    db: &TestDb,
+    dir: &std::path::Path,
+    limits: stratum_api::ratelimit::RateSettings,
+) -> SocketAddr {
+    let mut state = AppState::new(db.store.clone(), SchemaOptions::default());
+    state.auth = Arc::new(Authenticator::from_settings(&hs_settings(dir)).expect("auth"));
+    state.rate_limits = Some(Arc::new(stratum_api::ratelimit::RateLimits::new(limits)));
+    spawn(state).await
+}
+
+/// A viewer token with its own `jti` (its own allowances).
+fn viewer_with_jti(jti: &str) -> String {
+    let mut c = claims("viewer");
+    c["jti"] = json!(jti);
+    hs256(&c, SECRET)
+}
+
 /// Per-token request rates and complexity budgets (SPEC §12): `429`
 /// `RATE_LIMITED` with `Retry-After`, and `extensions.cost` on every answer.
 #[tokio::test]
 async fn rates_and_budgets_refuse_with_retry_after() {
-    use stratum_api::ratelimit::{RateLimits, RateSettings};
+    use stratum_api::ratelimit::RateSettings;
     let db = TestDb::new(Backend::Sqlite).await;
     let dir = tempfile::tempdir().expect("tmp");
-    let mut state = AppState::new(db.store.clone(), SchemaOptions::default());
-    state.auth = Arc::new(Authenticator::from_settings(&hs_settings(dir.path())).expect("auth"));
-    state.rate_limits = Some(Arc::new(RateLimits::new(RateSettings {
-        per_second: 1,
-        burst: 3,
-        points_per_minute: 1_000,
-        connections: 20,
-    })));
-    let addr = spawn(state).await;
-    let token = |jti: &str| {
-        let mut c = claims("viewer");
-        c["jti"] = json!(jti);
-        hs256(&c, SECRET)
-    };
+    let addr = serve_limited(
+        &db,
+        dir.path(),
+        RateSettings {
+            per_second: 1,
+            burst: 3,
+            points_per_minute: 1_000,
+            connections: 20,
+        },
+    )
+    .await;
+    let token = viewer_with_jti;
 
     // The request rate: a burst of 3, then a wait.
     let fast = token("rate");
@@ -766,24 +783,22 @@ async fn rates_and_budgets_refuse_with_retry_after() {
 /// complexity budget.
 #[tokio::test]
 async fn websocket_connections_and_operations_are_limited_per_token() {
-    use stratum_api::ratelimit::{RateLimits, RateSettings};
+    use stratum_api::ratelimit::RateSettings;
     const T: &str = "graphql-transport-ws";
     let db = TestDb::new(Backend::Sqlite).await;
     let dir = tempfile::tempdir().expect("tmp");
-    let mut state = AppState::new(db.store.clone(), SchemaOptions::default());
-    state.auth = Arc::new(Authenticator::from_settings(&hs_settings(dir.path())).expect("auth"));
-    state.rate_limits = Some(Arc::new(RateLimits::new(RateSettings {
-        per_second: 1,
-        burst: 2,
-        points_per_minute: 1_000,
-        connections: 2,
-    })));
-    let addr = spawn(state).await;
-    let token = |jti: &str| {
-        let mut c = claims("viewer");
-        c["jti"] = json!(jti);
-        hs256(&c, SECRET)
-    };
+    let addr = serve_limited(
+        &db,
+        dir.path(),
+        RateSettings {
+            per_second: 1,
+            burst: 2,
+            points_per_minute: 1_000,
+            connections: 2,
+        },
+    )
+    .await;
+    let token = viewer_with_jti;
     use stratum_tests::ws::Incoming;
     let open = |token: String| async move {
         let mut c = Client::connect(addr, T).await;

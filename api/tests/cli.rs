@@ -4,10 +4,10 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use stratum_domain::store::{ItemFilter, PageRequest};
-use stratum_tests::{Backend, TestDb, repo_root};
+use stratum_tests::{Backend, Server, TestDb, repo_root};
 
 stratum_tests::on_both_backends!(
     bad_scrapes_fail_clearly_and_change_nothing,
@@ -188,16 +188,6 @@ async fn bad_scrapes_fail_clearly_and_change_nothing(backend: Backend) {
             .status
             .success()
     );
-}
-
-/// Kills the server when the test ends, pass or fail.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 async fn demo_serves_hundreds_of_items(backend: Backend) {

@@ -6,21 +6,12 @@
 //! deleted one stops; a Topology resource is applied and says so.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use stratum_tests::fake_kube::FakeCluster;
-use stratum_tests::{Backend, TestDb};
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use stratum_tests::{Backend, Server, TestDb};
 
 fn scrape_config(manifests: &Path, schedule: &str, tags: Value) -> Value {
     json!({

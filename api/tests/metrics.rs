@@ -4,21 +4,12 @@
 //! scrape runs, durations and items by scraper, the WebSocket and
 //! subscription gauges, event-bus lag and database pool usage.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use stratum_tests::ws::Client;
-use stratum_tests::{Backend, TestDb};
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use stratum_tests::{Backend, Server, TestDb};
 
 /// The value of the first sample line that starts with `prefix`.
 fn sample(text: &str, prefix: &str) -> Option<f64> {

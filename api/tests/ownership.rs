@@ -5,19 +5,10 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use stratum_tests::{Backend, TestDb};
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use stratum_tests::{Backend, Server, TestDb};
 
 fn start(db: &TestDb, configs: &Path, log: &Path) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_stratum"))

@@ -7,23 +7,14 @@
 //! finishes does not hold the process past it.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use stratum_tests::proxy::TcpProxy;
 use stratum_tests::ws::Client;
-use stratum_tests::{Backend, TestDb};
+use stratum_tests::{Backend, Server, TestDb};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn start(url: &str, data_dir: &std::path::Path, delay: &str, grace: &str) -> (Server, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_stratum"))

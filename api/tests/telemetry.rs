@@ -10,17 +10,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;
-
-/// The server process, killed on drop (a failed assertion leaves no
-/// orphan behind).
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use stratum_tests::Server;
 
 /// A collector that keeps every export it receives: (path, content type, body).
 type Received = Arc<Mutex<Vec<(String, String, Vec<u8>)>>>;

@@ -15,7 +15,7 @@
 //! override it). Under `cargo test` a 2k-item smoke pass keeps the harness
 //! itself tested.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use stratum_domain::{ItemRef, ScrapedItem, Store, ids};
-use stratum_tests::{Backend, TestDb, item};
+use stratum_tests::{Backend, Server, TestDb, item};
 use uuid::Uuid;
 
 #[global_allocator]
@@ -212,16 +212,6 @@ async fn count(store: &Store, sql: &str) -> i64 {
         .flatten();
     row.and_then(|r| r.try_get::<i64>("", "n").ok())
         .unwrap_or(-1)
-}
-
-/// The server process, killed on drop.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Starts `stratum serve` on `url` with its signing key in `data_dir`:

@@ -328,3 +328,14 @@ pub fn open_serve_flags(data_dir: &std::path::Path, role: &str) -> Vec<std::ffi:
     }
     flags
 }
+
+/// A child process (a `stratum serve`) killed and reaped when dropped, so a
+/// failed assertion leaves no server behind.
+pub struct Server(pub std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
