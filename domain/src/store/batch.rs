@@ -79,7 +79,7 @@ impl Store {
     /// Scrapers by id.
     pub async fn get_scrapers(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, scraper::Model>> {
         let mut base = scraper::Entity::find();
-        if let Some(visible) = self.visible_scrapers() {
+        if let Some(visible) = self.visible_scraper("scrapers.id") {
             base = base.filter(visible);
         }
         self.rows_by_id(base, ids, |m| m.id).await
@@ -95,7 +95,7 @@ impl Store {
     /// Scrape runs by id.
     pub async fn get_runs(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, scrape_run::Model>> {
         let mut base = scrape_run::Entity::find();
-        if let Some(visible) = self.visible_run_scrapers() {
+        if let Some(visible) = self.visible_scraper("scrape_runs.scraper_id") {
             base = base.filter(visible);
         }
         self.rows_by_id(base, ids, |m| m.id).await

@@ -7,8 +7,8 @@
 //! Derived rows follow their items: a change, insight, cost record or
 //! relationship is visible when its item (both items, for a relationship)
 //! is. A component is visible when at least one live item is attached to it
-//! and every live item attached to it is visible. A scraper is visible when
-//! it owns a visible item.
+//! and every live item attached to it is visible. A scraper (and its runs)
+//! is visible when it owns a visible item.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -183,26 +183,15 @@ impl Store {
         Some(super::cust(self.backend(), &text, values))
     }
 
-    /// The rule for `scrapers` rows (unaliased): owns a visible item.
-    pub(crate) fn visible_scrapers(&self) -> Option<Expr> {
+    /// The rule for rows of a scraper, whose id is `scraper_column`
+    /// (`scrapers.id`, `scrape_runs.scraper_id`): the scraper owns a
+    /// visible item.
+    pub(crate) fn visible_scraper(&self, scraper_column: &str) -> Option<Expr> {
         let inside = self.scope_sql("ci.")?;
         Some(super::cust(
             self.backend(),
             &format!(
-                "EXISTS (SELECT 1 FROM config_items ci WHERE ci.scraper_id = scrapers.id AND {})",
-                inside.text
-            ),
-            inside.values,
-        ))
-    }
-
-    /// The rule for `scrape_runs` rows (unaliased): their scraper is visible.
-    pub(crate) fn visible_run_scrapers(&self) -> Option<Expr> {
-        let inside = self.scope_sql("ci.")?;
-        Some(super::cust(
-            self.backend(),
-            &format!(
-                "EXISTS (SELECT 1 FROM config_items ci WHERE ci.scraper_id = scrape_runs.scraper_id AND {})",
+                "EXISTS (SELECT 1 FROM config_items ci WHERE ci.scraper_id = {scraper_column} AND {})",
                 inside.text
             ),
             inside.values,

@@ -96,7 +96,7 @@ impl Store {
     /// One scraper by id.
     pub async fn get_scraper(&self, id: Uuid) -> Result<Option<scraper::Model>> {
         let mut select = scraper::Entity::find_by_id(id);
-        if let Some(visible) = self.visible_scrapers() {
+        if let Some(visible) = self.visible_scraper("scrapers.id") {
             select = select.filter(visible);
         }
         Ok(select.one(&self.db).await?)
@@ -105,7 +105,7 @@ impl Store {
     /// All scrapers, by namespace and name.
     pub async fn list_scrapers(&self) -> Result<Vec<scraper::Model>> {
         let mut select = scraper::Entity::find();
-        if let Some(visible) = self.visible_scrapers() {
+        if let Some(visible) = self.visible_scraper("scrapers.id") {
             select = select.filter(visible);
         }
         Ok(select
@@ -208,7 +208,7 @@ impl Store {
     /// Runs of a scraper, newest first.
     pub async fn list_runs(&self, scraper_id: Uuid, limit: u64) -> Result<Vec<scrape_run::Model>> {
         let mut select = scrape_run::Entity::find();
-        if let Some(visible) = self.visible_run_scrapers() {
+        if let Some(visible) = self.visible_scraper("scrape_runs.scraper_id") {
             select = select.filter(visible);
         }
         Ok(select
