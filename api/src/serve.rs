@@ -90,7 +90,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cancel.clone(),
     )
     .await;
-    crate::maintenance::spawn(store.clone(), &tracker, cancel.clone());
+    crate::maintenance::spawn(store.clone(), scraper_ids.clone(), &tracker, cancel.clone());
     stratum_scrapers::topology::spawn_all(store.clone(), topologies, &tracker, cancel.clone());
     stratum_scrapers::scheduler::spawn_all(
         store.clone(),

@@ -136,6 +136,35 @@ pub struct Retention {
     /// resolves it; `48h` by default.
     #[serde(default)]
     pub resolve_insights_after: Option<String>,
+    /// Change history rules, first match wins; changes no rule matches are
+    /// kept for 60 days.
+    #[serde(default)]
+    pub changes: Vec<ChangeRetentionSpec>,
+    /// Soft-deleted items are hard-deleted after this (`7d` by default;
+    /// `keep` never).
+    #[serde(default)]
+    pub purge_deleted_after: Option<String>,
+    /// Other keys.
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub other: BTreeMap<String, Value>,
+}
+
+/// One `spec.retention.changes[]` rule (Mission Control's `{name, age,
+/// count}` are accepted too).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeRetentionSpec {
+    /// Glob over change types (`*`, `?`).
+    #[serde(default, rename = "type", alias = "name")]
+    pub change_type: Option<String>,
+    /// Delete matched changes older than this (`60d` by default; `keep`
+    /// never).
+    #[serde(default, alias = "age")]
+    pub max_age: Option<String>,
+    /// Keep at most this many matched changes per item.
+    #[serde(default, alias = "count")]
+    pub max_count: Option<u64>,
     /// Other keys.
     #[serde(flatten)]
     #[schemars(skip)]
@@ -368,6 +397,8 @@ pub struct LoadedScrapeConfig {
     pub analysis_rules: Vec<crate::analysis::AnalysisRule>,
     /// Open insights unobserved this long are resolved after a succeeded run.
     pub resolve_insights_after: chrono::Duration,
+    /// Change history rules and the purge of deleted items.
+    pub retention: stratum_domain::store::retention::RetentionPolicy,
     /// Warnings found while loading.
     pub warnings: Vec<Diagnostic>,
 }
@@ -820,6 +851,7 @@ fn compile_document(ctx: &mut Ctx<'_>, value: Value, base: &Path) -> Option<Load
     }
     ctx.unsupported("spec.", &spec.other);
     ctx.unsupported("spec.retention.", &spec.retention.other);
+    let retention = compile_retention(ctx, &spec.retention);
     ctx.unsupported("spec.transform.", &spec.transform.other);
 
     let mut files = Vec::new();
@@ -948,8 +980,81 @@ fn compile_document(ctx: &mut Ctx<'_>, value: Value, base: &Path) -> Option<Load
         change_rules,
         analysis_rules,
         resolve_insights_after,
+        retention,
         warnings: Vec::new(),
     })
+}
+
+/// A retention age: `keep` is `None`; anything else must be a positive
+/// duration such as `7d`.
+fn retention_age(
+    ctx: &mut Ctx<'_>,
+    key: &str,
+    text: Option<&str>,
+    default: chrono::Duration,
+) -> Option<chrono::Duration> {
+    match text {
+        None => Some(default),
+        Some("keep") => None,
+        Some(s) => match humantime::parse_duration(s)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .and_then(|d| chrono::Duration::from_std(d).ok())
+        {
+            Some(d) => Some(d),
+            None => {
+                ctx.at(
+                    &format!("{key}:"),
+                    Severity::Error,
+                    format!("invalid {key} {s:?}: expected a duration like 7d, or keep"),
+                );
+                Some(default)
+            }
+        },
+    }
+}
+
+/// `spec.retention.changes` and `purgeDeletedAfter`.
+fn compile_retention(
+    ctx: &mut Ctx<'_>,
+    spec: &Retention,
+) -> stratum_domain::store::retention::RetentionPolicy {
+    use stratum_domain::store::retention::{
+        ChangeRetentionRule, DEFAULT_CHANGE_MAX_AGE, DEFAULT_PURGE_DELETED_AFTER, RetentionPolicy,
+    };
+    let mut changes = Vec::new();
+    for (i, rule) in spec.changes.iter().enumerate() {
+        ctx.unsupported(&format!("spec.retention.changes[{i}]."), &rule.other);
+        let Some(types) = rule.change_type.clone().filter(|t| !t.is_empty()) else {
+            ctx.at(
+                "changes:",
+                Severity::Error,
+                format!("retention.changes[{i}]: type is required (a change type or glob)"),
+            );
+            continue;
+        };
+        let max_age = retention_age(
+            ctx,
+            "maxAge",
+            rule.max_age.as_deref(),
+            DEFAULT_CHANGE_MAX_AGE,
+        );
+        changes.push(ChangeRetentionRule {
+            types,
+            max_age,
+            max_count: rule.max_count,
+        });
+    }
+    let purge_deleted_after = retention_age(
+        ctx,
+        "purgeDeletedAfter",
+        spec.purge_deleted_after.as_deref(),
+        DEFAULT_PURGE_DELETED_AFTER,
+    );
+    RetentionPolicy {
+        changes,
+        purge_deleted_after,
+    }
 }
 
 #[cfg(test)]
@@ -1038,6 +1143,87 @@ mod tests {
             diags[0]
         );
         assert!(diags[0].message.contains("CEL"), "{}", diags[0]);
+    }
+
+    #[test]
+    fn retention_rules_in_both_dialects() {
+        use stratum_domain::store::retention::{
+            DEFAULT_CHANGE_MAX_AGE, DEFAULT_PURGE_DELETED_AFTER,
+        };
+        let configs = load_str(Path::new("inv.yaml"), GOOD).expect("valid");
+        assert!(configs[0].retention.changes.is_empty());
+        assert_eq!(
+            configs[0].retention.purge_deleted_after,
+            Some(DEFAULT_PURGE_DELETED_AFTER)
+        );
+        let ours = GOOD.replace(
+            "  file:\n",
+            "  retention:\n    purgeDeletedAfter: keep\n    changes: [{type: Pulled, maxAge: 7d}, {type: \"*\", maxCount: 500}, {type: diff, maxAge: keep}]\n  file:\n",
+        );
+        let policy = &load_str(Path::new("inv.yaml"), &ours).expect("valid")[0].retention;
+        assert_eq!(policy.purge_deleted_after, None);
+        let rules: Vec<_> = policy
+            .changes
+            .iter()
+            .map(|r| (r.types.as_str(), r.max_age, r.max_count))
+            .collect();
+        assert_eq!(
+            rules,
+            vec![
+                ("Pulled", Some(chrono::Duration::days(7)), None),
+                ("*", Some(DEFAULT_CHANGE_MAX_AGE), Some(500)),
+                ("diff", None, None),
+            ]
+        );
+        let mission_control = ours
+            .replace("stratum.dev/v1", "configs.flanksource.com/v1")
+            .replace(
+                "{type: Pulled, maxAge: 7d}",
+                "{name: Pulled, age: 7d, count: 3}",
+            );
+        let policy =
+            &load_str(Path::new("inv.yaml"), &mission_control).expect("valid")[0].retention;
+        assert_eq!(
+            (
+                policy.changes[0].types.as_str(),
+                policy.changes[0].max_count
+            ),
+            ("Pulled", Some(3))
+        );
+        assert_eq!(policy.changes[0].max_age, Some(chrono::Duration::days(7)));
+    }
+
+    #[test]
+    fn bad_retention_rules_name_their_line() {
+        let bad_age = GOOD.replace(
+            "  file:\n",
+            "  retention:\n    changes:\n      - type: Pulled\n        maxAge: soon\n  file:\n",
+        );
+        let Err(ScraperError::Invalid(diags)) = load_str(Path::new("inv.yaml"), &bad_age) else {
+            panic!("expected diagnostics")
+        };
+        assert_eq!(diags[0].line, 9, "{}", diags[0]);
+        assert!(
+            diags[0].message.contains("invalid maxAge \"soon\""),
+            "{}",
+            diags[0]
+        );
+        let no_type = GOOD.replace(
+            "  file:\n",
+            "  retention:\n    changes:\n      - maxCount: 3\n        bogus: 1\n  file:\n",
+        );
+        let Err(ScraperError::Invalid(diags)) = load_str(Path::new("inv.yaml"), &no_type) else {
+            panic!("expected diagnostics")
+        };
+        assert!(
+            diags.iter().any(|d| d.message.contains("type is required")),
+            "{diags:?}"
+        );
+        let bad_purge = GOOD.replace(
+            "  file:\n",
+            "  retention: {purgeDeletedAfter: 0s}\n  file:\n",
+        );
+        assert!(load_str(Path::new("inv.yaml"), &bad_purge).is_err());
     }
 
     #[test]

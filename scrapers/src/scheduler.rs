@@ -29,6 +29,9 @@ pub fn backoff(failures: u32) -> Duration {
         .min(MAX_BACKOFF)
 }
 
+/// How often a config's retention rules are applied (SPEC §5: hourly).
+pub const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
 /// The id a config's scraper has.
 pub fn scraper_id(config: &LoadedScrapeConfig) -> Uuid {
     stratum_domain::ids::scraper_id(&config.metadata.namespace, &config.metadata.name)
@@ -125,6 +128,13 @@ pub fn spawn_one(
                 }
             });
         }
+        tracker.spawn(retention_loop(
+            store.clone(),
+            config.clone(),
+            serial.clone(),
+            cancel.clone(),
+            ownership.clone(),
+        ));
         let store = store.clone();
         let (cancel, mut ownership) = (cancel.clone(), ownership.clone());
         tracker.spawn(async move {
@@ -189,6 +199,56 @@ pub fn spawn_one(
                 }
             }
         });
+    }
+}
+
+/// Applies the config's retention rules when this replica takes it over
+/// and then every [`RETENTION_EVERY`] while it owns it, between runs.
+async fn retention_loop(
+    store: Store,
+    config: Arc<LoadedScrapeConfig>,
+    serial: Arc<tokio::sync::Mutex<()>>,
+    cancel: CancellationToken,
+    mut ownership: Ownership,
+) {
+    use stratum_domain::store::retention::RetentionTarget;
+    let id = scraper_id(&config);
+    let name = config.metadata.name.clone();
+    loop {
+        if !ownership.owns(id) {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = ownership.until_owned(id) => {}
+            }
+        }
+        let applied = {
+            let _serial = tokio::select! {
+                _ = cancel.cancelled() => return,
+                guard = serial.lock() => guard,
+            };
+            store
+                .apply_retention(
+                    &RetentionTarget::Scraper(id),
+                    &config.retention,
+                    stratum_domain::store::now(),
+                )
+                .await
+        };
+        match applied {
+            Ok(done) if done != Default::default() => tracing::info!(
+                scraper = %name,
+                changes_deleted = done.changes_deleted,
+                items_purged = done.items_purged,
+                "retention applied"
+            ),
+            Ok(_) => {}
+            Err(error) => tracing::error!(scraper = %name, %error, "retention failed"),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = ownership.until_lost(id) => {}
+            _ = tokio::time::sleep(RETENTION_EVERY) => {}
+        }
     }
 }
 

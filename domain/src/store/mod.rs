@@ -28,6 +28,7 @@ pub mod insights;
 pub mod items;
 pub mod ownership;
 pub mod page;
+pub mod retention;
 pub mod rollup;
 pub mod scope;
 pub mod scrapers;
