@@ -1,7 +1,9 @@
 //! The `http` and `sql` scrapers (SPEC §10): JSON from an HTTP API, page
 //! by page through a `next` expression, and rows of a SQL query on
-//! PostgreSQL or SQLite, each turned into items through the same fields
-//! as the file scraper. Secrets (`fromEnv`, `fromFile`) are read at run
+//! PostgreSQL, MySQL/MariaDB or SQLite (each column a JSON value: numbers,
+//! strings, booleans, JSON columns as JSON, DECIMAL/NUMERIC as exact
+//! strings, times as RFC 3339), each turned into items through the same
+//! fields as the file scraper. Secrets (`fromEnv`, `fromFile`) are read at run
 //! time and never stored.
 
 use std::collections::{BTreeMap, HashSet};
@@ -121,7 +123,8 @@ pub struct HttpSpec {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SqlSpec {
-    /// A `postgres://` or `sqlite:` URL, `{fromEnv}` or `{fromFile}`.
+    /// A `postgres://`, `mysql://` (`mariadb://`) or `sqlite:` URL,
+    /// `{fromEnv}` or `{fromFile}`.
     #[serde(default)]
     pub connection: Option<Value>,
     /// The query; each row is an item.
@@ -280,12 +283,16 @@ pub(crate) fn compile_sql(ctx: &mut Ctx<'_>, entries: &[SqlSpec], base: &Path) -
             .map(|c| SecretRef::compile(c, base))
         {
             Some(Ok(SecretRef::Literal(url))) => match url.split_once(':').map(|(s, _)| s) {
-                Some("postgres" | "postgresql" | "sqlite") => SecretRef::Literal(url),
+                Some("postgres" | "postgresql" | "mysql" | "mariadb" | "sqlite") => {
+                    SecretRef::Literal(url)
+                }
                 _ => {
                     ctx.at(
                         "connection:",
                         Severity::Error,
-                        format!("{at}.connection: a postgres:// or sqlite: URL is needed"),
+                        format!(
+                            "{at}.connection: a postgres://, mysql://, mariadb:// or sqlite: URL is needed"
+                        ),
                     );
                     continue;
                 }
@@ -502,9 +509,30 @@ pub(crate) async fn fetch_http(config: &LoadedScrapeConfig, source: &HttpSource)
     out
 }
 
+/// MySQL has no boolean type: `BOOLEAN` columns are `TINYINT(1)` and come
+/// back as numbers; they become JSON booleans, as on the other databases.
+fn mysql_booleans(row: &sea_orm::QueryResult, document: &mut Value) {
+    use sea_orm::sqlx::{Column, Row, TypeInfo};
+    let (Some(row), Value::Object(fields)) = (row.try_as_mysql_row(), document) else {
+        return;
+    };
+    for column in row.columns() {
+        if column.type_info().name() != "BOOLEAN" {
+            continue;
+        }
+        if let Some(value) = fields.get_mut(column.name())
+            && let Some(n) = value.as_i64().or_else(|| value.as_u64().map(|n| n as i64))
+        {
+            *value = Value::Bool(n != 0);
+        }
+    }
+}
+
 /// Runs the query of a `sql` source.
 pub(crate) async fn fetch_sql(config: &LoadedScrapeConfig, source: &SqlSource) -> Fetched {
-    use sea_orm::{ConnectOptions, Database, FromQueryResult, JsonValue, Statement};
+    use sea_orm::{
+        ConnectOptions, ConnectionTrait, Database, FromQueryResult, JsonValue, Statement,
+    };
     let mut out = Fetched::default();
     let url = match source.connection.resolve() {
         Ok(u) => u,
@@ -514,6 +542,11 @@ pub(crate) async fn fetch_sql(config: &LoadedScrapeConfig, source: &SqlSource) -
         }
     };
     let origin = redacted(&url);
+    // MariaDB speaks the MySQL protocol.
+    let url = match url.strip_prefix("mariadb://") {
+        Some(rest) => format!("mysql://{rest}"),
+        None => url,
+    };
     let mut options = ConnectOptions::new(url);
     options
         .max_connections(1)
@@ -533,16 +566,18 @@ pub(crate) async fn fetch_sql(config: &LoadedScrapeConfig, source: &SqlSource) -
         }
     };
     let statement = Statement::from_string(db.get_database_backend(), source.query.clone());
-    let rows = tokio::time::timeout(
-        source.timeout,
-        JsonValue::find_by_statement(statement).all(&db),
-    )
-    .await;
+    let rows = tokio::time::timeout(source.timeout, db.query_all_raw(statement)).await;
     let _ = db.close().await;
     match rows {
         Ok(Ok(rows)) => {
             for row in rows {
-                out.documents(config, &source.mapping, &origin, row);
+                match JsonValue::from_query_result(&row, "") {
+                    Ok(mut document) => {
+                        mysql_booleans(&row, &mut document);
+                        out.documents(config, &source.mapping, &origin, document);
+                    }
+                    Err(e) => out.errors.push(format!("{origin}: row: {e}")),
+                }
             }
         }
         Ok(Err(e)) => out.errors.push(format!("{origin}: query: {e}")),

@@ -1,7 +1,7 @@
 //! The `http` scraper against a real local HTTP server (pages, headers from
 //! the environment, a 500, a timeout, a malformed body), and the `sql`
-//! scraper against real PostgreSQL and SQLite databases, on both catalog
-//! backends. Every failure is a recorded failed run that deletes nothing.
+//! scraper against real PostgreSQL, MariaDB (MySQL) and SQLite databases,
+//! on both catalog backends. Every failure is a recorded failed run that deletes nothing.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,7 +20,8 @@ use stratum_tests::{Backend, TestDb};
 
 stratum_tests::on_both_backends!(
     http_pages_then_each_fault_is_a_failed_run_that_deletes_nothing,
-    sql_rows_become_items_on_postgres_and_sqlite
+    sql_rows_become_items_on_postgres_and_sqlite,
+    sql_rows_from_mysql_keep_their_types
 );
 
 /// How the status API answers.
@@ -322,4 +323,120 @@ spec:
         run.summary.errors
     );
     assert_eq!(live_items_of(&db.store, "Billing::Account").await.len(), 3);
+}
+
+/// A fresh database on the test MariaDB server
+/// (`STRATUM_TEST_MYSQL_URL`, default `mysql://root@127.0.0.1:3306/test`),
+/// dropped at the end; a server that cannot be reached fails the test.
+struct MysqlDb {
+    admin: sea_orm::DatabaseConnection,
+    name: String,
+    url: String,
+}
+
+impl MysqlDb {
+    async fn new() -> MysqlDb {
+        let admin_url = std::env::var("STRATUM_TEST_MYSQL_URL")
+            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_string());
+        let admin = Database::connect(admin_url.as_str())
+            .await
+            .unwrap_or_else(|e| panic!("MariaDB is required for tests ({admin_url}): {e}"));
+        let name = format!("stratum_test_{}", uuid::Uuid::new_v4().simple());
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create database");
+        let base = admin_url.rsplit_once('/').map(|(b, _)| b).expect("url");
+        MysqlDb {
+            admin,
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+
+    async fn drop_database(self) {
+        let _ = self
+            .admin
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {}", self.name))
+            .await;
+    }
+}
+
+async fn sql_rows_from_mysql_keep_their_types(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mysql = MysqlDb::new().await;
+    let source = Database::connect(mysql.url.as_str())
+        .await
+        .expect("connect source");
+    for sql in [
+        "CREATE TABLE hosts (id INT PRIMARY KEY, name VARCHAR(64) NOT NULL, cost DECIMAL(10,2), \
+         active BOOLEAN NOT NULL, seen DATETIME, meta JSON, note TEXT)",
+        "INSERT INTO hosts VALUES \
+         (1, 'db-1', 12.50, TRUE, '2026-11-30 10:00:00', '{\"rack\": \"r1\", \"u\": 4}', NULL), \
+         (2, 'db-2', NULL, FALSE, NULL, NULL, 'spare')",
+    ] {
+        source.execute_unprepared(sql).await.expect("seed");
+    }
+    let _ = source.close().await;
+    // The mariadb:// spelling is accepted as well.
+    let url = mysql.url.replacen("mysql://", "mariadb://", 1);
+    let config = load(
+        dir.path(),
+        &format!(
+            r#"apiVersion: stratum.dev/v1
+kind: ScrapeConfig
+metadata: {{name: hosts, namespace: test}}
+spec:
+  retention: {{staleItemAge: 0s}}
+  sql:
+    - connection: "{url}"
+      query: SELECT id, name, cost, active, seen, meta, note FROM hosts ORDER BY id
+      type: Inventory::Host
+      id: {{expr: '"host-" + string(config.id)'}}
+      name: $.name
+      status: {{expr: 'config.active ? "active" : "idle"'}}
+      tags: {{rack: $.meta.rack}}
+"#
+        ),
+    );
+    let report = stratum_tests::scrape_succeeds(&db.store, &config).await;
+    let mut hosts = Vec::new();
+    for ext in ["host-1", "host-2"] {
+        let id = stratum_domain::ids::item_id(report.scraper_id, "Inventory::Host", ext);
+        hosts.push(db.store.get_item(id).await.expect("get").expect("item"));
+    }
+    assert_eq!(hosts.len(), 2);
+    assert_eq!(
+        hosts[0].config,
+        json!({
+            "id": 1, "name": "db-1", "cost": "12.50", "active": true,
+            "seen": "2026-11-30T10:00:00", "meta": {"rack": "r1", "u": 4}
+        })
+    );
+    assert_eq!(hosts[0].status.as_deref(), Some("active"));
+    assert_eq!(hosts[0].tags["rack"], json!("r1"));
+    assert_eq!(hosts[1].config["active"], json!(false));
+    assert_eq!(hosts[1].config["note"], json!("spare"));
+    assert_eq!(hosts[1].status.as_deref(), Some("idle"));
+
+    // A query against a missing table fails the run with MariaDB's message
+    // and deletes nothing.
+    let broken = load(
+        dir.path(),
+        &format!(
+            "apiVersion: stratum.dev/v1\nkind: ScrapeConfig\nmetadata: {{name: hosts, namespace: test}}\nspec:\n  retention: {{staleItemAge: 0s}}\n  sql:\n    - connection: \"{url}\"\n      query: SELECT id, name FROM hostz\n      type: Inventory::Host\n      name: $.name\n"
+        ),
+    );
+    let run = run_scrape(&db.store, &broken, &RunOptions::default())
+        .await
+        .expect("scrape");
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(
+        run.summary.errors[0].contains("hostz"),
+        "{:?}",
+        run.summary.errors
+    );
+    assert_eq!(live_items_of(&db.store, "Inventory::Host").await.len(), 2);
+    mysql.drop_database().await;
 }
