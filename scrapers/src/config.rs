@@ -956,7 +956,11 @@ fn compile_document(ctx: &mut Ctx<'_>, value: Value, base: &Path) -> Option<Load
             ),
         }
     }
-    let relationship_rules = crate::relationships::compile(ctx, &spec.transform.relationship);
+    let mut relationship_rules = crate::relationships::compile(ctx, &spec.transform.relationship);
+    relationship_rules.extend(crate::relationships::compile_kubernetes(
+        ctx,
+        &spec.kubernetes,
+    ));
     let change_rules =
         crate::change_mapping::compile(ctx, &spec.transform.changes).map(std::sync::Arc::new);
     let analysis_rules = crate::analysis::compile(ctx, &spec.transform.analysis);

@@ -1,5 +1,6 @@
 //! Field extraction: a ScrapeConfig field is a JSONPath (`$.metadata.name`),
-//! a CEL expression (`{expr: ...}`) or a literal.
+//! a CEL expression (`{expr: ...}`), a label of the item (`{label: key}`) or
+//! a literal (`text`, or `{value: text}` as Mission Control writes it).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -17,6 +18,16 @@ pub enum FieldSource {
         /// The CEL expression.
         expr: String,
     },
+    /// `{value: text}`: a literal, even one starting with `$`.
+    Value {
+        /// The text.
+        value: String,
+    },
+    /// `{label: key}`: the item's label of that key.
+    Label {
+        /// The label key.
+        label: String,
+    },
 }
 
 /// A compiled field.
@@ -28,6 +39,9 @@ pub enum Field {
     Cel(Expression),
     /// A constant.
     Literal(String),
+    /// A label of the item (the `labels` variable, else
+    /// `config.metadata.labels`).
+    Label(String),
 }
 
 /// Why a field failed to compile; `offset` is a column inside the text.
@@ -55,7 +69,8 @@ impl Field {
                     message: format!("invalid JSONPath: {}", e.message()),
                 })
             }
-            FieldSource::Text(t) => Ok(Field::Literal(t.clone())),
+            FieldSource::Text(t) | FieldSource::Value { value: t } => Ok(Field::Literal(t.clone())),
+            FieldSource::Label { label } => Ok(Field::Label(label.clone())),
             FieldSource::Expr { expr } => Expression::compile(expr).map(Field::Cel).map_err(
                 |CompileError {
                      line,
@@ -76,6 +91,14 @@ impl Field {
         match self {
             Field::Path(p) => Ok(p.query(config).first().cloned()),
             Field::Literal(s) => Ok(Some(Value::String(s.clone()))),
+            Field::Label(key) => {
+                let labels = extra
+                    .iter()
+                    .find(|(k, _)| *k == "labels")
+                    .map(|(_, v)| *v)
+                    .or_else(|| config.pointer("/metadata/labels"));
+                Ok(labels.and_then(|l| l.get(key)).cloned())
+            }
             Field::Cel(e) => {
                 let mut vars: Vec<(&str, &Value)> = vec![("config", config)];
                 vars.extend_from_slice(extra);
@@ -135,11 +158,13 @@ impl Field {
                     .filter_map(|ptr| config.pointer_mut(&ptr).map(Value::take))
                     .collect())
             }
-            Field::Cel(_) | Field::Literal(_) => match self.value(&config, &[])? {
-                Some(Value::Array(items)) => Ok(items),
-                Some(Value::Null) | None => Ok(Vec::new()),
-                Some(other) => Ok(vec![other]),
-            },
+            Field::Cel(_) | Field::Literal(_) | Field::Label(_) => {
+                match self.value(&config, &[])? {
+                    Some(Value::Array(items)) => Ok(items),
+                    Some(Value::Null) | None => Ok(Vec::new()),
+                    Some(other) => Ok(vec![other]),
+                }
+            }
         }
     }
 }
@@ -176,6 +201,33 @@ mod tests {
         assert_eq!(i.items(nested).ok(), Some(vec![json!({"x": 1}), json!(1)]));
         let i = Field::compile(&FieldSource::Text("$.missing[*]".into())).expect("items");
         assert_eq!(i.items(doc).ok(), Some(vec![]));
+    }
+
+    #[test]
+    fn values_and_labels() {
+        let doc = json!({"metadata": {"labels": {"app": "web"}}});
+        let source: FieldSource =
+            serde_json::from_value(json!({"value": "$not-a-path"})).expect("value");
+        let v = Field::compile(&source).expect("literal");
+        assert_eq!(
+            v.string(&doc, &[]).ok().flatten().as_deref(),
+            Some("$not-a-path")
+        );
+        let source: FieldSource = serde_json::from_value(json!({"label": "app"})).expect("label");
+        let l = Field::compile(&source).expect("label");
+        assert_eq!(l.string(&doc, &[]).ok().flatten().as_deref(), Some("web"));
+        let labels = json!({"app": "api"});
+        assert_eq!(
+            l.string(&doc, &[("labels", &labels)])
+                .ok()
+                .flatten()
+                .as_deref(),
+            Some("api"),
+            "the item's labels win over the document's"
+        );
+        let missing: FieldSource = serde_json::from_value(json!({"label": "tier"})).expect("label");
+        let m = Field::compile(&missing).expect("label");
+        assert_eq!(m.string(&doc, &[]).ok().flatten(), None);
     }
 
     #[test]

@@ -6,6 +6,13 @@
 //! against those items and the catalog (this scraper's items, or with
 //! `scope: all` everyone's). `parent: true` makes the match upstream, and a
 //! single match the hard parent.
+//!
+//! `kubernetes[].relationships[]` lookups (`{kind, name, namespace}`, each
+//! a literal, `{value}`, `{label}`, a JSONPath or `{expr}`) compile to rules
+//! of the same kind: for every object of that cluster they find the object
+//! of that kind, name and namespace (the object's own namespace when none
+//! is given; none for cluster-scoped kinds) in the same cluster, and link
+//! it upstream with a soft `<Kind><ObjectKind>` edge.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -74,12 +81,41 @@ struct Template {
     labels: Vec<(String, Field)>,
 }
 
+/// One `kubernetes[].relationships[]` entry as written.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KubernetesLookupSpec {
+    /// The other object's kind (`Kustomization`).
+    #[serde(default)]
+    pub kind: Option<FieldSource>,
+    /// Its name.
+    #[serde(default)]
+    pub name: Option<FieldSource>,
+    /// Its namespace; the object's own when absent.
+    #[serde(default)]
+    pub namespace: Option<FieldSource>,
+    /// Other keys.
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub other: BTreeMap<String, Value>,
+}
+
+/// A compiled `kubernetes[].relationships[]` entry.
+#[derive(Debug)]
+struct KubernetesLookup {
+    cluster: String,
+    kind: Field,
+    name: Field,
+    namespace: Option<Field>,
+}
+
 /// A compiled rule.
 #[derive(Debug)]
 pub struct RelationshipRule {
     filter: Option<Expression>,
     template: Option<Template>,
     expr: Option<Expression>,
+    lookup: Option<KubernetesLookup>,
     scope_all: bool,
     parent: bool,
     relation: String,
@@ -92,10 +128,135 @@ pub struct PendingLink {
     pub selector: ItemSelector,
     /// Among every scraper's items, not only this one's.
     pub scope_all: bool,
-    /// The match is upstream (and a single match the hard parent).
+    /// The match is upstream.
+    pub upstream: bool,
+    /// A single match becomes the hard parent.
     pub parent: bool,
+    /// The selector is an exact type and external id: the edge is kept as
+    /// a reference the store resolves when the run settles, so the other
+    /// end may arrive later in the run.
+    pub by_reference: bool,
     /// The relation name.
     pub relation: String,
+}
+
+/// Compiles the `relationships` of every `kubernetes` entry.
+pub(crate) fn compile_kubernetes(
+    ctx: &mut Ctx<'_>,
+    entries: &[crate::kubernetes::spec::KubernetesSpec],
+) -> Vec<RelationshipRule> {
+    let mut rules = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let Some(cluster) = entry.cluster_name.clone().filter(|c| !c.trim().is_empty()) else {
+            continue;
+        };
+        for (j, spec) in entry.relationships.iter().enumerate() {
+            let at = format!("kubernetes[{i}].relationships[{j}]");
+            ctx.unsupported(&format!("spec.{at}."), &spec.other);
+            let (Some(kind), Some(name)) = (&spec.kind, &spec.name) else {
+                ctx.at(
+                    "relationships:",
+                    Severity::Error,
+                    format!("{at}: kind and name are required"),
+                );
+                continue;
+            };
+            let kind = ctx.field(&format!("{at}.kind"), &Some(kind.clone()));
+            let name = ctx.field(&format!("{at}.name"), &Some(name.clone()));
+            let namespace = ctx.field(&format!("{at}.namespace"), &spec.namespace);
+            let (Some(kind), Some(name)) = (kind, name) else {
+                continue;
+            };
+            rules.push(RelationshipRule {
+                filter: None,
+                template: None,
+                expr: None,
+                lookup: Some(KubernetesLookup {
+                    cluster: cluster.clone(),
+                    kind,
+                    name,
+                    namespace,
+                }),
+                scope_all: false,
+                parent: false,
+                relation: String::new(),
+            });
+        }
+    }
+    rules
+}
+
+/// Kinds without a namespace, whose lookups ignore one.
+const CLUSTER_SCOPED: &[&str] = &[
+    "Namespace",
+    "Node",
+    "PersistentVolume",
+    "StorageClass",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "PriorityClass",
+    "IngressClass",
+    "ClusterIssuer",
+    "Cluster",
+];
+
+impl KubernetesLookup {
+    /// The selector and relation for one object, `None` when the rule
+    /// does not apply to it or a value came out empty.
+    fn evaluate(
+        &self,
+        config: &Value,
+        variables: &[(&str, &Value)],
+    ) -> Result<Option<(ItemSelector, String)>, String> {
+        let var = |k: &str| variables.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+        let Some(own_kind) = var("type")
+            .and_then(Value::as_str)
+            .and_then(|t| t.strip_prefix("Kubernetes::"))
+        else {
+            return Ok(None);
+        };
+        let cluster = var("tags")
+            .and_then(|t| t.get("cluster"))
+            .and_then(Value::as_str);
+        if cluster != Some(self.cluster.as_str()) {
+            return Ok(None);
+        }
+        let text = |field: &Field, what: &str| {
+            field
+                .string(config, variables)
+                .map(|v| v.filter(|v| !v.is_empty()))
+                .map_err(|e| format!("{what}: {e}"))
+        };
+        let (Some(kind), Some(name)) = (text(&self.kind, "kind")?, text(&self.name, "name")?)
+        else {
+            return Ok(None);
+        };
+        let namespace = if CLUSTER_SCOPED.contains(&kind.as_str()) {
+            None
+        } else {
+            match &self.namespace {
+                Some(field) => match text(field, "namespace")? {
+                    Some(ns) => Some(ns),
+                    None => return Ok(None),
+                },
+                // `namespace` is reserved in CEL, so it travels in `item`.
+                None => var("item")
+                    .and_then(|i| i.get("namespace"))
+                    .or_else(|| config.pointer("/metadata/namespace"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            }
+        };
+        let key =
+            crate::kubernetes_links::object_key(Some(&self.cluster), namespace.as_deref(), &name);
+        let selector = ItemSelector {
+            external_id: Some(key),
+            item_type: Some(format!("Kubernetes::{kind}")),
+            ..ItemSelector::default()
+        };
+        Ok(Some((selector, format!("{kind}{own_kind}"))))
+    }
 }
 
 /// Compiles `transform.relationship`.
@@ -185,6 +346,7 @@ pub(crate) fn compile(ctx: &mut Ctx<'_>, specs: &[RelationshipRuleSpec]) -> Vec<
             filter,
             template,
             expr,
+            lookup: None,
             scope_all,
             parent: spec.parent,
             relation: spec.relation.clone().unwrap_or_else(|| "Related".into()),
@@ -261,10 +423,25 @@ pub(crate) fn evaluate(
         let link = |selector| PendingLink {
             selector,
             scope_all: rule.scope_all,
+            upstream: rule.parent,
             parent: rule.parent,
+            by_reference: false,
             relation: rule.relation.clone(),
         };
-        if let Some(t) = &rule.template {
+        if let Some(lookup) = &rule.lookup {
+            match lookup.evaluate(config, &extra) {
+                Ok(Some((selector, relation))) => links.push(PendingLink {
+                    selector,
+                    scope_all: false,
+                    upstream: true,
+                    parent: false,
+                    by_reference: true,
+                    relation,
+                }),
+                Ok(None) => {}
+                Err(e) => errors.push(format!("kubernetes relationships: {e}")),
+            }
+        } else if let Some(t) = &rule.template {
             let mut map = serde_json::Map::new();
             let mut empty = false;
             let mut failed = None;
@@ -377,6 +554,22 @@ pub(crate) async fn resolve(
     let mut looked_up: HashMap<(ItemSelector, bool), Vec<Uuid>> = HashMap::new();
     let mut unresolved = 0;
     for (index, link) in pending {
+        if link.by_reference
+            && let (Some(item_type), Some(external_id)) =
+                (&link.selector.item_type, &link.selector.external_id)
+        {
+            if let Some(item) = items.get_mut(index) {
+                item.relationships.push(ScrapedRelationship {
+                    other: ItemRef::External {
+                        item_type: item_type.clone(),
+                        external_id: external_id.clone(),
+                    },
+                    other_is_upstream: link.upstream,
+                    relation: link.relation.clone(),
+                });
+            }
+            continue;
+        }
         let key = (link.selector.clone(), link.scope_all);
         if !looked_up.contains_key(&key) {
             let mut found: Vec<Uuid> = items
@@ -410,7 +603,7 @@ pub(crate) async fn resolve(
                 for other in many {
                     item.relationships.push(ScrapedRelationship {
                         other: ItemRef::Id(*other),
-                        other_is_upstream: link.parent,
+                        other_is_upstream: link.upstream,
                         relation: link.relation.clone(),
                     });
                 }

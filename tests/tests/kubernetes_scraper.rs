@@ -22,7 +22,8 @@ stratum_tests::on_both_backends!(
     a_paged_list_builds_the_cluster_graph,
     a_failed_list_page_deletes_nothing,
     change_rules_rename_copy_up_and_drop_event_changes,
-    the_watch_applies_changes_deletes_and_events_and_relists_on_gone
+    the_watch_applies_changes_deletes_and_events_and_relists_on_gone,
+    relationship_lookups_link_objects_by_kind_name_and_namespace
 );
 
 const KINDS: &str = "[Namespace, Node, Pod, Deployment, ReplicaSet, StatefulSet, Job, Service, Ingress, \
@@ -685,4 +686,70 @@ async fn change_rules_rename_copy_up_and_drop_event_changes(backend: Backend) {
             "{says}: {diags:?}"
         );
     }
+}
+
+async fn relationship_lookups_link_objects_by_kind_name_and_namespace(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let fake = cluster().await;
+    // Pods find the Deployment named by their `app` label (in their own
+    // namespace); the Deployment finds its ConfigMap by an expression, in
+    // Mission Control's `{value}` spelling; Pods find their Node, which is
+    // cluster-scoped, so the namespace is ignored.
+    let lookups = concat!(
+        "      relationships:\n",
+        "        - {kind: {value: Deployment}, name: {label: app}}\n",
+        "        - {kind: ConfigMap, name: {expr: 'config.metadata.name + \"-config\"'}, namespace: {value: payments}}\n",
+        "        - {kind: Node, name: $.spec.nodeName, namespace: {value: elsewhere}}\n",
+    );
+    let config = config(dir.path(), &fake, lookups);
+    stratum_tests::scrape_succeeds(&db.store, &config).await;
+    let items = items(&db.store).await;
+    let edges = edges(&db.store).await;
+    let has =
+        |from: Uuid, to: Uuid, relation: &str| edges.contains(&(from, to, relation.to_string()));
+    let deployment = get(&items, "Deployment", "api").0;
+    for pod in ["api-7d9f8b6c5-q8kzt", "api-7d9f8b6c5-w2m4x"] {
+        let pod = get(&items, "Pod", pod).0;
+        assert!(has(deployment, pod, "DeploymentPod"), "{edges:?}");
+        assert!(
+            edges.iter().any(|(_, t, r)| *t == pod && r == "NodePod"),
+            "{edges:?}"
+        );
+    }
+    assert!(has(
+        get(&items, "ConfigMap", "api-config").0,
+        deployment,
+        "ConfigMapDeployment"
+    ));
+    // The worker's `app` names no Deployment: no edge, and nothing made up.
+    let worker = get(&items, "Pod", "worker-5c6d7e8f9-abcde").0;
+    assert!(
+        !edges
+            .iter()
+            .any(|(_, t, r)| *t == worker && r == "DeploymentPod"),
+        "{edges:?}"
+    );
+    // No object links to itself (the Deployment's own `app` label names it).
+    assert!(!has(deployment, deployment, "DeploymentDeployment"));
+
+    // A lookup without a name is rejected at load.
+    let kubeconfig = fake
+        .write_kubeconfig(dir.path(), "prod")
+        .expect("kubeconfig");
+    let text = format!(
+        "apiVersion: stratum.dev/v1\nkind: ScrapeConfig\nmetadata: {{name: prod}}\nspec:\n  kubernetes:\n    - clusterName: prod-eu1\n      kubeconfig: {}\n      relationships:\n        - kind: {{value: Deployment}}\n",
+        kubeconfig.display()
+    );
+    let Err(stratum_scrapers::ScraperError::Invalid(diags)) =
+        load_str(&dir.path().join("prod.yaml"), &text)
+    else {
+        panic!("expected a rejection");
+    };
+    assert!(
+        diags
+            .iter()
+            .any(|d| d.message.contains("kind and name are required") && d.line == 8),
+        "{diags:?}"
+    );
 }

@@ -59,6 +59,10 @@ pub struct KubernetesSpec {
     /// Mission Control's `event`.
     #[serde(default)]
     pub event: Option<McEventSpec>,
+    /// Lookups that link each object to another one by kind, name and
+    /// namespace (SPEC §4).
+    #[serde(default)]
+    pub relationships: Vec<crate::relationships::KubernetesLookupSpec>,
     /// Other keys, reported as unsupported.
     #[serde(flatten)]
     #[schemars(skip)]
