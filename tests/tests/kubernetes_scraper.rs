@@ -477,9 +477,9 @@ async fn the_watch_applies_changes_deletes_and_events_and_relists_on_gone(backen
         Arc::new(tokio::sync::Mutex::new(())),
         cancel.clone(),
     ));
-    // One watch per listed kind plus events.
+    // One watch per listed kind, EndpointSlices and events.
     eventually("every watch to open", || async {
-        fake.open_watches() >= 14
+        fake.open_watches() >= 15
     })
     .await;
 
@@ -533,6 +533,70 @@ async fn the_watch_applies_changes_deletes_and_events_and_relists_on_gone(backen
             .count(),
         1
     );
+
+    // A pod that appears and then joins a Service's EndpointSlice gets its
+    // ServicePod edge; so does one matching a slice-less Service's selector.
+    let mut joiner = fake
+        .get("v1", "Pod", Some("payments"), RUNNING)
+        .expect("pod");
+    let joiner_uid = Uuid::new_v4();
+    joiner["metadata"]["name"] = "api-7d9f8b6c5-j01n3".into();
+    joiner["metadata"]["uid"] = joiner_uid.to_string().into();
+    fake.apply(joiner).expect("add");
+    eventually("the new pod", || async {
+        items(&db.store)
+            .await
+            .contains_key(&("Kubernetes::Pod".into(), "api-7d9f8b6c5-j01n3".into()))
+    })
+    .await;
+    let mut slice = fake
+        .get(
+            "discovery.k8s.io/v1",
+            "EndpointSlice",
+            Some("payments"),
+            "api-h7x2k",
+        )
+        .expect("slice");
+    let mut endpoint = slice["endpoints"][0].clone();
+    endpoint["addresses"] = serde_json::json!(["10.244.1.99"]);
+    endpoint["targetRef"]["name"] = "api-7d9f8b6c5-j01n3".into();
+    endpoint["targetRef"]["uid"] = joiner_uid.to_string().into();
+    slice["endpoints"]
+        .as_array_mut()
+        .expect("endpoints")
+        .push(endpoint);
+    fake.apply(slice).expect("slice");
+    let api_service = get(&before, "Service", "api").0;
+    eventually("the joined pod's ServicePod edge", || async {
+        edges(&db.store)
+            .await
+            .contains(&(api_service, joiner_uid, "ServicePod".to_string()))
+    })
+    .await;
+    let mut worker = fake
+        .get("v1", "Pod", Some("payments"), "worker-5c6d7e8f9-abcde")
+        .expect("pod");
+    let worker_uid = Uuid::new_v4();
+    worker["metadata"]["name"] = "worker-5c6d7e8f9-fghij".into();
+    worker["metadata"]["uid"] = worker_uid.to_string().into();
+    fake.apply(worker).expect("add");
+    let worker_service = get(&before, "Service", "worker").0;
+    eventually("the selector's ServicePod edge", || async {
+        edges(&db.store)
+            .await
+            .contains(&(worker_service, worker_uid, "ServicePod".to_string()))
+    })
+    .await;
+    for name in ["api-7d9f8b6c5-j01n3", "worker-5c6d7e8f9-fghij"] {
+        fake.delete("v1", "Pod", Some("payments"), name)
+            .expect("delete");
+    }
+    eventually("the extra pods gone", || async {
+        let now = items(&db.store).await;
+        !now.contains_key(&("Kubernetes::Pod".into(), "api-7d9f8b6c5-j01n3".into()))
+            && !now.contains_key(&("Kubernetes::Pod".into(), "worker-5c6d7e8f9-fghij".into()))
+    })
+    .await;
 
     // A bookmark moves nothing; DELETED soft-deletes with a Deleted change.
     fake.bookmark();

@@ -116,6 +116,20 @@ impl IngestSession {
         }
     }
 
+    /// Asks for a soft edge between `id`, a live item of this scraper, and
+    /// `other`, upserted (never tombstoned by this run) when the run
+    /// settles; a miss counts as an unresolved edge.
+    pub fn add_soft_edge(
+        &mut self,
+        id: Uuid,
+        other: ItemRef,
+        other_is_upstream: bool,
+        relation: impl Into<String>,
+    ) {
+        self.soft_edges
+            .push((id, other, other_is_upstream, relation.into()));
+    }
+
     /// Number of distinct items seen so far.
     pub fn seen_count(&self) -> usize {
         self.seen.len()

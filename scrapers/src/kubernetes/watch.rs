@@ -3,7 +3,10 @@
 //! resourceVersion and relists on `410 Gone`; updates are merged into a
 //! bounded queue and written in batches of at most [`BATCH_MAX`] objects
 //! or [`BATCH_WINDOW`] (sooner when the stream pauses), as one incremental
-//! run per watch session.
+//! run per watch session. EndpointSlices and Service selectors are tracked
+//! too ([`ServiceLinks`]), so pods that appear or join a Service while the
+//! watch runs get their `ServicePod` edges at once, as a full run gives
+//! them.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -63,6 +66,8 @@ struct Stream {
     known: HashSet<Uuid>,
     /// Uids seen by the (re)list in progress.
     relist: Option<HashSet<Uuid>>,
+    /// Its first list is complete.
+    listed: bool,
 }
 
 fn uid_of(object: &Value) -> Option<Uuid> {
@@ -70,6 +75,107 @@ fn uid_of(object: &Value) -> Option<Uuid> {
         .pointer("/metadata/uid")
         .and_then(Value::as_str)
         .and_then(|u| Uuid::parse_str(u).ok())
+}
+
+/// What the watch knows of Services and their EndpointSlices.
+#[derive(Debug, Default)]
+struct ServiceLinks {
+    /// EndpointSlice uid → its Service and the pods it targets.
+    slices: HashMap<Uuid, (Uuid, Vec<Uuid>)>,
+    /// Pod uid → the Services whose slices target it.
+    by_pod: HashMap<Uuid, Vec<Uuid>>,
+    /// Services with a selector: uid → namespace and selector.
+    selectors: HashMap<Uuid, (String, crate::kubernetes_links::ServiceSelector)>,
+}
+
+impl ServiceLinks {
+    fn sliced(&self, service: Uuid) -> bool {
+        self.slices.values().any(|(s, _)| *s == service)
+    }
+
+    /// The Services a pod belongs to: those whose slices target it, and
+    /// those without slices whose selector matches it.
+    fn services_of(&self, pod: &stratum_domain::ScrapedItem) -> Vec<Uuid> {
+        let mut services = pod
+            .source_id
+            .and_then(|uid| self.by_pod.get(&uid).cloned())
+            .unwrap_or_default();
+        if let Some(ns) = &pod.namespace {
+            for (service, (service_ns, selector)) in &self.selectors {
+                if service_ns == ns
+                    && !selector.is_empty()
+                    && selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v))
+                    && !self.sliced(*service)
+                {
+                    services.push(*service);
+                }
+            }
+        }
+        services.sort();
+        services.dedup();
+        services
+    }
+
+    /// Records a slice; returns the `(service, pod)` pairs it adds.
+    fn apply_slice(&mut self, slice: &Value, cluster: &str) -> Vec<(Uuid, Uuid)> {
+        let Some(uid) = uid_of(slice) else {
+            return Vec::new();
+        };
+        let service = slice
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|o| o.get("kind").and_then(Value::as_str) == Some("Service"))
+            .and_then(|o| o.get("uid"))
+            .and_then(Value::as_str)
+            .and_then(|u| Uuid::parse_str(u).ok());
+        let (Some(service), Some((_, pods))) = (
+            service,
+            crate::kubernetes_links::endpoint_slice_targets(slice, Some(cluster)),
+        ) else {
+            self.remove_slice(uid);
+            return Vec::new();
+        };
+        let before = self.remove_slice(uid);
+        let added = pods
+            .iter()
+            .filter(|p| !before.contains(p))
+            .map(|p| (service, *p))
+            .collect();
+        for pod in &pods {
+            let services = self.by_pod.entry(*pod).or_default();
+            if !services.contains(&service) {
+                services.push(service);
+            }
+        }
+        self.slices.insert(uid, (service, pods));
+        added
+    }
+
+    /// Forgets a slice; returns the pods it targeted.
+    fn remove_slice(&mut self, uid: Uuid) -> Vec<Uuid> {
+        let Some((service, pods)) = self.slices.remove(&uid) else {
+            return Vec::new();
+        };
+        for pod in &pods {
+            let still = self
+                .slices
+                .values()
+                .any(|(s, p)| *s == service && p.contains(pod));
+            if !still && let Some(services) = self.by_pod.get_mut(pod) {
+                services.retain(|s| *s != service);
+                if services.is_empty() {
+                    self.by_pod.remove(pod);
+                }
+            }
+        }
+        pods
+    }
+}
+
+fn is_endpoint_slice(resource: &Resource) -> bool {
+    resource.api.group == "discovery.k8s.io" && resource.api.kind == "EndpointSlice"
 }
 
 /// Totals of a watch session's run.
@@ -111,7 +217,10 @@ pub async fn run(
     for e in errors {
         tracing::warn!(scraper = %config.metadata.name, cluster = %source.cluster, error = %e, "kind not watched");
     }
-    let mut watched: Vec<Resource> = resources.into_iter().filter(|r| r.stored).collect();
+    let mut watched: Vec<Resource> = resources
+        .into_iter()
+        .filter(|r| r.stored || is_endpoint_slice(r))
+        .collect();
     if source.events.enabled {
         watched.push(kinds::events());
     }
@@ -159,12 +268,14 @@ pub async fn run(
                 resource: resource.clone(),
                 known: HashSet::new(),
                 relist: None,
+                listed: false,
             });
         }
     }
     drop(tx);
 
     let mut writer = Writer::start(&store, &config, &source, scraper_id).await?;
+    let mut links = ServiceLinks::default();
     let mut pending: Vec<Update> = Vec::new();
     loop {
         let first = tokio::select! {
@@ -187,7 +298,7 @@ pub async fn run(
         }
         let batch = std::mem::take(&mut pending);
         let _serial = lock.lock().await;
-        let flushed = writer.flush(&mut streams, batch).await;
+        let flushed = writer.flush(&mut streams, &mut links, batch).await;
         writer.trim();
         match flushed {
             // From the batch's first update arriving to its commit.
@@ -250,9 +361,13 @@ impl<'a> Writer<'a> {
     async fn flush(
         &mut self,
         streams: &mut [Stream],
+        links: &mut ServiceLinks,
         batch: Vec<Update>,
     ) -> Result<(), ScraperError> {
         let now = Utc::now();
+        // `(service, pod)` edges slices added for pods this batch may not
+        // carry.
+        let mut joined: Vec<(Uuid, Uuid)> = Vec::new();
         let mut applies: HashMap<Uuid, Value> = HashMap::new();
         let mut order: Vec<Uuid> = Vec::new();
         let mut deletes: HashSet<Uuid> = HashSet::new();
@@ -279,8 +394,13 @@ impl<'a> Writer<'a> {
                     {
                         if s.resource.stored {
                             deletes.extend(s.known.difference(&seen).copied());
+                        } else if is_endpoint_slice(&s.resource) {
+                            for gone in s.known.difference(&seen) {
+                                links.remove_slice(*gone);
+                            }
                         }
                         s.known = seen;
+                        s.listed = true;
                     }
                 }
                 Update::Error(i, e) => {
@@ -295,6 +415,9 @@ impl<'a> Writer<'a> {
                     let Some(stream) = streams.get_mut(i) else {
                         continue;
                     };
+                    // The watch's first list repeats what the full run
+                    // wrote; later lists and events are news.
+                    let news = stream.listed || stream.relist.is_none();
                     let Some(uid) = uid_of(&object) else { continue };
                     match &mut stream.relist {
                         Some(seen) => {
@@ -306,6 +429,11 @@ impl<'a> Writer<'a> {
                     }
                     if stream.resource.stored {
                         apply(uid, object, &mut applies, &mut deletes);
+                    } else if is_endpoint_slice(&stream.resource) {
+                        let added = links.apply_slice(&object, &self.source.cluster);
+                        if news {
+                            joined.extend(added);
+                        }
                     } else if stream.resource.api.kind == "Event" {
                         match events::to_change(&object, &self.source.events) {
                             Ok(change) => changes.push(change),
@@ -326,6 +454,9 @@ impl<'a> Writer<'a> {
                     if stream.resource.stored {
                         applies.remove(&uid);
                         deletes.insert(uid);
+                        links.selectors.remove(&uid);
+                    } else if is_endpoint_slice(&stream.resource) {
+                        links.remove_slice(uid);
                     }
                 }
             }
@@ -336,7 +467,30 @@ impl<'a> Writer<'a> {
                 continue;
             };
             match object_item(self.config, self.source, object, now) {
-                Ok(Some(extracted)) => collected.push(extracted),
+                Ok(Some(mut extracted)) => {
+                    if extracted.item.item_type == "Kubernetes::Service" {
+                        match (extracted.selector.take(), extracted.item.namespace.clone()) {
+                            (Some(selector), Some(ns)) => {
+                                links.selectors.insert(uid, (ns, selector));
+                            }
+                            _ => {
+                                links.selectors.remove(&uid);
+                            }
+                        }
+                    }
+                    if extracted.item.item_type == "Kubernetes::Pod" {
+                        for service in links.services_of(&extracted.item) {
+                            extracted.item.relationships.push(
+                                stratum_domain::ScrapedRelationship {
+                                    other: stratum_domain::ItemRef::Id(service),
+                                    other_is_upstream: true,
+                                    relation: "ServicePod".into(),
+                                },
+                            );
+                        }
+                    }
+                    collected.push(extracted)
+                }
                 // An object that became excluded leaves the catalog.
                 Ok(None) => {
                     deletes.insert(uid);
@@ -346,17 +500,38 @@ impl<'a> Writer<'a> {
         }
         let crate::pipeline::Collected {
             mut items,
-            links,
+            links: links_pending,
             warnings,
             ..
         } = collected;
         self.warnings.extend(warnings);
-        crate::relationships::resolve(self.store, self.scraper_id, &mut items, links).await?;
-        if !items.is_empty() {
+        crate::relationships::resolve(self.store, self.scraper_id, &mut items, links_pending)
+            .await?;
+        // Slice edges onto pods of the batch travel with the pods; the
+        // rest are edges between items already in the catalog.
+        let in_batch: HashSet<Uuid> = items.iter().filter_map(|i| i.source_id).collect();
+        joined.retain(|(_, pod)| !in_batch.contains(pod));
+        if !joined.is_empty() {
+            let refs: Vec<stratum_domain::ItemRef> = joined
+                .iter()
+                .map(|(service, _)| stratum_domain::ItemRef::Id(*service))
+                .collect();
+            let live = self.store.resolve_refs(&refs).await?;
+            joined.retain(|(service, _)| live.contains_key(&stratum_domain::ItemRef::Id(*service)));
+        }
+        if !items.is_empty() || !joined.is_empty() {
             let mut session = IngestSession::new(self.scraper_id, self.run_id, self.started_at);
             session.touch_granularity =
                 crate::pipeline::touch_granularity(self.config.stale_item_age);
             session.change_rules = self.config.change_rules.clone();
+            for (service, pod) in joined {
+                session.add_soft_edge(
+                    service,
+                    stratum_domain::ItemRef::Id(pod),
+                    false,
+                    "ServicePod",
+                );
+            }
             let items = crate::pipeline::parents_first(items, self.scraper_id);
             for chunk in items.chunks(BATCH_MAX) {
                 let prepared = self
