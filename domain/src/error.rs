@@ -28,6 +28,10 @@ pub enum DomainError {
     /// Stored data could not be decoded.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// Another replica has taken the scraper over; this handle may no
+    /// longer write for it.
+    #[error("scraper {0} is owned by another replica now")]
+    Fenced(uuid::Uuid),
 }
 
 impl DomainError {

@@ -11,6 +11,7 @@ mod m20261124_000001_catalog;
 mod m20261201_000001_read_indexes;
 mod m20261202_000001_insight_lifecycle_costs;
 mod m20261203_000001_api_tokens;
+mod m20261204_000001_scraper_owners;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_read_indexes::Migration),
             Box::new(m20261202_000001_insight_lifecycle_costs::Migration),
             Box::new(m20261203_000001_api_tokens::Migration),
+            Box::new(m20261204_000001_scraper_owners::Migration),
         ]
     }
 }

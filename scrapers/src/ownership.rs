@@ -1,14 +1,18 @@
 //! Which scrapers this replica runs (SPEC §2 (b)). Every interval the
 //! replica counts the replicas holding ownership connections (R), keeps at
 //! most `ceil(N/R)+1` of the N scrapers, and tries the advisory locks of
-//! unowned ones in a random order until it has that many. On SQLite, and
-//! for one-off runs, it owns everything.
+//! unowned ones in a random order until it has that many. Each lock it
+//! takes it also claims in the store, and the scraper's writes go through
+//! a handle fenced by that claim ([`Ownership::store_for`]), so a replica
+//! that lost a lock without noticing cannot write over its successor. On
+//! SQLite, and for one-off runs, it owns everything, unfenced.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use stratum_domain::Store;
-use stratum_domain::store::ownership::{OwnerLocks, lock_key};
+use stratum_domain::store::ownership::{Fence, OwnerLocks, lock_key};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -30,6 +34,8 @@ pub enum Owned {
 #[derive(Debug, Clone)]
 pub struct Ownership {
     rx: watch::Receiver<Owned>,
+    /// The claims on the scrapers owned now (none when owning everything).
+    fences: Arc<RwLock<HashMap<Uuid, Fence>>>,
 }
 
 impl Ownership {
@@ -38,7 +44,24 @@ impl Ownership {
         let (tx, rx) = watch::channel(Owned::All);
         // Keep the sender alive so waits never end early.
         std::mem::forget(tx);
-        Ownership { rx }
+        Ownership {
+            rx,
+            fences: Arc::default(),
+        }
+    }
+
+    /// The store handle to write `scraper_id`'s data through: fenced by
+    /// this replica's claim when ownership is shared.
+    pub fn store_for(&self, store: &Store, scraper_id: Uuid) -> Store {
+        let fence = self
+            .fences
+            .read()
+            .ok()
+            .and_then(|f| f.get(&scraper_id).cloned());
+        match fence {
+            Some(fence) => store.fenced(fence),
+            None => store.clone(),
+        }
     }
 
     /// Whether this replica owns `scraper_id` now.
@@ -112,10 +135,14 @@ impl ScraperSet {
     }
 }
 
-/// One rebalancing step: returns what is owned afterwards.
+/// One rebalancing step: returns what is owned afterwards. A lock taken is
+/// claimed at once (its fence replaces any earlier owner's), or given back
+/// when the claim fails.
 async fn rebalance(
+    store: &Store,
     locks: &OwnerLocks,
     scrapers: &[Uuid],
+    fences: &RwLock<HashMap<Uuid, Fence>>,
 ) -> stratum_domain::error::Result<HashSet<Uuid>> {
     let mut held = locks.held().await?;
     // Locks of scrapers that are gone (a deleted resource) are given back.
@@ -155,7 +182,18 @@ async fn rebalance(
             break;
         }
         if locks.try_acquire(lock_key(scraper)).await? {
-            mine.push(scraper);
+            match store.claim_scraper(scraper).await {
+                Ok(fence) => {
+                    if let Ok(mut f) = fences.write() {
+                        f.insert(scraper, fence);
+                    }
+                    mine.push(scraper);
+                }
+                Err(error) => {
+                    tracing::warn!(%scraper, %error, "claiming a scraper failed; giving its lock back");
+                    locks.release(lock_key(scraper)).await?;
+                }
+            }
         }
     }
     Ok(mine.into_iter().collect())
@@ -179,7 +217,9 @@ pub async fn start(
         }
     };
     let (tx, rx) = watch::channel(Owned::Some(HashSet::new()));
+    let fences: Arc<RwLock<HashMap<Uuid, Fence>>> = Arc::default();
     let store = store.clone();
+    let claims = fences.clone();
     tracker.spawn(async move {
         let mut locks = locks;
         loop {
@@ -188,7 +228,7 @@ pub async fn start(
             }
             let ids = scrapers.snapshot();
             let owned = match &locks {
-                Some(l) => match rebalance(l, &ids).await {
+                Some(l) => match rebalance(&store, l, &ids, &claims).await {
                     Ok(owned) => owned,
                     Err(error) => {
                         // The connection (and with it every lock) may be gone.
@@ -199,6 +239,9 @@ pub async fn start(
                 },
                 None => HashSet::new(),
             };
+            if let Ok(mut f) = claims.write() {
+                f.retain(|id, _| owned.contains(id));
+            }
             tx.send_if_modified(|current| {
                 let next = Owned::Some(owned);
                 if *current == next {
@@ -217,5 +260,5 @@ pub async fn start(
             }
         }
     });
-    Ownership { rx }
+    Ownership { rx, fences }
 }

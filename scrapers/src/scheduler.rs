@@ -3,7 +3,8 @@
 //! owns it ([`crate::ownership`]). A config's full runs and watch batches
 //! never write at the same time. A failed run is retried with backoff
 //! (sooner than its schedule, never later); a replica that takes a config
-//! over runs it at once.
+//! over runs it at once. Everything a config writes goes through the store
+//! handle its ownership claim fences.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,7 +97,7 @@ pub fn spawn_one(
                     }
                     let session = cancel.child_token();
                     let watch = crate::kubernetes::watch::run(
-                        store.clone(),
+                        ownership.store_for(&store, id),
                         config.clone(),
                         source.clone(),
                         serial.clone(),
@@ -164,13 +165,14 @@ pub fn spawn_one(
                 immediate = false;
                 let options = RunOptions::default();
                 let _serial = serial.lock().await;
+                let fenced = ownership.store_for(&store, id);
                 let result = tokio::select! {
                     _ = cancel.cancelled() => return,
                     _ = ownership.until_lost(id) => {
                         tracing::warn!(scraper = %name, "ownership lost mid-run; the run is abandoned");
                         continue;
                     }
-                    result = run_scrape(&store, &config, &options) => result,
+                    result = run_scrape(&fenced, &config, &options) => result,
                 };
                 if let Some(report) = &reporter {
                     report(&result);
@@ -226,7 +228,8 @@ async fn retention_loop(
                 _ = cancel.cancelled() => return,
                 guard = serial.lock() => guard,
             };
-            store
+            ownership
+                .store_for(&store, id)
                 .apply_retention(
                     &RetentionTarget::Scraper(id),
                     &config.retention,

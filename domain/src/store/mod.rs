@@ -84,6 +84,8 @@ pub struct Store {
     events: EventBus,
     /// What reads may see ([`Store::scoped`]); everything when `None`.
     scope: Option<Arc<crate::scope::Scope>>,
+    /// The ownership claim every write checks ([`Store::fenced`]).
+    fence: Option<Arc<ownership::Fence>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -138,6 +140,7 @@ impl Store {
                 writer: Arc::new(Mutex::new(())),
                 owner_options: None,
                 scope: None,
+                fence: None,
             });
         }
         let mut read_options = options.clone();
@@ -175,6 +178,7 @@ impl Store {
             owner_options,
             events,
             scope: None,
+            fence: None,
         })
     }
 
@@ -281,6 +285,9 @@ impl Store {
             None
         };
         let txn = self.db.begin().await?;
+        if let Some(fence) = &self.fence {
+            fence.check(&txn).await?;
+        }
         Ok((
             guard,
             WriteTxn {
