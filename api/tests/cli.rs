@@ -358,10 +358,11 @@ async fn migrate_applies_lists_and_rolls_back(backend: Backend) {
             "applied m20261124_000001_catalog",
             "applied m20261201_000001_read_indexes",
             "applied m20261202_000001_insight_lifecycle_costs",
-            "applied m20261203_000001_api_tokens"
+            "applied m20261203_000001_api_tokens",
+            "applied m20261204_000001_scraper_owners"
         ]
     );
-    let out = stratum(&db, dir.path(), &["migrate", "down", "1"]);
+    let out = stratum(&db, dir.path(), &["migrate", "down", "2"]);
     assert!(
         out.status.success(),
         "{}",
@@ -373,7 +374,8 @@ async fn migrate_applies_lists_and_rolls_back(backend: Backend) {
             "applied m20261124_000001_catalog",
             "applied m20261201_000001_read_indexes",
             "applied m20261202_000001_insight_lifecycle_costs",
-            "pending m20261203_000001_api_tokens"
+            "pending m20261203_000001_api_tokens",
+            "pending m20261204_000001_scraper_owners"
         ]
     );
     let out = stratum(&db, dir.path(), &["migrate", "down", "3"]);
@@ -396,7 +398,9 @@ async fn migrate_applies_lists_and_rolls_back(backend: Backend) {
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: "));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains("sqlite://… or postgres://…"), "{stderr}");
 }
 
 /// `stratum health FILE…` prints one verdict per object, reports each bad

@@ -1,45 +1,30 @@
 //! The audit log of SPEC §12: one structured line per mutation field
 //! (target `stratum::audit`) saying who ran what, when, and how it ended.
 //! Ids, times and flags are written out; anything else (pushed payloads,
-//! YAML) shows only as `…`. Only mutations pay for it: queries pass
-//! through two hooks that do nothing.
+//! YAML) shows only as `…`. The request guard ([`super::guard`]) calls it:
+//! it notes a document's mutation fields when the document is parsed (or
+//! served from its cache) and logs them once the operation ran, so the log
+//! needs no schema extension of its own (each one costs every field of
+//! every response).
 
-use std::sync::{Arc, Mutex, PoisonError};
-
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery,
-};
 use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection};
-use async_graphql::{Response, ServerResult, Variables};
+use async_graphql::{Response, Variables};
 
 use crate::auth::Principal;
 
 /// Arguments whose values are written to the audit line.
 const LOGGED_ARGUMENTS: &[&str] = &["id", "ids", "until", "scraperId", "full", "hard", "dryRun"];
 
-/// Installs the audit log. Register it before the request guard, whose
-/// document cache would otherwise hide the parsed mutation from it.
-pub struct AuditLog;
-
-impl ExtensionFactory for AuditLog {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(AuditExtension::default())
-    }
-}
-
 /// One root mutation field of the request.
-struct MutationField {
+pub(super) struct MutationField {
     /// The alias, or the field name: errors' paths start with it.
     key: String,
     name: String,
     arguments: String,
 }
 
-#[derive(Default)]
-struct AuditExtension {
-    /// `(operation name, its root fields)` of each mutation in the document.
-    mutations: Mutex<Vec<(Option<String>, Vec<MutationField>)>>,
-}
+/// `(operation name, its root fields)` of each mutation in a document.
+pub(super) type Mutations = Vec<(Option<String>, Vec<MutationField>)>;
 
 fn argument_text(name: &str, value: &async_graphql::Value) -> String {
     let text = value.to_string();
@@ -50,10 +35,9 @@ fn argument_text(name: &str, value: &async_graphql::Value) -> String {
     }
 }
 
-fn mutation_fields(
-    doc: &ExecutableDocument,
-    variables: &Variables,
-) -> Vec<(Option<String>, Vec<MutationField>)> {
+/// The mutation operations of `doc` with their root fields (none for a
+/// query document).
+pub(super) fn mutation_fields(doc: &ExecutableDocument, variables: &Variables) -> Mutations {
     doc.operations
         .iter()
         .filter(|(_, op)| op.node.ty == OperationType::Mutation)
@@ -91,74 +75,46 @@ fn mutation_fields(
         .collect()
 }
 
-#[async_trait::async_trait]
-impl Extension for AuditExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let doc = next.run(ctx, query, variables).await?;
-        let found = mutation_fields(&doc, variables);
-        if !found.is_empty() {
-            *self
-                .mutations
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = found;
-        }
-        Ok(doc)
-    }
-
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
-        let response = next.run(ctx, operation_name).await;
-        let mutations = std::mem::take(
-            &mut *self
-                .mutations
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
-        let fields = match operation_name {
-            Some(wanted) => mutations
-                .into_iter()
-                .find(|(name, _)| name.as_deref() == Some(wanted)),
-            None if mutations.len() == 1 => mutations.into_iter().next(),
-            None => None,
-        };
-        let Some((_, fields)) = fields else {
-            return response;
-        };
-        let principal = ctx.data_opt::<Principal>();
-        for field in fields {
-            let outcome = response
-                .errors
-                .iter()
-                .find(|e| {
-                    e.path.first().is_some_and(
-                        |p| matches!(p, async_graphql::PathSegment::Field(f) if *f == field.key),
-                    )
-                })
-                .map_or_else(
-                    || "ok".to_string(),
-                    |e| crate::graphql::guard::code_of(e).unwrap_or_else(|| "error".into()),
-                );
-            tracing::info!(
-                target: "stratum::audit",
-                mutation = %field.name,
-                arguments = %field.arguments,
-                subject = principal.map_or("server", |p| p.subject.as_str()),
-                role = principal.map_or("admin", |p| p.role.as_str()),
-                token = principal.and_then(|p| p.token_id.as_deref()),
-                outcome = %outcome,
-                "mutation"
+/// Writes the audit lines of the operation `operation_name` of a document
+/// whose mutations are `mutations`, now that it ran.
+pub(super) fn log(
+    mutations: Mutations,
+    operation_name: Option<&str>,
+    response: &Response,
+    principal: Option<&Principal>,
+) {
+    let fields = match operation_name {
+        Some(wanted) => mutations
+            .into_iter()
+            .find(|(name, _)| name.as_deref() == Some(wanted)),
+        None if mutations.len() == 1 => mutations.into_iter().next(),
+        None => None,
+    };
+    let Some((_, fields)) = fields else {
+        return;
+    };
+    for field in fields {
+        let outcome = response
+            .errors
+            .iter()
+            .find(|e| {
+                e.path.first().is_some_and(
+                    |p| matches!(p, async_graphql::PathSegment::Field(f) if *f == field.key),
+                )
+            })
+            .map_or_else(
+                || "ok".to_string(),
+                |e| crate::graphql::guard::code_of(e).unwrap_or_else(|| "error".into()),
             );
-        }
-        response
+        tracing::info!(
+            target: "stratum::audit",
+            mutation = %field.name,
+            arguments = %field.arguments,
+            subject = principal.map_or("server", |p| p.subject.as_str()),
+            role = principal.map_or("admin", |p| p.role.as_str()),
+            token = principal.and_then(|p| p.token_id.as_deref()),
+            outcome = %outcome,
+            "mutation"
+        );
     }
 }

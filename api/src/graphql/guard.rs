@@ -2,16 +2,17 @@
 //! schema's one extension. It resolves persisted queries, serves parsed and
 //! validated documents from the cache, rejects abusive documents before
 //! execution, naming the limit and the numbers, and gives every error an
-//! `extensions.code`. One extension, not one per concern: async-graphql
-//! wraps every field's resolution in every extension, so each costs time
-//! on every field of every response.
+//! `extensions.code`, and feeds the audit log ([`super::audit`]). One
+//! extension, not one per concern: async-graphql wraps every field's
+//! resolution in every extension, so each costs time on every field of
+//! every response.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest, NextRequest,
-    NextValidation,
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
+    NextRequest, NextValidation,
 };
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{Request, Response, ServerError, ServerResult, ValidationResult, Variables};
@@ -247,6 +248,8 @@ struct RequestState {
     validated: Option<ValidationResult>,
     /// `(requested, remaining)` points, when a budget was charged.
     cost: Option<(usize, u32)>,
+    /// The document's mutations, for the audit log.
+    mutations: super::audit::Mutations,
 }
 
 struct GuardExtension {
@@ -353,10 +356,31 @@ impl Extension for GuardExtension {
                 codes::VALIDATION_FAILED,
             ));
         }
+        let mutations = super::audit::mutation_fields(&doc, variables);
         let mut state = self.state();
         state.key = key;
         state.validated = validated;
+        state.mutations = mutations;
         Ok(doc)
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        let response = next.run(ctx, operation_name).await;
+        let mutations = std::mem::take(&mut self.state().mutations);
+        if !mutations.is_empty() {
+            super::audit::log(
+                mutations,
+                operation_name,
+                &response,
+                ctx.data_opt::<crate::auth::Principal>(),
+            );
+        }
+        response
     }
 
     async fn validation(

@@ -62,7 +62,6 @@ pub fn build_schema_with(store: Option<Store>, options: SchemaOptions) -> Stratu
         mutations::MutationRoot,
         subscriptions::SubscriptionRoot,
     )
-    .extension(audit::AuditLog)
     .extension(guard::RequestGuard::new(
         options.limits,
         options.introspection,

@@ -221,6 +221,10 @@ pub struct InsightCounts {
     info: i64,
 }
 
+// The resolvers that await the store or a loader box their work: the
+// future async-graphql builds (and moves) for every selected field of every
+// item is as large as the largest resolver's, so the page's 400 plain
+// fields would otherwise each copy kilobytes.
 #[expect(
     clippy::too_many_arguments,
     reason = "edge fields take Relay page and walk arguments"
@@ -276,28 +280,31 @@ impl ConfigItem {
         ctx: &Context<'_>,
         path: Option<String>,
     ) -> ApiResult<Option<Json<serde_json::Value>>> {
-        let loaded;
-        let config = if self.0.config.is_null() {
-            loaded = loader(ctx)?
-                .load_one(ConfigDocKey(self.0.id))
-                .await
-                .map_err(gql)?
-                .unwrap_or(serde_json::Value::Null);
-            &loaded
-        } else {
-            &self.0.config
-        };
-        Ok(match path {
-            None => Some(Json(config.clone())),
-            Some(p) => {
-                let pointer = if p.starts_with('/') || p.is_empty() {
-                    p
-                } else {
-                    format!("/{}", p.replace('.', "/"))
-                };
-                config.pointer(&pointer).cloned().map(Json)
-            }
+        Box::pin(async move {
+            let loaded;
+            let config = if self.0.config.is_null() {
+                loaded = loader(ctx)?
+                    .load_one(ConfigDocKey(self.0.id))
+                    .await
+                    .map_err(gql)?
+                    .unwrap_or(serde_json::Value::Null);
+                &loaded
+            } else {
+                &self.0.config
+            };
+            Ok(match path {
+                None => Some(Json(config.clone())),
+                Some(p) => {
+                    let pointer = if p.starts_with('/') || p.is_empty() {
+                        p
+                    } else {
+                        format!("/{}", p.replace('.', "/"))
+                    };
+                    config.pointer(&pointer).cloned().map(Json)
+                }
+            })
         })
+        .await
     }
     /// Health.
     async fn health(&self) -> Health {
@@ -325,27 +332,33 @@ impl ConfigItem {
     }
     /// The hard parent.
     async fn parent(&self, ctx: &Context<'_>) -> ApiResult<Option<ConfigItem>> {
-        let Some(parent) = self.0.parent_id else {
-            return Ok(None);
-        };
-        item(ctx, parent).await
+        Box::pin(async move {
+            let Some(parent) = self.0.parent_id else {
+                return Ok(None);
+            };
+            item(ctx, parent).await
+        })
+        .await
     }
     /// Hard ancestors, the root first.
     async fn ancestors(&self, ctx: &Context<'_>) -> ApiResult<Vec<ConfigItem>> {
-        let ids: Vec<Uuid> = self
-            .0
-            .path
-            .split('.')
-            .filter_map(|s| Uuid::parse_str(s).ok())
-            .collect();
-        let mut found = loader(ctx)?
-            .load_many(ids.iter().copied().map(ItemKey))
-            .await
-            .map_err(gql)?;
-        Ok(ids
-            .into_iter()
-            .filter_map(|id| found.remove(&ItemKey(id)).map(ConfigItem::from))
-            .collect())
+        Box::pin(async move {
+            let ids: Vec<Uuid> = self
+                .0
+                .path
+                .split('.')
+                .filter_map(|s| Uuid::parse_str(s).ok())
+                .collect();
+            let mut found = loader(ctx)?
+                .load_many(ids.iter().copied().map(ItemKey))
+                .await
+                .map_err(gql)?;
+            Ok(ids
+                .into_iter()
+                .filter_map(|id| found.remove(&ItemKey(id)).map(ConfigItem::from))
+                .collect())
+        })
+        .await
     }
     /// Hard children, by name.
     #[graphql(complexity = "page_cost(first, last, child_complexity)")]
@@ -357,11 +370,14 @@ impl ConfigItem {
         last: Option<i32>,
         before: Option<String>,
     ) -> ApiResult<ConfigItemConnection> {
-        let filter = ItemFilter {
-            parent_id: Some(self.0.id),
-            ..ItemFilter::default()
-        };
-        item_page(ctx, filter, &[], page_request(first, after, last, before)?).await
+        Box::pin(async move {
+            let filter = ItemFilter {
+                parent_id: Some(self.0.id),
+                ..ItemFilter::default()
+            };
+            item_page(ctx, filter, &[], page_request(first, after, last, before)?).await
+        })
+        .await
     }
     /// Items reached by a relationship walk from this one (itself
     /// excluded), nearest first (by depth, then id); each edge says how far
@@ -378,56 +394,59 @@ impl ConfigItem {
         last: Option<i32>,
         before: Option<String>,
     ) -> ApiResult<RelatedItemConnection> {
-        if !(1..=10).contains(&depth) {
-            return Err(gql(ApiError::BadUserInput(format!(
-                "depth must be between 1 and 10, got {depth}"
-            ))));
-        }
-        let request = page_request(first, after, last, before)?;
-        let mut walk = TraversalQuery::new(vec![self.0.id]);
-        walk.direction = direction.into();
-        walk.relation = relation.into();
-        walk.depth = depth as u32;
-        let reached = store(ctx)?.traverse(&walk).await.map_err(gql)?;
-        let total = reached.nodes.len() as i64;
-        let rows: Vec<(String, stratum_domain::store::GraphNode)> = reached
-            .nodes
-            .into_iter()
-            .map(|n| {
-                let cursor = URL_SAFE_NO_PAD.encode(format!("{}:{}", n.depth, n.id));
-                (cursor, n)
-            })
-            .collect();
-        let page = page_in_memory(rows, &request)?;
-        // Only the page's items are loaded.
-        let mut found = loader(ctx)?
-            .load_many(page.items.iter().map(|(_, n)| ItemKey(n.id)))
-            .await
-            .map_err(gql)?;
-        let mut conn = Connection::with_additional_fields(
-            page.has_previous_page,
-            page.has_next_page,
-            RelatedListFields {
-                total_count: total,
-                truncated: reached.truncated,
-            },
-        );
-        for (cursor, n) in page.items {
-            if let Some(m) = found.remove(&ItemKey(n.id)) {
-                conn.edges.push(Edge::with_additional_fields(
-                    cursor,
-                    ConfigItem::from(m),
-                    RelatedEdgeFields {
-                        depth: n.depth as i32,
-                        direction: match n.direction {
-                            stratum_domain::store::Direction::Incoming => Direction::Incoming,
-                            _ => Direction::Outgoing,
-                        },
-                    },
-                ));
+        Box::pin(async move {
+            if !(1..=10).contains(&depth) {
+                return Err(gql(ApiError::BadUserInput(format!(
+                    "depth must be between 1 and 10, got {depth}"
+                ))));
             }
-        }
-        Ok(conn)
+            let request = page_request(first, after, last, before)?;
+            let mut walk = TraversalQuery::new(vec![self.0.id]);
+            walk.direction = direction.into();
+            walk.relation = relation.into();
+            walk.depth = depth as u32;
+            let reached = store(ctx)?.traverse(&walk).await.map_err(gql)?;
+            let total = reached.nodes.len() as i64;
+            let rows: Vec<(String, stratum_domain::store::GraphNode)> = reached
+                .nodes
+                .into_iter()
+                .map(|n| {
+                    let cursor = URL_SAFE_NO_PAD.encode(format!("{}:{}", n.depth, n.id));
+                    (cursor, n)
+                })
+                .collect();
+            let page = page_in_memory(rows, &request)?;
+            // Only the page's items are loaded.
+            let mut found = loader(ctx)?
+                .load_many(page.items.iter().map(|(_, n)| ItemKey(n.id)))
+                .await
+                .map_err(gql)?;
+            let mut conn = Connection::with_additional_fields(
+                page.has_previous_page,
+                page.has_next_page,
+                RelatedListFields {
+                    total_count: total,
+                    truncated: reached.truncated,
+                },
+            );
+            for (cursor, n) in page.items {
+                if let Some(m) = found.remove(&ItemKey(n.id)) {
+                    conn.edges.push(Edge::with_additional_fields(
+                        cursor,
+                        ConfigItem::from(m),
+                        RelatedEdgeFields {
+                            depth: n.depth as i32,
+                            direction: match n.direction {
+                                stratum_domain::store::Direction::Incoming => Direction::Incoming,
+                                _ => Direction::Outgoing,
+                            },
+                        },
+                    ));
+                }
+            }
+            Ok(conn)
+        })
+        .await
     }
     /// Changes of this item, newest first. The plain `first: n` form of a
     /// list page is batched across the page's items.
@@ -441,44 +460,47 @@ impl ConfigItem {
         last: Option<i32>,
         before: Option<String>,
     ) -> ApiResult<ConfigChangeConnection> {
-        let request = page_request(first, after, last, before)?;
-        let mut domain_filter = change_filter(ctx, filter).await?;
-        let plain = domain_filter.is_unrestricted()
-            && request.after.is_none()
-            && request.before.is_none()
-            && request.last.is_none();
-        domain_filter.config_ids = vec![self.0.id];
-        if plain {
-            let n = request
-                .first
-                .unwrap_or(stratum_domain::store::page::DEFAULT_PAGE);
-            let rows = loader(ctx)?
-                .load_one(LatestChangesKey {
-                    config_id: self.0.id,
-                    limit: n + 1,
-                })
+        Box::pin(async move {
+            let request = page_request(first, after, last, before)?;
+            let mut domain_filter = change_filter(ctx, filter).await?;
+            let plain = domain_filter.is_unrestricted()
+                && request.after.is_none()
+                && request.before.is_none()
+                && request.last.is_none();
+            domain_filter.config_ids = vec![self.0.id];
+            if plain {
+                let n = request
+                    .first
+                    .unwrap_or(stratum_domain::store::page::DEFAULT_PAGE);
+                let rows = loader(ctx)?
+                    .load_one(LatestChangesKey {
+                        config_id: self.0.id,
+                        limit: n + 1,
+                    })
+                    .await
+                    .map_err(gql)?
+                    .unwrap_or_default();
+                return Ok(connection(
+                    latest_page(rows, n),
+                    ConfigChange,
+                    ChangeListFields {
+                        filter: domain_filter,
+                    },
+                ));
+            }
+            let page = store(ctx)?
+                .list_changes(&domain_filter, &request)
                 .await
-                .map_err(gql)?
-                .unwrap_or_default();
-            return Ok(connection(
-                latest_page(rows, n),
+                .map_err(gql)?;
+            Ok(connection(
+                page,
                 ConfigChange,
                 ChangeListFields {
                     filter: domain_filter,
                 },
-            ));
-        }
-        let page = store(ctx)?
-            .list_changes(&domain_filter, &request)
-            .await
-            .map_err(gql)?;
-        Ok(connection(
-            page,
-            ConfigChange,
-            ChangeListFields {
-                filter: domain_filter,
-            },
-        ))
+            ))
+        })
+        .await
     }
     /// Insights of this item, most recently observed first; open ones by
     /// default.
@@ -492,37 +514,43 @@ impl ConfigItem {
         last: Option<i32>,
         before: Option<String>,
     ) -> ApiResult<InsightConnection> {
-        let request = page_request(first, after, last, before)?;
-        let mut filter = insight_filter(Some(InsightFilter {
-            statuses: status,
-            ..InsightFilter::default()
-        }))?;
-        filter.config_ids = vec![self.0.id];
-        let page = store(ctx)?
-            .list_insights(&filter, &request)
-            .await
-            .map_err(gql)?;
-        Ok(connection(page, Insight, InsightListFields { filter }))
+        Box::pin(async move {
+            let request = page_request(first, after, last, before)?;
+            let mut filter = insight_filter(Some(InsightFilter {
+                statuses: status,
+                ..InsightFilter::default()
+            }))?;
+            filter.config_ids = vec![self.0.id];
+            let page = store(ctx)?
+                .list_insights(&filter, &request)
+                .await
+                .map_err(gql)?;
+            Ok(connection(page, Insight, InsightListFields { filter }))
+        })
+        .await
     }
     /// Open insights, by severity.
     async fn insight_counts(&self, ctx: &Context<'_>) -> ApiResult<InsightCounts> {
-        let c = loader(ctx)?
-            .load_one(InsightCountKey(self.0.id))
-            .await
-            .map_err(gql)?
-            .unwrap_or_default();
-        Ok(InsightCounts {
-            total: c.total(),
-            critical: c.critical,
-            high: c.high,
-            medium: c.medium,
-            low: c.low,
-            info: c.info,
+        Box::pin(async move {
+            let c = loader(ctx)?
+                .load_one(InsightCountKey(self.0.id))
+                .await
+                .map_err(gql)?
+                .unwrap_or_default();
+            Ok(InsightCounts {
+                total: c.total(),
+                critical: c.critical,
+                high: c.high,
+                medium: c.medium,
+                low: c.low,
+                info: c.info,
+            })
         })
+        .await
     }
     /// The topology components this item is attached to, by name.
     async fn components(&self, ctx: &Context<'_>) -> ApiResult<Vec<Component>> {
-        components_of(ctx, ItemComponentsKey(self.0.id)).await
+        Box::pin(async move { components_of(ctx, ItemComponentsKey(self.0.id)).await }).await
     }
     /// Cost in the item's currency; null when it has none (or several).
     async fn cost(&self) -> Option<Cost> {
@@ -538,21 +566,24 @@ impl ConfigItem {
     /// Cost totals, one entry per currency (several only when its rows
     /// are billed in several).
     async fn costs(&self, ctx: &Context<'_>) -> ApiResult<Vec<Cost>> {
-        let totals = loader(ctx)?
-            .load_one(ItemCostsKey(self.0.id))
-            .await
-            .map_err(gql)?
-            .unwrap_or_default();
-        Ok(totals
-            .into_iter()
-            .map(|t| Cost {
-                currency: t.currency,
-                per_minute: Some(money(t.per_minute)),
-                total_1d: Some(money(t.total_1d)),
-                total_7d: Some(money(t.total_7d)),
-                total_30d: Some(money(t.total_30d)),
-            })
-            .collect())
+        Box::pin(async move {
+            let totals = loader(ctx)?
+                .load_one(ItemCostsKey(self.0.id))
+                .await
+                .map_err(gql)?
+                .unwrap_or_default();
+            Ok(totals
+                .into_iter()
+                .map(|t| Cost {
+                    currency: t.currency,
+                    per_minute: Some(money(t.per_minute)),
+                    total_1d: Some(money(t.total_1d)),
+                    total_7d: Some(money(t.total_7d)),
+                    total_30d: Some(money(t.total_30d)),
+                })
+                .collect())
+        })
+        .await
     }
     /// Spend of the item and its hard descendants over `window`, one entry
     /// per currency.
@@ -561,11 +592,14 @@ impl ConfigItem {
         ctx: &Context<'_>,
         #[graphql(default_with = "CostWindow::D30")] window: CostWindow,
     ) -> ApiResult<Vec<Money>> {
-        let spend = store(ctx)?
-            .subtree_cost(self.0.id, window.into(), Utc::now())
-            .await
-            .map_err(gql)?;
-        Ok(spend.into_iter().map(Money::from).collect())
+        Box::pin(async move {
+            let spend = store(ctx)?
+                .subtree_cost(self.0.id, window.into(), Utc::now())
+                .await
+                .map_err(gql)?;
+            Ok(spend.into_iter().map(Money::from).collect())
+        })
+        .await
     }
     /// Health counts of its live hard descendants.
     async fn descendant_health(&self) -> HealthCounts {
@@ -579,11 +613,14 @@ impl ConfigItem {
     }
     /// The scraper that owns it.
     async fn scraper(&self, ctx: &Context<'_>) -> ApiResult<Option<Scraper>> {
-        Ok(loader(ctx)?
-            .load_one(ScraperKey(self.0.scraper_id))
-            .await
-            .map_err(gql)?
-            .map(Scraper))
+        Box::pin(async move {
+            Ok(loader(ctx)?
+                .load_one(ScraperKey(self.0.scraper_id))
+                .await
+                .map_err(gql)?
+                .map(Scraper))
+        })
+        .await
     }
     /// First stored.
     async fn created_at(&self) -> DateTime<Utc> {

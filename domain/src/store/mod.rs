@@ -108,6 +108,14 @@ impl Store {
     /// [`Store::reads`]).
     pub async fn connect(url: &str) -> Result<Store> {
         let is_sqlite = url.starts_with("sqlite:");
+        // The SQL scraper links the MySQL driver too; the catalog is not
+        // for it.
+        if !is_sqlite && !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            return Err(crate::DomainError::invalid(
+                "database URL",
+                "expected sqlite://… or postgres://…",
+            ));
+        }
         let url = if is_sqlite && !url.contains("mode=") && !url.contains(":memory:") {
             let sep = if url.contains('?') { '&' } else { '?' };
             format!("{url}{sep}mode=rwc")
