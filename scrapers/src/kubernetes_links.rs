@@ -235,6 +235,19 @@ fn collect_backend_services(v: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// The uid of an EndpointSlice's owning Service.
+pub fn endpoint_slice_service(slice: &Value) -> Option<Uuid> {
+    slice
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|o| o.get("kind").and_then(Value::as_str) == Some("Service"))
+        .and_then(|o| o.get("uid"))
+        .and_then(Value::as_str)
+        .and_then(|u| Uuid::parse_str(u).ok())
+}
+
 /// An EndpointSlice's Service (as an [`object_key`]) and the pods its
 /// endpoints target.
 pub fn endpoint_slice_targets(slice: &Value, cluster: Option<&str>) -> Option<(String, Vec<Uuid>)> {

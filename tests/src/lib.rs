@@ -137,6 +137,28 @@ impl Drop for TestDb {
     }
 }
 
+/// A statement for `store`'s backend from SQL with `?` placeholders
+/// (numbered `$1…` on PostgreSQL).
+pub fn statement(store: &Store, sql: &str, values: Vec<sea_orm::Value>) -> sea_orm::Statement {
+    let backend = store.backend();
+    let sql = if backend == sea_orm::DbBackend::Postgres {
+        let mut n = 0;
+        sql.chars()
+            .map(|c| {
+                if c == '?' {
+                    n += 1;
+                    format!("${n}")
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    } else {
+        sql.to_string()
+    };
+    sea_orm::Statement::from_sql_and_values(backend, sql, values)
+}
+
 /// A scraped item with the given identity and config, healthy unless the
 /// config says otherwise through `health`.
 pub fn item(item_type: &str, external_id: &str, config: Value) -> ScrapedItem {

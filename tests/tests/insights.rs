@@ -5,7 +5,7 @@
 //! rejected at load with their line.
 
 use chrono::Duration;
-use sea_orm::{ConnectionTrait, Statement};
+use sea_orm::ConnectionTrait;
 use serde_json::json;
 use stratum_domain::entities::insight;
 use stratum_domain::{InsightObservation, ItemRef, ScrapedInsight, Severity, Store, ids};
@@ -45,28 +45,9 @@ fn on(ext: &str, insight: ScrapedInsight) -> InsightObservation {
 }
 
 async fn run(db: &TestDb, sql: &str, values: Vec<sea_orm::Value>) {
-    let sql = if db.store.backend() == sea_orm::DbBackend::Postgres {
-        let mut n = 0;
-        sql.chars()
-            .map(|c| {
-                if c == '?' {
-                    n += 1;
-                    format!("${n}")
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect()
-    } else {
-        sql.to_string()
-    };
     db.store
         .connection()
-        .execute_raw(Statement::from_sql_and_values(
-            db.store.backend(),
-            sql,
-            values,
-        ))
+        .execute_raw(stratum_tests::statement(&db.store, sql, values))
         .await
         .expect("sql");
 }

@@ -6,7 +6,7 @@
 //! and the scheduler applying a loaded config's rules on its own.
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm::ConnectionTrait;
 use serde_json::json;
 use stratum_domain::store::external::ExternalChange;
 use stratum_domain::store::retention::{ChangeRetentionRule, RetentionPolicy, RetentionTarget};
@@ -51,24 +51,9 @@ async fn write(store: &Store, changes: Vec<ExternalChange>) {
 }
 
 async fn count(store: &Store, sql: &str, values: Vec<sea_orm::Value>) -> i64 {
-    let sql = if store.backend() == DbBackend::Postgres {
-        let mut n = 0;
-        sql.chars()
-            .map(|c| {
-                if c == '?' {
-                    n += 1;
-                    format!("${n}")
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect()
-    } else {
-        sql.to_string()
-    };
     let row = store
         .connection()
-        .query_one_raw(Statement::from_sql_and_values(store.backend(), sql, values))
+        .query_one_raw(stratum_tests::statement(store, sql, values))
         .await
         .expect("count")
         .expect("a row");
@@ -246,16 +231,11 @@ async fn purge_removes_long_deleted_items(backend: Backend) {
     // "parent") is still live.
     let eight_days_ago = stratum_domain::store::now() - Duration::days(8);
     for e in ["gone", "parent"] {
-        let sql = if store.backend() == DbBackend::Postgres {
-            "UPDATE config_items SET deleted_at = $1, delete_reason = 'STALE' WHERE id = $2"
-        } else {
-            "UPDATE config_items SET deleted_at = ?, delete_reason = 'STALE' WHERE id = ?"
-        };
         store
             .connection()
-            .execute_raw(Statement::from_sql_and_values(
-                store.backend(),
-                sql,
+            .execute_raw(stratum_tests::statement(
+                store,
+                "UPDATE config_items SET deleted_at = ?, delete_reason = 'STALE' WHERE id = ?",
                 vec![eight_days_ago.into(), id(e).into()],
             ))
             .await

@@ -452,15 +452,8 @@ pub(crate) async fn scrape_cluster(
                             crate::kubernetes_links::endpoint_slice_targets(&object, Some(cluster))
                     {
                         // A slice names its Service by label and by owner.
-                        if let Some(service_id) = object
-                            .pointer("/metadata/ownerReferences")
-                            .and_then(Value::as_array)
-                            .into_iter()
-                            .flatten()
-                            .find(|o| o.get("kind").and_then(Value::as_str) == Some("Service"))
-                            .and_then(|o| o.get("uid"))
-                            .and_then(Value::as_str)
-                            .and_then(|u| Uuid::parse_str(u).ok())
+                        if let Some(service_id) =
+                            crate::kubernetes_links::endpoint_slice_service(&object)
                         {
                             for pod in pods {
                                 service_pods

@@ -121,17 +121,8 @@ impl ServiceLinks {
         let Some(uid) = uid_of(slice) else {
             return Vec::new();
         };
-        let service = slice
-            .pointer("/metadata/ownerReferences")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .find(|o| o.get("kind").and_then(Value::as_str) == Some("Service"))
-            .and_then(|o| o.get("uid"))
-            .and_then(Value::as_str)
-            .and_then(|u| Uuid::parse_str(u).ok());
         let (Some(service), Some((_, pods))) = (
-            service,
+            crate::kubernetes_links::endpoint_slice_service(slice),
             crate::kubernetes_links::endpoint_slice_targets(slice, Some(cluster)),
         ) else {
             self.remove_slice(uid);
