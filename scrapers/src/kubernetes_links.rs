@@ -181,6 +181,33 @@ pub fn link_object(item: &mut ScrapedItem, config: &Value) -> Option<ServiceSele
     None
 }
 
+/// Adds `ServicePod` edges onto a pod item from the Services' side: from
+/// `sliced` (Services whose EndpointSlices target it) and from each
+/// `(namespace, selector, service)` of a Service without slices whose
+/// selector matches the pod in its namespace.
+pub fn link_pod_services<'a>(
+    pod: &mut ScrapedItem,
+    mut sliced: Vec<Uuid>,
+    selectors: impl IntoIterator<Item = (&'a str, &'a ServiceSelector, Uuid)>,
+) {
+    if let Some(ns) = &pod.namespace {
+        for (service_ns, selector, service) in selectors {
+            if service_ns == ns && selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v)) {
+                sliced.push(service);
+            }
+        }
+    }
+    sliced.sort();
+    sliced.dedup();
+    for service in sliced {
+        pod.relationships.push(ScrapedRelationship {
+            other: ItemRef::Id(service),
+            other_is_upstream: true,
+            relation: "ServicePod".into(),
+        });
+    }
+}
+
 /// Adds Service → Pod edges: each `(index, selector)` names a Service in
 /// `items` whose selector is matched against the pods of its namespace.
 pub fn link_services(items: &mut [ScrapedItem], selectors: &[(usize, ServiceSelector)]) {

@@ -11,14 +11,11 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Condition;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
-    Value,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Value};
 use uuid::Uuid;
 
 use super::page::{KeyKind, KeyValue, Keyset, Page, PageRequest, SortKey};
-use super::{MAX_PARAMS, Store, stmt};
+use super::{MAX_PARAMS, Store, ids_where, stmt};
 use crate::entities::insight;
 use crate::error::{DomainError, Result};
 use crate::ids;
@@ -348,15 +345,6 @@ async fn set_status(
     Ok(ids_changed.len() as i64)
 }
 
-async fn ids_where(txn: &DatabaseTransaction, sql: &str, values: Vec<Value>) -> Result<Vec<Uuid>> {
-    let rows = txn
-        .query_all_raw(stmt(txn.get_database_backend(), sql, values))
-        .await?;
-    rows.iter()
-        .map(|r| r.try_get::<Uuid>("", "id").map_err(DomainError::from))
-        .collect()
-}
-
 impl Store {
     /// Records observations of findings about items named by reference
     /// (pushes, full-mode entries about other items) for `scraper_id`.
@@ -401,7 +389,7 @@ impl Store {
     ) -> Result<i64> {
         let (_guard, txn) = self.write_txn().await?;
         let stale = ids_where(
-            &txn,
+            &*txn,
             "SELECT id FROM insights WHERE scraper_id = ? AND status = ? AND last_observed < ?",
             vec![scraper_id.into(), status::OPEN.into(), cutoff.into()],
         )
@@ -468,13 +456,13 @@ impl Store {
         let (_guard, txn) = self.write_txn().await?;
         let expired = "SELECT id FROM insights WHERE status = ? AND silenced_until IS NOT NULL AND silenced_until <= ?";
         let seen = ids_where(
-            &txn,
+            &*txn,
             &format!("{expired} AND last_observed > status_changed_at"),
             vec![status::SILENCED.into(), now.into()],
         )
         .await?;
         let unseen = ids_where(
-            &txn,
+            &*txn,
             &format!("{expired} AND NOT (last_observed > status_changed_at)"),
             vec![status::SILENCED.into(), now.into()],
         )

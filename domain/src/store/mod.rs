@@ -516,6 +516,23 @@ pub(crate) fn id_in(
     cust(backend, &format!("{column}{list}"), values)
 }
 
+/// The `id` column of the rows a statement with `?` placeholders returns.
+pub(crate) async fn ids_where(
+    db: &impl ConnectionTrait,
+    sql: &str,
+    values: Vec<Value>,
+) -> crate::error::Result<Vec<uuid::Uuid>> {
+    let rows = db
+        .query_all_raw(stmt(db.get_database_backend(), sql, values))
+        .await?;
+    rows.iter()
+        .map(|r| {
+            r.try_get::<uuid::Uuid>("", "id")
+                .map_err(crate::DomainError::from)
+        })
+        .collect()
+}
+
 /// A statement with `?` placeholders adapted to `backend`.
 pub(crate) fn stmt(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(backend, placeholders(backend, sql), values)

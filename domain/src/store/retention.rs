@@ -10,9 +10,9 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, Value};
 use uuid::Uuid;
 
-use super::{Store, in_ids, stmt};
-use crate::error::{DomainError, Result};
-use crate::scope::Glob;
+use super::scope::glob_sql;
+use super::{Store, ids_where, in_ids, stmt};
+use crate::error::Result;
 
 /// Rows deleted per statement.
 pub const RETENTION_BATCH: usize = 1000;
@@ -102,25 +102,6 @@ fn target_sql(backend: DbBackend, target: &RetentionTarget, column: &str) -> (St
     }
 }
 
-/// `change_type` matching `glob`.
-fn glob_sql(backend: DbBackend, glob: &str, values: &mut Vec<Value>) -> String {
-    match Glob::of(glob) {
-        Glob::Exact(v) => {
-            values.push(v.to_string().into());
-            "c.change_type = ?".into()
-        }
-        g @ Glob::Pattern(raw) => {
-            if backend == DbBackend::Postgres {
-                values.push(g.like_pattern().into());
-                "c.change_type LIKE ? ESCAPE '\\'".into()
-            } else {
-                values.push(raw.to_string().into());
-                "c.change_type GLOB ?".into()
-            }
-        }
-    }
-}
-
 impl Store {
     /// Applies `policy` to the changes and deleted items of `target`, as of
     /// `now`.
@@ -141,11 +122,16 @@ impl Store {
             let mut values = Vec::new();
             let (items, item_values) = target_sql(self.backend(), target, "scraper_id");
             values.extend(item_values);
-            let mut governed = vec![glob_sql(self.backend(), &rule.types, &mut values)];
+            let mut governed = vec![glob_sql(
+                self.backend(),
+                "c.change_type",
+                &rule.types,
+                &mut values,
+            )];
             for earlier in &rules[..i] {
                 governed.push(format!(
                     "NOT {}",
-                    glob_sql(self.backend(), &earlier.types, &mut values)
+                    glob_sql(self.backend(), "c.change_type", &earlier.types, &mut values)
                 ));
             }
             let scope = format!(
@@ -159,7 +145,7 @@ impl Store {
                     "SELECT c.id FROM config_changes c WHERE {scope} AND c.created_at < ? LIMIT {RETENTION_BATCH}"
                 );
                 loop {
-                    let ids = self.ids(&select, values.clone()).await?;
+                    let ids = ids_where(self.connection(), &select, values.clone()).await?;
                     let n = self.delete_changes(&ids).await?;
                     report.changes_deleted += n;
                     if ids.len() < RETENTION_BATCH {
@@ -175,7 +161,7 @@ impl Store {
                      (PARTITION BY c.config_id ORDER BY c.created_at DESC, c.seq DESC) AS rn \
                      FROM config_changes c WHERE {scope}) r WHERE r.rn > ?"
                 );
-                let ids = self.ids(&select, values).await?;
+                let ids = ids_where(self.connection(), &select, values).await?;
                 for chunk in ids.chunks(RETENTION_BATCH) {
                     report.changes_deleted += self.delete_changes(chunk).await?;
                 }
@@ -206,7 +192,7 @@ impl Store {
         );
         let mut purged = 0;
         loop {
-            let ids = self.ids(&select, values.clone()).await?;
+            let ids = ids_where(self.connection(), &select, values.clone()).await?;
             if ids.is_empty() {
                 break;
             }
@@ -238,17 +224,6 @@ impl Store {
             }
         }
         Ok(purged)
-    }
-
-    /// The `id` column of a query's rows.
-    async fn ids(&self, sql: &str, values: Vec<Value>) -> Result<Vec<Uuid>> {
-        let rows = self
-            .connection()
-            .query_all_raw(stmt(self.backend(), sql, values))
-            .await?;
-        rows.iter()
-            .map(|r| r.try_get::<Uuid>("", "id").map_err(DomainError::from))
-            .collect()
     }
 
     /// Deletes changes by id in one transaction.

@@ -41,6 +41,33 @@ pub(crate) fn and_clause(sql: Option<&ScopeSql>, values: &mut Vec<Value>) -> Str
     }
 }
 
+/// `column` matching `glob` (case-sensitive on both backends); its value
+/// is appended to `values`.
+pub(crate) fn glob_sql(
+    backend: DbBackend,
+    column: &str,
+    glob: &str,
+    values: &mut Vec<Value>,
+) -> String {
+    match Glob::of(glob) {
+        Glob::Exact(v) => {
+            values.push(v.to_string().into());
+            format!("{column} = ?")
+        }
+        glob @ Glob::Pattern(raw) => {
+            if backend == DbBackend::Postgres {
+                values.push(glob.like_pattern().into());
+                format!("{column} LIKE ? ESCAPE '\\'")
+            } else {
+                // GLOB is case-sensitive and takes `*` and `?` as they
+                // are (LIKE ignores ASCII case on SQLite).
+                values.push(raw.to_string().into());
+                format!("{column} GLOB ?")
+            }
+        }
+    }
+}
+
 /// `column` matching any of `globs`.
 fn globs_sql(
     backend: DbBackend,
@@ -50,23 +77,7 @@ fn globs_sql(
 ) -> String {
     let parts: Vec<String> = globs
         .iter()
-        .map(|g| match Glob::of(g) {
-            Glob::Exact(v) => {
-                values.push(v.to_string().into());
-                format!("{column} = ?")
-            }
-            glob @ Glob::Pattern(raw) => {
-                if backend == DbBackend::Postgres {
-                    values.push(glob.like_pattern().into());
-                    format!("{column} LIKE ? ESCAPE '\\'")
-                } else {
-                    // GLOB is case-sensitive and takes `*` and `?` as they
-                    // are (LIKE ignores ASCII case on SQLite).
-                    values.push(raw.to_string().into());
-                    format!("{column} GLOB ?")
-                }
-            }
-        })
+        .map(|g| glob_sql(backend, column, g, values))
         .collect();
     format!("({})", parts.join(" OR "))
 }

@@ -348,23 +348,14 @@ impl ServicePods {
     /// `ServicePod` edges onto a pod item, from the Services' side.
     fn link(&self, pod: &mut stratum_domain::ScrapedItem) {
         let Some(uid) = pod.source_id else { return };
-        let mut services: Vec<Uuid> = self.by_slice.get(&uid).cloned().unwrap_or_default();
-        if let Some(ns) = &pod.namespace {
-            for (service_ns, selector, service) in &self.selectors {
-                if service_ns == ns && selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v)) {
-                    services.push(*service);
-                }
-            }
-        }
-        services.sort();
-        services.dedup();
-        for service in services {
-            pod.relationships.push(stratum_domain::ScrapedRelationship {
-                other: stratum_domain::ItemRef::Id(service),
-                other_is_upstream: true,
-                relation: "ServicePod".into(),
-            });
-        }
+        let sliced = self.by_slice.get(&uid).cloned().unwrap_or_default();
+        crate::kubernetes_links::link_pod_services(
+            pod,
+            sliced,
+            self.selectors
+                .iter()
+                .map(|(ns, selector, service)| (ns.as_str(), selector, *service)),
+        );
     }
 }
 

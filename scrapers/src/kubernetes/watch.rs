@@ -86,34 +86,28 @@ struct ServiceLinks {
     by_pod: HashMap<Uuid, Vec<Uuid>>,
     /// Services with a selector: uid → namespace and selector.
     selectors: HashMap<Uuid, (String, crate::kubernetes_links::ServiceSelector)>,
+    /// Service uid → how many of `slices` are its (pods ask per Service).
+    slice_counts: HashMap<Uuid, usize>,
 }
 
 impl ServiceLinks {
     fn sliced(&self, service: Uuid) -> bool {
-        self.slices.values().any(|(s, _)| *s == service)
+        self.slice_counts.contains_key(&service)
     }
 
-    /// The Services a pod belongs to: those whose slices target it, and
-    /// those without slices whose selector matches it.
-    fn services_of(&self, pod: &stratum_domain::ScrapedItem) -> Vec<Uuid> {
-        let mut services = pod
+    /// `ServicePod` edges onto a pod item: from the Services whose slices
+    /// target it, and from the selectors of Services without slices.
+    fn link(&self, pod: &mut stratum_domain::ScrapedItem) {
+        let sliced = pod
             .source_id
             .and_then(|uid| self.by_pod.get(&uid).cloned())
             .unwrap_or_default();
-        if let Some(ns) = &pod.namespace {
-            for (service, (service_ns, selector)) in &self.selectors {
-                if service_ns == ns
-                    && !selector.is_empty()
-                    && selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v))
-                    && !self.sliced(*service)
-                {
-                    services.push(*service);
-                }
-            }
-        }
-        services.sort();
-        services.dedup();
-        services
+        let selectors = self
+            .selectors
+            .iter()
+            .filter(|(service, _)| !self.sliced(**service))
+            .map(|(service, (ns, selector))| (ns.as_str(), selector, *service));
+        crate::kubernetes_links::link_pod_services(pod, sliced, selectors);
     }
 
     /// Records a slice; returns the `(service, pod)` pairs it adds.
@@ -141,6 +135,7 @@ impl ServiceLinks {
             }
         }
         self.slices.insert(uid, (service, pods));
+        *self.slice_counts.entry(service).or_default() += 1;
         added
     }
 
@@ -149,6 +144,12 @@ impl ServiceLinks {
         let Some((service, pods)) = self.slices.remove(&uid) else {
             return Vec::new();
         };
+        if let Some(n) = self.slice_counts.get_mut(&service) {
+            *n -= 1;
+            if *n == 0 {
+                self.slice_counts.remove(&service);
+            }
+        }
         for pod in &pods {
             let still = self
                 .slices
@@ -470,15 +471,7 @@ impl<'a> Writer<'a> {
                         }
                     }
                     if extracted.item.item_type == "Kubernetes::Pod" {
-                        for service in links.services_of(&extracted.item) {
-                            extracted.item.relationships.push(
-                                stratum_domain::ScrapedRelationship {
-                                    other: stratum_domain::ItemRef::Id(service),
-                                    other_is_upstream: true,
-                                    relation: "ServicePod".into(),
-                                },
-                            );
-                        }
+                        links.link(&mut extracted.item);
                     }
                     collected.push(extracted)
                 }
