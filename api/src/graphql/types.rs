@@ -221,6 +221,19 @@ pub struct InsightCounts {
     info: i64,
 }
 
+impl From<stratum_domain::store::InsightCounts> for InsightCounts {
+    fn from(c: stratum_domain::store::InsightCounts) -> Self {
+        InsightCounts {
+            total: c.total(),
+            critical: c.critical,
+            high: c.high,
+            medium: c.medium,
+            low: c.low,
+            info: c.info,
+        }
+    }
+}
+
 // The resolvers that await the store or a loader box their work: the
 // future async-graphql builds (and moves) for every selected field of every
 // item is as large as the largest resolver's, so the page's 400 plain
@@ -537,14 +550,7 @@ impl ConfigItem {
                 .await
                 .map_err(gql)?
                 .unwrap_or_default();
-            Ok(InsightCounts {
-                total: c.total(),
-                critical: c.critical,
-                high: c.high,
-                medium: c.medium,
-                low: c.low,
-                info: c.info,
-            })
+            Ok(c.into())
         })
         .await
     }
@@ -1224,14 +1230,7 @@ impl Component {
             .component_activity(self.0.id, Utc::now())
             .await
             .map_err(gql)?;
-        Ok(InsightCounts {
-            total: c.total(),
-            critical: c.critical,
-            high: c.high,
-            medium: c.medium,
-            low: c.low,
-            info: c.info,
-        })
+        Ok(c.into())
     }
     /// Changes since `since` (a duration like `7d`) of the distinct items
     /// attached anywhere in its subtree.
@@ -1743,14 +1742,7 @@ impl QueryRoot {
                 health: g.health.into(),
                 rolled_up_health: g.rolled_up_health.into(),
                 changes: g.changes,
-                insights: InsightCounts {
-                    total: g.insights.total(),
-                    critical: g.insights.critical,
-                    high: g.insights.high,
-                    medium: g.insights.medium,
-                    low: g.insights.low,
-                    info: g.insights.info,
-                },
+                insights: g.insights.into(),
                 cost: g
                     .cost_30d
                     .into_iter()
