@@ -8,7 +8,6 @@
 //! SQLite, and for one-off runs, it owns everything, unfenced.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use stratum_domain::Store;
@@ -26,16 +25,14 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 pub enum Owned {
     /// Every scraper.
     All,
-    /// These scrapers.
-    Some(HashSet<Uuid>),
+    /// These scrapers, each with this replica's claim on it.
+    Some(HashMap<Uuid, Fence>),
 }
 
 /// A view of this replica's ownership that follows its changes.
 #[derive(Debug, Clone)]
 pub struct Ownership {
     rx: watch::Receiver<Owned>,
-    /// The claims on the scrapers owned now (none when owning everything).
-    fences: Arc<RwLock<HashMap<Uuid, Fence>>>,
 }
 
 impl Ownership {
@@ -44,20 +41,16 @@ impl Ownership {
         let (tx, rx) = watch::channel(Owned::All);
         // Keep the sender alive so waits never end early.
         std::mem::forget(tx);
-        Ownership {
-            rx,
-            fences: Arc::default(),
-        }
+        Ownership { rx }
     }
 
     /// The store handle to write `scraper_id`'s data through: fenced by
     /// this replica's claim when ownership is shared.
     pub fn store_for(&self, store: &Store, scraper_id: Uuid) -> Store {
-        let fence = self
-            .fences
-            .read()
-            .ok()
-            .and_then(|f| f.get(&scraper_id).cloned());
+        let fence = match &*self.rx.borrow() {
+            Owned::All => None,
+            Owned::Some(claims) => claims.get(&scraper_id).cloned(),
+        };
         match fence {
             Some(fence) => store.fenced(fence),
             None => store.clone(),
@@ -68,7 +61,7 @@ impl Ownership {
     pub fn owns(&self, scraper_id: Uuid) -> bool {
         match &*self.rx.borrow() {
             Owned::All => true,
-            Owned::Some(ids) => ids.contains(&scraper_id),
+            Owned::Some(claims) => claims.contains_key(&scraper_id),
         }
     }
 
@@ -135,15 +128,16 @@ impl ScraperSet {
     }
 }
 
-/// One rebalancing step: returns what is owned afterwards. A lock taken is
-/// claimed at once (its fence replaces any earlier owner's), or given back
-/// when the claim fails.
+/// One rebalancing step: returns what is owned afterwards, with the claims
+/// on it. Locks held since an earlier step keep their claim (from
+/// `claims`); a lock taken is claimed at once (its fence replaces any
+/// earlier owner's), or given back when the claim fails.
 async fn rebalance(
     store: &Store,
     locks: &OwnerLocks,
     scrapers: &[Uuid],
-    fences: &RwLock<HashMap<Uuid, Fence>>,
-) -> stratum_domain::error::Result<HashSet<Uuid>> {
+    claims: &HashMap<Uuid, Fence>,
+) -> stratum_domain::error::Result<HashMap<Uuid, Fence>> {
     let mut held = locks.held().await?;
     // Locks of scrapers that are gone (a deleted resource) are given back.
     let current: HashSet<i32> = scrapers.iter().map(|s| lock_key(*s)).collect();
@@ -169,34 +163,52 @@ async fn rebalance(
             locks.release(lock_key(extra)).await?;
         }
     }
+    let mut owned: HashMap<Uuid, Fence> = HashMap::new();
+    for scraper in mine {
+        match claims.get(&scraper) {
+            Some(fence) => {
+                owned.insert(scraper, fence.clone());
+            }
+            None => claim(store, locks, scraper, &mut owned).await?,
+        }
+    }
     let mut candidates: Vec<Uuid> = scrapers
         .iter()
         .copied()
-        .filter(|s| !mine.contains(s))
+        .filter(|s| !owned.contains_key(s))
         .collect();
     // A random order per replica and round, so replicas starting together
     // do not all reach for the same locks.
     candidates.sort_by_key(|_| Uuid::new_v4());
     for scraper in candidates {
-        if mine.len() >= target {
+        if owned.len() >= target {
             break;
         }
         if locks.try_acquire(lock_key(scraper)).await? {
-            match store.claim_scraper(scraper).await {
-                Ok(fence) => {
-                    if let Ok(mut f) = fences.write() {
-                        f.insert(scraper, fence);
-                    }
-                    mine.push(scraper);
-                }
-                Err(error) => {
-                    tracing::warn!(%scraper, %error, "claiming a scraper failed; giving its lock back");
-                    locks.release(lock_key(scraper)).await?;
-                }
-            }
+            claim(store, locks, scraper, &mut owned).await?;
         }
     }
-    Ok(mine.into_iter().collect())
+    Ok(owned)
+}
+
+/// Claims a scraper whose lock this replica holds, adding it to `owned`,
+/// or gives the lock back when the claim fails.
+async fn claim(
+    store: &Store,
+    locks: &OwnerLocks,
+    scraper: Uuid,
+    owned: &mut HashMap<Uuid, Fence>,
+) -> stratum_domain::error::Result<()> {
+    match store.claim_scraper(scraper).await {
+        Ok(fence) => {
+            owned.insert(scraper, fence);
+        }
+        Err(error) => {
+            tracing::warn!(%scraper, %error, "claiming a scraper failed; giving its lock back");
+            locks.release(lock_key(scraper)).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Starts the ownership loop for `scrapers` on `tracker`; it stops (and the
@@ -216,10 +228,8 @@ pub async fn start(
             None
         }
     };
-    let (tx, rx) = watch::channel(Owned::Some(HashSet::new()));
-    let fences: Arc<RwLock<HashMap<Uuid, Fence>>> = Arc::default();
+    let (tx, rx) = watch::channel(Owned::Some(HashMap::new()));
     let store = store.clone();
-    let claims = fences.clone();
     tracker.spawn(async move {
         let mut locks = locks;
         loop {
@@ -227,6 +237,10 @@ pub async fn start(
                 locks = store.owner_locks().await.ok().flatten();
             }
             let ids = scrapers.snapshot();
+            let claims = match &*tx.borrow() {
+                Owned::Some(claims) => claims.clone(),
+                Owned::All => HashMap::new(),
+            };
             let owned = match &locks {
                 Some(l) => match rebalance(&store, l, &ids, &claims).await {
                     Ok(owned) => owned,
@@ -234,14 +248,11 @@ pub async fn start(
                         // The connection (and with it every lock) may be gone.
                         tracing::warn!(%error, "ownership check failed; giving up every scraper until it recovers");
                         locks = None;
-                        HashSet::new()
+                        HashMap::new()
                     }
                 },
-                None => HashSet::new(),
+                None => HashMap::new(),
             };
-            if let Ok(mut f) = claims.write() {
-                f.retain(|id, _| owned.contains(id));
-            }
             tx.send_if_modified(|current| {
                 let next = Owned::Some(owned);
                 if *current == next {
@@ -260,5 +271,5 @@ pub async fn start(
             }
         }
     });
-    Ownership { rx, fences }
+    Ownership { rx }
 }
