@@ -28,7 +28,7 @@ use crate::auth::{AuthError, Authenticator, Principal};
 use crate::ratelimit::{Budget, RateLimits};
 
 use crate::graphql::guard::{code_of, codes, with_code};
-use crate::graphql::{Limits, SchemaOptions, StratumSchema, build_schema_with, sdl};
+use crate::graphql::{Executor, Limits, SchemaOptions, sdl};
 
 /// The GraphQL-over-HTTP media type.
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -36,8 +36,8 @@ const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 /// Shared state of the router.
 #[derive(Clone)]
 pub struct AppState {
-    /// The GraphQL schema.
-    pub schema: StratumSchema,
+    /// The GraphQL schema and its fast path.
+    pub graphql: Executor,
     /// The catalog store.
     pub store: Store,
     /// Request limits (the schema enforces the rest of them).
@@ -64,7 +64,7 @@ impl AppState {
     /// The state for `store` with `options`, its schema built from them.
     pub fn new(store: Store, options: SchemaOptions) -> Self {
         AppState {
-            schema: build_schema_with(Some(store.clone()), options),
+            graphql: Executor::new(Some(store.clone()), options),
             store,
             limits: options.limits,
             introspection: options.introspection,
@@ -398,7 +398,10 @@ async fn execute_one(
     let span = tracing::error_span!(target: "stratum::request", "request", request_id = %id, subject = %caller.principal.subject);
     let mut response = match tokio::time::timeout(
         state.limits.timeout,
-        state.schema.execute(request).instrument(span),
+        state
+            .graphql
+            .execute(request, caller.budget.as_ref())
+            .instrument(span),
     )
     .await
     {
@@ -440,20 +443,31 @@ fn status_of(media: MediaType, response: &async_graphql::Response) -> StatusCode
     }
 }
 
-/// Serializes a response with its status, leaving `data` out when the
-/// request never ran.
-fn body_of(
-    media: MediaType,
-    response: &async_graphql::Response,
-) -> (StatusCode, serde_json::Value) {
+/// A response as sent: whole, or without `data` when the request never ran.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Sent<'a> {
+    Ran(&'a async_graphql::Response),
+    Rejected {
+        errors: &'a [ServerError],
+        #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
+    },
+}
+
+/// A response with its status, leaving `data` out when the request never
+/// ran; serialized straight to the body, not through a `Value`.
+fn body_of(media: MediaType, response: &async_graphql::Response) -> (StatusCode, Sent<'_>) {
     let status = status_of(media, response);
-    let mut body = serde_json::to_value(response).unwrap_or_default();
-    if status == StatusCode::BAD_REQUEST
-        && let Some(map) = body.as_object_mut()
-    {
-        map.remove("data");
-    }
-    (status, body)
+    let sent = if status == StatusCode::BAD_REQUEST {
+        Sent::Rejected {
+            errors: &response.errors,
+            extensions: &response.extensions,
+        }
+    } else {
+        Sent::Ran(response)
+    };
+    (status, sent)
 }
 
 async fn execute(
@@ -474,11 +488,11 @@ async fn execute(
             }
         }
         BatchRequest::Batch(requests) => {
-            let mut bodies = Vec::with_capacity(requests.len());
+            let mut responses = Vec::with_capacity(requests.len());
             for request in requests {
-                let response = execute_one(state, id, caller, request).await;
-                bodies.push(body_of(media, &response).1);
+                responses.push(execute_one(state, id, caller, request).await);
             }
+            let bodies: Vec<Sent> = responses.iter().map(|r| body_of(media, r).1).collect();
             respond(StatusCode::OK, media, id, &bodies)
         }
     }
@@ -607,6 +621,7 @@ fn event_stream_response(state: AppState, id: String, request: async_graphql::Re
     use futures_util::StreamExt;
     let request_id = id.clone();
     let results = state
+        .graphql
         .schema
         .execute_stream(request)
         .map(move |mut response| {

@@ -513,7 +513,7 @@ async fn operation(
     finished: mpsc::UnboundedSender<(String, u64)>,
 ) {
     let _running = crate::metrics::Held::new("stratum_subscriptions_active");
-    let mut stream = state.schema.execute_stream(request);
+    let mut stream = state.graphql.schema.execute_stream(request);
     let mut first = true;
     let mut failed = false;
     while let Some(mut response) = stream.next().await {

@@ -10,7 +10,10 @@ use stratum_api::graphql::SchemaOptions;
 use stratum_api::http::{AppState, router};
 use stratum_tests::{Backend, TestDb};
 
-stratum_tests::on_both_backends!(graphql_over_http_and_bad_input);
+stratum_tests::on_both_backends!(
+    graphql_over_http_and_bad_input,
+    admitted_documents_answer_as_on_first_sight
+);
 
 const GRJ: &str = "application/graphql-response+json";
 
@@ -341,4 +344,102 @@ async fn graphql_over_http_and_bad_input(backend: Backend) {
     assert_eq!(sdl, stratum_api::graphql::sdl());
     let r = send(post(GRJ, ok_query)).await;
     assert_eq!(r.status, 200);
+}
+
+/// `body` without the per-request `requestId`s of its errors.
+fn without_request_ids(mut body: Value) -> Value {
+    let errors = match body.as_array_mut() {
+        Some(batch) => batch
+            .iter_mut()
+            .filter_map(|b| b.get_mut("errors"))
+            .collect(),
+        None => body.get_mut("errors").into_iter().collect::<Vec<_>>(),
+    };
+    for list in errors {
+        for error in list.as_array_mut().into_iter().flatten() {
+            if let Some(extensions) = error["extensions"].as_object_mut() {
+                extensions.remove("requestId");
+            }
+        }
+    }
+    body
+}
+
+/// A document the guard has admitted once runs on the schema without
+/// extensions from then on: every answer, error and status must be the
+/// one the guard gave on first sight.
+async fn admitted_documents_answer_as_on_first_sight(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let items = (0..5)
+        .map(|i| {
+            let mut it =
+                stratum_tests::item("Kubernetes::Pod", &format!("pod-{i}"), json!({"i": i}));
+            it.namespace = Some(if i % 2 == 0 { "even" } else { "odd" }.into());
+            it
+        })
+        .collect();
+    stratum_tests::scrape_items(&db.store, "fast", items, stratum_tests::keep_everything()).await;
+    let url = start(&db).await;
+    let client = reqwest::Client::new();
+    let by_namespace = "query Page($ns: String!) { configItems(first: 10, filter: {namespaces: [$ns]}) { totalCount edges { cursor node { id name namespace health } } pageInfo { hasNextPage endCursor } } }";
+    let twelve = format!(
+        "{{ configItems {{ nodes {{ {} name {} }} }} }}",
+        "parent { ".repeat(12),
+        "}".repeat(12)
+    );
+    let requests = [
+        json!({"query": "{ configItems(first: 10) { totalCount nodes { name type } } }"}),
+        json!({"query": by_namespace, "variables": {"ns": "even"}}),
+        json!({"query": by_namespace, "variables": {"ns": "odd"}}),
+        // A resolver's own error keeps its code.
+        json!({"query": "{ configItems(first: 100000) { totalCount } }"}),
+        // A node id that is not one: an error with a path.
+        json!({"query": "{ node(id: \"nope\") { id } }"}),
+        // Validated, then over the depth limit every time.
+        json!({ "query": twelve }),
+        json!({"query": "query A { configItems { totalCount } }", "operationName": "B"}),
+        // A mutation never takes the fast path (the audit log sees it).
+        json!({"query": "mutation { resolveInsight(id: \"nope\") { id } }"}),
+    ];
+    for request in &requests {
+        let first = send(client.post(&url).header("accept", GRJ).json(request)).await;
+        for _ in 0..2 {
+            let again = send(client.post(&url).header("accept", GRJ).json(request)).await;
+            assert_eq!(
+                (again.status, without_request_ids(again.body)),
+                (first.status, without_request_ids(first.body.clone())),
+                "{request}"
+            );
+        }
+    }
+    // The fast path answers what the data says now, not what it said.
+    let even = send(client.post(&url).json(&requests[1])).await;
+    assert_eq!(
+        even.body["data"]["configItems"]["totalCount"], 3,
+        "{}",
+        even.body
+    );
+    let odd = send(client.post(&url).json(&requests[2])).await;
+    assert_eq!(odd.body["data"]["configItems"]["totalCount"], 2);
+    stratum_tests::scrape_items(
+        &db.store,
+        "fast",
+        vec![{
+            let mut it = stratum_tests::item("Kubernetes::Pod", "pod-9", json!({"i": 9}));
+            it.namespace = Some("odd".into());
+            it
+        }],
+        stratum_tests::keep_everything(),
+    )
+    .await;
+    let odd = send(client.post(&url).json(&requests[2])).await;
+    assert_eq!(odd.body["data"]["configItems"]["totalCount"], 3);
+    // A GET of an admitted query answers the same as its POST.
+    let get = send(client.get(&url).query(&[(
+        "query",
+        "{ configItems(first: 10) { totalCount nodes { name type } } }",
+    )]))
+    .await;
+    let post = send(client.post(&url).json(&requests[0])).await;
+    assert_eq!((get.status, get.body), (post.status, post.body));
 }

@@ -1,11 +1,13 @@
 //! Request limits and error codes (SPEC §11 "Errors", §12 "Limits"): the
 //! schema's one extension. It resolves persisted queries, serves parsed and
 //! validated documents from the cache, rejects abusive documents before
-//! execution, naming the limit and the numbers, and gives every error an
-//! `extensions.code`, and feeds the audit log ([`super::audit`]). One
-//! extension, not one per concern: async-graphql wraps every field's
-//! resolution in every extension, so each costs time on every field of
-//! every response.
+//! execution, naming the limit and the numbers, gives every error an
+//! `extensions.code`, and feeds the audit log ([`super::audit`]).
+//!
+//! async-graphql wraps every field's resolution in every extension (a
+//! registry lookup and a boxed future per field), so a query whose document
+//! this guard already admitted ([`Admission::admit`]) runs on a twin schema
+//! without it; the same checks, budget charge and [`finish`] apply there.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -14,7 +16,7 @@ use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
     NextRequest, NextValidation,
 };
-use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
 use async_graphql::{Request, Response, ServerError, ServerResult, ValidationResult, Variables};
 
 use super::documents::{DocumentCache, ValidationKey};
@@ -201,40 +203,173 @@ fn introspects(doc: &ExecutableDocument) -> bool {
         .any(|(_, op)| root_fields(&op.node.selection_set.node, doc, 0))
 }
 
-/// The schema extension enforcing [`Limits`] and assigning codes, with
-/// the persisted-query store and the document cache it consults.
-pub struct RequestGuard {
+/// What admits a request: the limits, the introspection switch, the
+/// persisted-query store and the document cache. Shared by the schema's
+/// extension ([`RequestGuard`]) and the fast path of [`super::Executor`].
+pub(crate) struct Admission {
     limits: Limits,
     introspection: bool,
-    persisted: Arc<PersistedQueries>,
-    documents: Arc<DocumentCache>,
+    persisted: PersistedQueries,
+    documents: DocumentCache,
 }
 
-impl RequestGuard {
-    /// A guard with these limits; `introspection: false` refuses
-    /// `__schema` and `__type` with a clear error instead of a silent null.
-    pub fn new(
+/// A query whose document was parsed, checked and validated before under
+/// the same operation name and variables: it may run on the schema without
+/// extensions.
+pub(crate) struct Admitted {
+    /// The request, its parsed document set.
+    pub(crate) request: Request,
+    /// Its complexity, charged against the caller's budget.
+    pub(crate) complexity: usize,
+}
+
+impl Admission {
+    /// The admission of a schema with these limits; `introspection: false`
+    /// refuses `__schema` and `__type` with a clear error instead of a
+    /// silent null.
+    pub(crate) fn new(
         limits: Limits,
         introspection: bool,
         persisted: PersistedQueries,
         documents: DocumentCache,
     ) -> Self {
-        RequestGuard {
+        Admission {
             limits,
             introspection,
-            persisted: Arc::new(persisted),
-            documents: Arc::new(documents),
+            persisted,
+            documents,
         }
+    }
+
+    /// Resolves the request's persisted query, then admits it when its
+    /// document is a query already validated under the same operation and
+    /// variables and within the limits; `Ok(Err(request))` sends it the
+    /// whole way through the extension, which produces every error.
+    pub(crate) fn admit(&self, request: Request) -> ServerResult<Result<Admitted, Request>> {
+        let mut request = self.persisted.resolve(request)?;
+        let Some(key) = ValidationKey::new(
+            &request.query,
+            request.operation_name.as_deref(),
+            &request.variables,
+        ) else {
+            return Ok(Err(request));
+        };
+        let (Some(doc), Some(validated)) = self.documents.get(&key) else {
+            return Ok(Err(request));
+        };
+        let queries_only = doc
+            .operations
+            .iter()
+            .all(|(_, op)| op.node.ty == OperationType::Query);
+        if !queries_only || check_validation(&self.limits, &validated).is_err() {
+            return Ok(Err(request));
+        }
+        // A cached validation implies the document passed
+        // `check_document` and the introspection switch under these same
+        // limits: the extension validates only documents that did.
+        request.set_parsed_query(ExecutableDocument::clone(&doc));
+        Ok(Ok(Admitted {
+            request,
+            complexity: validated.complexity,
+        }))
+    }
+}
+
+/// Refuses a validated document deeper or more complex than the limits.
+fn check_validation(limits: &Limits, result: &ValidationResult) -> ServerResult<()> {
+    if result.depth > limits.depth {
+        return Err(too_complex(format!(
+            "the query is {} levels deep; the limit is {}",
+            result.depth, limits.depth
+        )));
+    }
+    if result.complexity > limits.complexity {
+        return Err(too_complex(format!(
+            "the query's complexity is {}; the limit is {}",
+            result.complexity, limits.complexity
+        )));
+    }
+    Ok(())
+}
+
+/// Charges `complexity` points to the caller's budget: the points
+/// requested and remaining, or a `RATE_LIMITED` error with `retryAfter`.
+pub(crate) fn charge(
+    budget: &crate::ratelimit::Budget,
+    complexity: usize,
+) -> ServerResult<(usize, u32)> {
+    match budget.limits.charge(&budget.key, complexity) {
+        Ok(remaining) => Ok((complexity, remaining)),
+        Err(refusal) => {
+            let seconds = refusal.retry_after_secs();
+            let mut error = with_code(ServerError::new(refusal.message, None), codes::RATE_LIMITED);
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("retryAfter", seconds);
+            Err(error)
+        }
+    }
+}
+
+/// Finishes the response of a request that started at `started`: the
+/// budget it was charged (`cost`) as `extensions.cost`, a code on every
+/// error, and the request metrics.
+pub(crate) fn finish(
+    mut response: Response,
+    operation: Option<&str>,
+    started: std::time::Instant,
+    cost: Option<(usize, u32)>,
+) -> Response {
+    if let Some((requested, remaining)) = cost {
+        response.extensions.insert(
+            "cost".into(),
+            async_graphql::value!({"requested": requested, "remaining": remaining}),
+        );
+    }
+    let request_error = response.data == async_graphql::Value::Null;
+    for error in &mut response.errors {
+        if code_of(error).is_some() {
+            continue;
+        }
+        let code = if request_error && error.path.is_empty() {
+            // e.g. an unknown operation name: the request never ran.
+            codes::VALIDATION_FAILED
+        } else {
+            codes::INTERNAL
+        };
+        *error = with_code(error.clone(), code);
+    }
+    let operation = crate::metrics::operation_label(operation);
+    metrics::counter!("stratum_graphql_requests_total", "operation" => operation.clone())
+        .increment(1);
+    metrics::histogram!("stratum_graphql_request_duration_seconds", "operation" => operation)
+        .record(started.elapsed().as_secs_f64());
+    for error in &response.errors {
+        if let Some(code) = code_of(error) {
+            metrics::counter!("stratum_graphql_errors_total", "code" => code).increment(1);
+        }
+    }
+    response
+}
+
+/// The schema extension enforcing [`Limits`] and assigning codes, with
+/// the persisted-query store and the document cache it consults.
+pub(crate) struct RequestGuard {
+    admission: Arc<Admission>,
+}
+
+impl RequestGuard {
+    /// The extension of `admission`.
+    pub(crate) fn new(admission: Arc<Admission>) -> Self {
+        RequestGuard { admission }
     }
 }
 
 impl ExtensionFactory for RequestGuard {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(GuardExtension {
-            limits: self.limits,
-            introspection: self.introspection,
-            persisted: self.persisted.clone(),
-            documents: self.documents.clone(),
+            admission: self.admission.clone(),
             request: Mutex::new(RequestState::default()),
         })
     }
@@ -253,10 +388,7 @@ struct RequestState {
 }
 
 struct GuardExtension {
-    limits: Limits,
-    introspection: bool,
-    persisted: Arc<PersistedQueries>,
-    documents: Arc<DocumentCache>,
+    admission: Arc<Admission>,
     request: Mutex<RequestState>,
 }
 
@@ -270,37 +402,12 @@ impl GuardExtension {
 impl Extension for GuardExtension {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let started = std::time::Instant::now();
-        let mut response = next.run(ctx).await;
-        if let Some((requested, remaining)) = self.state().cost.take() {
-            response.extensions.insert(
-                "cost".into(),
-                async_graphql::value!({"requested": requested, "remaining": remaining}),
-            );
-        }
-        let request_error = response.data == async_graphql::Value::Null;
-        for error in &mut response.errors {
-            if code_of(error).is_some() {
-                continue;
-            }
-            let code = if request_error && error.path.is_empty() {
-                // e.g. an unknown operation name: the request never ran.
-                codes::VALIDATION_FAILED
-            } else {
-                codes::INTERNAL
-            };
-            *error = with_code(error.clone(), code);
-        }
-        let operation = crate::metrics::operation_label(self.state().operation.as_deref());
-        metrics::counter!("stratum_graphql_requests_total", "operation" => operation.clone())
-            .increment(1);
-        metrics::histogram!("stratum_graphql_request_duration_seconds", "operation" => operation)
-            .record(started.elapsed().as_secs_f64());
-        for error in &response.errors {
-            if let Some(code) = code_of(error) {
-                metrics::counter!("stratum_graphql_errors_total", "code" => code).increment(1);
-            }
-        }
-        response
+        let response = next.run(ctx).await;
+        let (operation, cost) = {
+            let mut state = self.state();
+            (state.operation.take(), state.cost.take())
+        };
+        finish(response, operation.as_deref(), started, cost)
     }
 
     async fn prepare_request(
@@ -309,7 +416,7 @@ impl Extension for GuardExtension {
         request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
-        let request = self.persisted.resolve(request)?;
+        let request = self.admission.persisted.resolve(request)?;
         self.state().operation = request.operation_name.clone();
         next.run(ctx, request).await
     }
@@ -321,11 +428,12 @@ impl Extension for GuardExtension {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        let limits = self.limits;
+        let admission = &self.admission;
+        let limits = admission.limits;
         let operation = self.state().operation.clone();
         let key = ValidationKey::new(query, operation.as_deref(), variables);
         let (cached, validated) = match &key {
-            Some(key) => self.documents.get(key),
+            Some(key) => admission.documents.get(key),
             None => (None, None),
         };
         let doc = match cached {
@@ -344,13 +452,13 @@ impl Extension for GuardExtension {
                         None => with_code(e, codes::PARSE_FAILED),
                     })?;
                 if let Some(key) = &key {
-                    self.documents.put_document(key, doc.clone());
+                    admission.documents.put_document(key, doc.clone());
                 }
                 doc
             }
         };
-        check_document(&doc, &self.limits).map_err(too_complex)?;
-        if !self.introspection && introspects(&doc) {
+        check_document(&doc, &limits).map_err(too_complex)?;
+        if !admission.introspection && introspects(&doc) {
             return Err(with_code(
                 ServerError::new("introspection is disabled on this server", None),
                 codes::VALIDATION_FAILED,
@@ -402,37 +510,15 @@ impl Extension for GuardExtension {
                         .collect::<Vec<_>>()
                 })?;
                 if let Some(key) = key {
-                    self.documents.put_validation(key, result);
+                    self.admission.documents.put_validation(key, result);
                 }
                 result
             }
         };
-        if result.depth > self.limits.depth {
-            return Err(vec![too_complex(format!(
-                "the query is {} levels deep; the limit is {}",
-                result.depth, self.limits.depth
-            ))]);
-        }
-        if result.complexity > self.limits.complexity {
-            return Err(vec![too_complex(format!(
-                "the query's complexity is {}; the limit is {}",
-                result.complexity, self.limits.complexity
-            ))]);
-        }
+        check_validation(&self.admission.limits, &result).map_err(|e| vec![e])?;
         if let Some(budget) = ctx.data_opt::<crate::ratelimit::Budget>() {
-            match budget.limits.charge(&budget.key, result.complexity) {
-                Ok(remaining) => self.state().cost = Some((result.complexity, remaining)),
-                Err(refusal) => {
-                    let seconds = refusal.retry_after_secs();
-                    let mut error =
-                        with_code(ServerError::new(refusal.message, None), codes::RATE_LIMITED);
-                    error
-                        .extensions
-                        .get_or_insert_with(Default::default)
-                        .set("retryAfter", seconds);
-                    return Err(vec![error]);
-                }
-            }
+            let cost = charge(budget, result.complexity).map_err(|e| vec![e])?;
+            self.state().cost = Some(cost);
         }
         Ok(result)
     }

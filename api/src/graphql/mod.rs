@@ -57,26 +57,102 @@ pub fn build_schema(store: Option<Store>) -> StratumSchema {
 
 /// Builds the schema with the store as context data.
 pub fn build_schema_with(store: Option<Store>, options: SchemaOptions) -> StratumSchema {
-    let mut builder = Schema::build(
-        QueryRoot,
-        mutations::MutationRoot,
-        subscriptions::SubscriptionRoot,
-    )
-    .extension(guard::RequestGuard::new(
+    builder(store.as_ref(), options)
+        .extension(guard::RequestGuard::new(std::sync::Arc::new(admission(
+            options,
+        ))))
+        .finish()
+}
+
+/// The admission of requests under `options`, with empty caches.
+fn admission(options: SchemaOptions) -> guard::Admission {
+    guard::Admission::new(
         options.limits,
         options.introspection,
         persisted::PersistedQueries::new(APQ_ENTRIES),
         documents::DocumentCache::new(DOCUMENT_CACHE_ENTRIES),
-    ));
+    )
+}
+
+/// The schema's types, switches and data, without its extension.
+fn builder(
+    store: Option<&Store>,
+    options: SchemaOptions,
+) -> async_graphql::SchemaBuilder<QueryRoot, mutations::MutationRoot, subscriptions::SubscriptionRoot>
+{
+    let mut builder = Schema::build(
+        QueryRoot,
+        mutations::MutationRoot,
+        subscriptions::SubscriptionRoot,
+    );
     if !options.introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }
     if let Some(store) = store {
         // Shared across requests: it caches nothing, it only batches.
         let loader = DataLoader::new(loaders::CatalogLoader::new(store.clone()), tokio::spawn);
-        builder = builder.data(store).data(loader);
+        builder = builder.data(store.clone()).data(loader);
     }
-    builder.finish()
+    builder
+}
+
+/// The schema and its fast path: queries whose documents the guard has
+/// admitted before run on a twin schema without extensions (see
+/// [`guard`]); everything else, and every first sight of a document, runs
+/// through the guard.
+#[derive(Clone)]
+pub struct Executor {
+    /// The schema with the guard: subscriptions, mutations, the SDL, and
+    /// every request the fast path does not take.
+    pub schema: StratumSchema,
+    /// The same schema without extensions and with only the validation
+    /// that computes complexity and depth.
+    fast: StratumSchema,
+    admission: std::sync::Arc<guard::Admission>,
+}
+
+impl Executor {
+    /// The schemas over `store` with `options`.
+    pub fn new(store: Option<Store>, options: SchemaOptions) -> Executor {
+        let admission = std::sync::Arc::new(admission(options));
+        Executor {
+            schema: builder(store.as_ref(), options)
+                .extension(guard::RequestGuard::new(admission.clone()))
+                .finish(),
+            fast: builder(store.as_ref(), options)
+                .validation_mode(async_graphql::ValidationMode::Fast)
+                .finish(),
+            admission,
+        }
+    }
+
+    /// Runs one request charged to `budget` (when the caller has one).
+    pub async fn execute(
+        &self,
+        request: async_graphql::Request,
+        budget: Option<&crate::ratelimit::Budget>,
+    ) -> async_graphql::Response {
+        let started = std::time::Instant::now();
+        let admitted = match self.admission.admit(request) {
+            Ok(Ok(admitted)) => admitted,
+            Ok(Err(request)) => return self.schema.execute(request).await,
+            Err(error) => {
+                let response = async_graphql::Response::from_errors(vec![error]);
+                return guard::finish(response, None, started, None);
+            }
+        };
+        let operation = admitted.request.operation_name.clone();
+        let cost = match budget.map(|b| guard::charge(b, admitted.complexity)) {
+            Some(Err(error)) => {
+                let response = async_graphql::Response::from_errors(vec![error]);
+                return guard::finish(response, operation.as_deref(), started, None);
+            }
+            Some(Ok(cost)) => Some(cost),
+            None => None,
+        };
+        let response = self.fast.execute(admitted.request).await;
+        guard::finish(response, operation.as_deref(), started, cost)
+    }
 }
 
 /// `request` running as `principal`: its identity for the guards, and,
