@@ -550,7 +550,7 @@ fn main() -> anyhow::Result<()> {
     };
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
-        let db = TestDb::new(Backend::Postgres).await;
+        let db = TestDb::for_bench(Backend::Postgres).await;
         let clock = Instant::now();
         seed(&db.store, &profile).await?;
         let items = count(&db.store, "SELECT COUNT(*) AS n FROM config_items").await;

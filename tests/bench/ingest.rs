@@ -68,7 +68,7 @@ fn generate(dir: &Path, items: usize) {
 }
 
 async fn measure(backend: Backend, dir: &Path, items: usize) -> (f64, f64) {
-    let db = TestDb::new(backend).await;
+    let db = TestDb::for_bench(backend).await;
     let config = load_path(&dir.join("bench.yaml"))
         .expect("config")
         .remove(0);

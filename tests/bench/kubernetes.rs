@@ -142,7 +142,7 @@ fn main() {
     }
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async move {
-        let db = TestDb::new(Backend::Postgres).await;
+        let db = TestDb::for_bench(Backend::Postgres).await;
         let fake = FakeCluster::start(json!({"major": "1", "minor": "31", "gitVersion": "v1.31.4"}), objects(pods))
             .await
             .expect("fake API server");

@@ -154,7 +154,7 @@ async fn rounds(store: &Store, pods: usize, rounds: usize, flip: bool, offset: u
 }
 
 async fn scenario(backend: Backend, pods: usize, n: usize, with_topology: bool) -> (f64, f64) {
-    let db = TestDb::new(backend).await;
+    let db = TestDb::for_bench(backend).await;
     let store = &db.store;
     ingest(store, catalog(pods, 0, false)).await;
     if with_topology {

@@ -66,6 +66,27 @@ pub struct TestDb {
 impl TestDb {
     /// Creates and migrates a fresh database.
     pub async fn new(backend: Backend) -> TestDb {
+        TestDb::create(backend, postgres_admin_url()).await
+    }
+
+    /// A fresh database for a benchmark: on PostgreSQL, reached over TCP
+    /// without TLS (`sslmode=disable`) unless `STRATUM_TEST_POSTGRES_URL`
+    /// sets its own `sslmode`. The benchmarks measure the catalog against a
+    /// server on the same box, not loopback encryption (libpq and sqlx
+    /// default to TLS when the server offers it; node-postgres does not).
+    pub async fn for_bench(backend: Backend) -> TestDb {
+        let admin = postgres_admin_url();
+        let admin = if admin.contains("sslmode=") {
+            admin
+        } else if admin.contains('?') {
+            format!("{admin}&sslmode=disable")
+        } else {
+            format!("{admin}?sslmode=disable")
+        };
+        TestDb::create(backend, admin).await
+    }
+
+    async fn create(backend: Backend, admin: String) -> TestDb {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -80,7 +101,6 @@ impl TestDb {
                 }
             }
             Backend::Postgres => {
-                let admin = postgres_admin_url();
                 let name = format!("stratum_test_{}", uuid::Uuid::new_v4().simple());
                 let conn = Database::connect(&admin)
                     .await
