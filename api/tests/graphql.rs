@@ -8,7 +8,10 @@ use stratum_domain::RunMode;
 use stratum_domain::store::{IngestSession, RunCompletion, ScraperRecord};
 use stratum_tests::{Backend, TestDb, item};
 
-stratum_tests::on_both_backends!(pages_filters_and_errors);
+stratum_tests::on_both_backends!(
+    pages_filters_and_errors,
+    pages_read_json_members_only_when_shown
+);
 
 async fn query(schema: &stratum_api::graphql::StratumSchema, q: &str) -> Value {
     let response = schema.execute(q).await;
@@ -181,4 +184,97 @@ async fn pages_filters_and_errors(backend: Backend) {
     .await;
     assert_eq!(again["data"]["configItem"]["name"], node["name"]);
     assert_eq!(again["data"]["configItem"]["config"], node["config"]);
+}
+
+/// A page whose nodes show no JSON member (tags, labels, properties,
+/// external ids, descendant health) reads summaries; one that shows them,
+/// directly, through a fragment or beside a summary field, gets exactly
+/// what the item itself answers.
+async fn pages_read_json_members_only_when_shown(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let items = (0..4)
+        .map(|i| {
+            let mut it = item("Test::Pod", &format!("m{i}"), json!({"i": i}));
+            it.tags.insert("team".into(), format!("t{i}"));
+            it.labels.insert("app".into(), "api".into());
+            it.properties = json!([{"name": "owner", "text": format!("o{i}")}]);
+            it.external_ids.push(format!("alias-{i}"));
+            it
+        })
+        .collect();
+    stratum_tests::scrape_items(
+        &db.store,
+        "members",
+        items,
+        stratum_tests::keep_everything(),
+    )
+    .await;
+    let schema = build_schema(Some(db.store.clone()));
+    let members = "uuid externalIds tags labels properties descendantHealth { healthy unhealthy }";
+    let mut expected = Vec::new();
+    for i in 0..4 {
+        let uuid = stratum_domain::ids::item_id(
+            stratum_domain::ids::scraper_id("default", "members"),
+            "Test::Pod",
+            &format!("m{i}"),
+        );
+        let one = query(
+            &schema,
+            &format!("{{ configItem(uuid: \"{uuid}\") {{ {members} }} }}"),
+        )
+        .await;
+        assert!(one.get("errors").is_none(), "{one}");
+        assert_eq!(one["data"]["configItem"]["tags"]["team"], format!("t{i}"));
+        expected.push(one["data"]["configItem"].clone());
+    }
+    expected.sort_by_key(|v| v["uuid"].as_str().map(str::to_string));
+    for q in [
+        format!("{{ configItems(orderBy: [{{field: NAME}}]) {{ nodes {{ {members} }} }} }}"),
+        format!(
+            "{{ configItems {{ edges {{ node {{ ...M }} }} }} }} fragment M on ConfigItem {{ {members} }}"
+        ),
+        format!(
+            "{{ configItems {{ nodes {{ ... on Node {{ ... on ConfigItem {{ {members} }} }} }} }} }}"
+        ),
+    ] {
+        let page = query(&schema, &q).await;
+        assert!(page.get("errors").is_none(), "{q}: {page}");
+        let c = &page["data"]["configItems"];
+        let mut nodes: Vec<Value> = match c.get("nodes") {
+            Some(nodes) => nodes.as_array().expect("nodes").clone(),
+            None => c["edges"]
+                .as_array()
+                .expect("edges")
+                .iter()
+                .map(|e| e["node"].clone())
+                .collect(),
+        };
+        nodes.sort_by_key(|v| v["uuid"].as_str().map(str::to_string));
+        assert_eq!(nodes, expected, "{q}");
+    }
+    // Summary fields alone read summaries, and still answer.
+    let page = query(&schema, "{ configItems { nodes { name type health } } }").await;
+    assert_eq!(
+        page["data"]["configItems"]["nodes"]
+            .as_array()
+            .map(Vec::len),
+        Some(4),
+        "{page}"
+    );
+    let summaries = db
+        .store
+        .list_items_with(
+            &Default::default(),
+            &[],
+            &stratum_domain::store::PageRequest::first(10),
+            stratum_domain::store::ItemColumns::Summary,
+        )
+        .await
+        .expect("summaries");
+    assert_eq!(summaries.items.len(), 4);
+    for (_, summary) in &summaries.items {
+        assert!(stratum_domain::store::ItemColumns::is_summary(summary));
+        assert!(summary.tags.is_null() && summary.labels.is_null() && summary.properties.is_null());
+        assert!(summary.name.starts_with('m') && !summary.item_type.is_empty());
+    }
 }

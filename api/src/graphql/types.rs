@@ -11,7 +11,8 @@ use stratum_domain::entities::{
     component, config_change, config_item, config_relationship, insight, scrape_run, scraper,
 };
 use stratum_domain::store::{
-    ChangeFilter, Facet, GroupKey, HealthTally, ItemFilter, ItemOrder, TraversalQuery, latest_page,
+    ChangeFilter, Facet, GroupKey, HealthTally, ItemColumns, ItemFilter, ItemOrder, TraversalQuery,
+    latest_page,
 };
 use stratum_domain::{Health as DomainHealth, Store};
 use uuid::Uuid;
@@ -124,7 +125,7 @@ async fn item_page(
     request: stratum_domain::store::PageRequest,
 ) -> ApiResult<ConfigItemConnection> {
     let page = store(ctx)?
-        .list_items(&filter, order, &request)
+        .list_items_with(&filter, order, &request, item_columns(ctx))
         .await
         .map_err(gql)?;
     Ok(connection(
@@ -132,6 +133,31 @@ async fn item_page(
         ConfigItem::from,
         ItemListFields { filter },
     ))
+}
+
+/// Fields of [`ConfigItem`] that read its JSON members.
+const JSON_MEMBER_FIELDS: [&str; 5] = [
+    "externalIds",
+    "tags",
+    "labels",
+    "properties",
+    "descendantHealth",
+];
+
+/// The columns a page of items needs: a summary unless its nodes select a
+/// field of [`JSON_MEMBER_FIELDS`] (which otherwise loads its item whole,
+/// see [`ConfigItem::whole`]).
+fn item_columns(ctx: &Context<'_>) -> ItemColumns {
+    let look = ctx.look_ahead();
+    let nodes = [look.field("edges").field("node"), look.field("nodes")];
+    let members = nodes
+        .iter()
+        .any(|node| JSON_MEMBER_FIELDS.iter().any(|f| node.field(f).exists()));
+    if members {
+        ItemColumns::All
+    } else {
+        ItemColumns::Summary
+    }
 }
 
 /// The complexity of a connection field: its page size times its
@@ -238,6 +264,25 @@ impl From<stratum_domain::store::InsightCounts> for InsightCounts {
 // future async-graphql builds (and moves) for every selected field of every
 // item is as large as the largest resolver's, so the page's 400 plain
 // fields would otherwise each copy kilobytes.
+impl ConfigItem {
+    /// The item with its JSON members: itself, or, when it was read as a
+    /// summary ([`ItemColumns::Summary`]), its row loaded whole (batched).
+    async fn whole(
+        &self,
+        ctx: &Context<'_>,
+    ) -> ApiResult<std::borrow::Cow<'_, config_item::Model>> {
+        if !ItemColumns::is_summary(&self.0) {
+            return Ok(std::borrow::Cow::Borrowed(&self.0));
+        }
+        loader(ctx)?
+            .load_one(ItemKey(self.0.id))
+            .await
+            .map_err(gql)?
+            .map(std::borrow::Cow::Owned)
+            .ok_or_else(|| gql(ApiError::NotFound(format!("config item {}", self.0.id))))
+    }
+}
+
 #[expect(
     clippy::too_many_arguments,
     reason = "edge fields take Relay page and walk arguments"
@@ -253,8 +298,9 @@ impl ConfigItem {
         self.0.id.to_string()
     }
     /// External ids, lower-cased; the first is the primary.
-    async fn external_ids(&self) -> Vec<String> {
-        serde_json::from_value(self.0.external_ids.clone()).unwrap_or_default()
+    async fn external_ids(&self, ctx: &Context<'_>) -> ApiResult<Vec<String>> {
+        let item = self.whole(ctx).await?;
+        Ok(serde_json::from_value(item.external_ids.clone()).unwrap_or_default())
     }
     /// e.g. `Kubernetes::Pod`.
     #[graphql(name = "type")]
@@ -274,16 +320,16 @@ impl ConfigItem {
         self.0.namespace.as_deref()
     }
     /// Tags.
-    async fn tags(&self) -> Json<serde_json::Value> {
-        Json(self.0.tags.clone())
+    async fn tags(&self, ctx: &Context<'_>) -> ApiResult<Json<serde_json::Value>> {
+        Ok(Json(self.whole(ctx).await?.tags.clone()))
     }
     /// Labels.
-    async fn labels(&self) -> Json<serde_json::Value> {
-        Json(self.0.labels.clone())
+    async fn labels(&self, ctx: &Context<'_>) -> ApiResult<Json<serde_json::Value>> {
+        Ok(Json(self.whole(ctx).await?.labels.clone()))
     }
     /// Display properties.
-    async fn properties(&self) -> Json<serde_json::Value> {
-        Json(self.0.properties.clone())
+    async fn properties(&self, ctx: &Context<'_>) -> ApiResult<Json<serde_json::Value>> {
+        Ok(Json(self.whole(ctx).await?.properties.clone()))
     }
     /// The config document, or the part at a JSON pointer (`/spec/replicas`)
     /// or dotted path (`spec.replicas`). Lists read items without their
@@ -608,14 +654,15 @@ impl ConfigItem {
         .await
     }
     /// Health counts of its live hard descendants.
-    async fn descendant_health(&self) -> HealthCounts {
-        let counts = stratum_domain::store::rollup::decode_counts(&self.0.descendant_health);
-        HealthCounts {
+    async fn descendant_health(&self, ctx: &Context<'_>) -> ApiResult<HealthCounts> {
+        let item = self.whole(ctx).await?;
+        let counts = stratum_domain::store::rollup::decode_counts(&item.descendant_health);
+        Ok(HealthCounts {
             unknown: counts[0],
             healthy: counts[1],
             warning: counts[2],
             unhealthy: counts[3],
-        }
+        })
     }
     /// The scraper that owns it.
     async fn scraper(&self, ctx: &Context<'_>) -> ApiResult<Option<Scraper>> {

@@ -65,7 +65,7 @@ impl Store {
     pub async fn get_items(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, config_item::Model>> {
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(CHUNK) {
-            let rows = super::items::slim_items(self.backend())
+            let rows = super::items::slim_items(self.backend(), super::ItemColumns::All)
                 .filter(super::id_in(self.backend(), "id", chunk))
                 .filter(self.with_item_scope(Condition::all()))
                 .into_model::<super::items::SlimItem>()

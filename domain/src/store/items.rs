@@ -217,18 +217,58 @@ const SLIM_COLUMNS: [config_item::Column; 31] = {
     ]
 };
 
-/// Items without their config documents (a `null` stands in): what lists
-/// and loaders read, so a page of summaries does not ship and parse kilobytes
-/// of JSON per row. [`Store::get_configs`] loads documents when asked for.
+/// Which columns a list of items reads; the config document never (a
+/// `null` stands in, loaded by [`Store::get_configs`] when asked for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ItemColumns {
+    /// Every other column.
+    #[default]
+    All,
+    /// Without the JSON members too: external ids, tags, labels,
+    /// properties and descendant health counts each read as `null` (see
+    /// [`ItemColumns::is_summary`]). For pages that show none of them: those
+    /// members are most of what decoding a row costs.
+    Summary,
+}
+
+impl ItemColumns {
+    /// Whether `item` was read as a [`ItemColumns::Summary`] (a stored
+    /// item's external ids are never `null`).
+    pub fn is_summary(item: &config_item::Model) -> bool {
+        item.external_ids.is_null()
+    }
+}
+
+/// The JSON members a [`ItemColumns::Summary`] leaves out.
+fn summary_omits(column: config_item::Column) -> bool {
+    use config_item::Column as C;
+    matches!(
+        column,
+        C::ExternalIds | C::Tags | C::Labels | C::Properties | C::DescendantHealth
+    )
+}
+
+/// Items without their config documents: what lists and loaders read, so
+/// a page of summaries does not ship and parse kilobytes of JSON per row.
 /// Rows decode as [`SlimItem`].
-pub(crate) fn slim_items(backend: sea_orm::DbBackend) -> sea_orm::Select<config_item::Entity> {
+pub(crate) fn slim_items(
+    backend: sea_orm::DbBackend,
+    columns: ItemColumns,
+) -> sea_orm::Select<config_item::Entity> {
+    use sea_orm::IdenStatic;
     let null_json = match backend {
         sea_orm::DbBackend::Postgres => "CAST('null' AS jsonb)",
         _ => "'null'",
     };
-    config_item::Entity::find()
-        .select_only()
-        .columns(SLIM_COLUMNS)
+    let mut select = config_item::Entity::find().select_only();
+    for column in SLIM_COLUMNS {
+        select = if columns == ItemColumns::Summary && summary_omits(column) {
+            select.column_as(sea_orm::sea_query::Expr::cust(null_json), column.as_str())
+        } else {
+            select.column(column)
+        };
+    }
+    select
         .column(config_item::Column::DeleteReason)
         .column_as(sea_orm::sea_query::Expr::cust(null_json), "config")
 }
@@ -365,8 +405,20 @@ impl Store {
         order: &[ItemOrder],
         page: &PageRequest,
     ) -> Result<Page<config_item::Model>> {
+        self.list_items_with(filter, order, page, ItemColumns::All)
+            .await
+    }
+
+    /// [`Store::list_items`] reading `columns`.
+    pub async fn list_items_with(
+        &self,
+        filter: &ItemFilter,
+        order: &[ItemOrder],
+        page: &PageRequest,
+        columns: ItemColumns,
+    ) -> Result<Page<config_item::Model>> {
         let (keyset, sorts) = item_keyset(order);
-        let select = slim_items(self.backend()).filter(self.item_condition(filter).await?);
+        let select = slim_items(self.backend(), columns).filter(self.item_condition(filter).await?);
         let page = keyset
             .fetch_into::<_, SlimItem, _>(self.reads(), select, page, |m| item_key(&sorts, &m.0))
             .await?;

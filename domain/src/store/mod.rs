@@ -46,7 +46,7 @@ pub use external::{ExternalChange, ExternalChangeStats};
 pub use graph::{Direction, GraphNode, RelationKind, TraversalQuery, TraversalResult};
 pub use ingest::{BatchStats, IngestSession, PreparedBatch, RunCompletion, RunOutcome};
 pub use insights::{InsightFilter, InsightStats, InsightUpkeep};
-pub use items::{ChangeRow, ItemFilter, ItemOrder, ItemSort};
+pub use items::{ChangeRow, ItemColumns, ItemFilter, ItemOrder, ItemSort};
 pub use page::{MAX_PAGE, Page, PageRequest};
 pub use rollup::{RollupDrift, RollupTransition};
 pub use scrapers::{RunSummary, ScraperRecord};
