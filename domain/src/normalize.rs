@@ -37,7 +37,11 @@ pub fn normalize(mut value: Value) -> Value {
 fn drop_nulls(value: &mut Value) {
     match value {
         Value::Object(map) => {
-            map.retain(|_, v| !v.is_null());
+            // `retain` rebuilds the tree's nodes; most objects have no
+            // nulls, and finding that out is a plain walk.
+            if map.values().any(Value::is_null) {
+                map.retain(|_, v| !v.is_null());
+            }
             map.values_mut().for_each(drop_nulls);
         }
         Value::Array(items) => items.iter_mut().for_each(drop_nulls),
