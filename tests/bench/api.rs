@@ -348,6 +348,19 @@ impl Outcome {
         let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
         self.latencies[i].as_secs_f64() * 1000.0
     }
+
+    /// Prints a follow-up row of a scenario (`label` under its name) and
+    /// fails the run on any GraphQL error.
+    fn print_row(&self, name: &str, label: &str, clients: usize) {
+        println!(
+            "{label:<64} {clients:>7} {:>9.0} {:>9.2} {:>9.2} {:>8} |",
+            self.requests as f64 / self.seconds,
+            self.percentile(0.5),
+            self.percentile(0.99),
+            self.failures,
+        );
+        assert_eq!(self.failures, 0, "{name}: GraphQL errors");
+    }
 }
 
 /// Where a scenario's requests go: a GraphQL endpoint and the bearer
@@ -767,40 +780,23 @@ fn main() -> anyhow::Result<()> {
             // Latency below saturation: a few clients.
             let few = profile.latency_clients.min(clients);
             if few < clients {
-                let o = drive(target, few, profile.seconds, None, make_again).await;
-                println!(
-                    "{:<64} {few:>7} {:>9.0} {:>9.2} {:>9.2} {:>8} |",
-                    "  (same, below saturation)",
-                    o.requests as f64 / o.seconds,
-                    o.percentile(0.5),
-                    o.percentile(0.99),
-                    o.failures,
-                );
-                assert_eq!(o.failures, 0, "{name}: GraphQL errors");
+                drive(target, few, profile.seconds, None, make_again)
+                    .await
+                    .print_row(name, "  (same, below saturation)", few);
             }
             // All the clients at once, offering 60% of the saturated rate.
             let offered = (o.requests as f64 / o.seconds * 0.6).max(1.0);
-            let open = drive(target, clients, profile.seconds, Some(offered), make.clone()).await;
-            println!(
-                "{:<64} {clients:>7} {:>9.0} {:>9.2} {:>9.2} {:>8} |",
-                format!("  (same, open loop at {offered:.0} req/s)"),
-                open.requests as f64 / open.seconds,
-                open.percentile(0.5),
-                open.percentile(0.99),
-                open.failures,
-            );
-            assert_eq!(open.failures, 0, "{name}: GraphQL errors");
+            drive(target, clients, profile.seconds, Some(offered), make.clone())
+                .await
+                .print_row(name, &format!("  (same, open loop at {offered:.0} req/s)"), clients);
             if let Some(rate) = target_rate.filter(|_| full) {
-                let at = drive(target, clients, profile.seconds, Some(rate), make).await;
-                println!(
-                    "{:<64} {clients:>7} {:>9.0} {:>9.2} {:>9.2} {:>8} |",
-                    format!("  (same, open loop at the target's {rate:.0} req/s)"),
-                    at.requests as f64 / at.seconds,
-                    at.percentile(0.5),
-                    at.percentile(0.99),
-                    at.failures,
-                );
-                assert_eq!(at.failures, 0, "{name}: GraphQL errors");
+                drive(target, clients, profile.seconds, Some(rate), make)
+                    .await
+                    .print_row(
+                        name,
+                        &format!("  (same, open loop at the target's {rate:.0} req/s)"),
+                        clients,
+                    );
             }
             let rate = o.requests as f64 / o.seconds;
             match (target.token.is_some(), unauthenticated_rate) {
